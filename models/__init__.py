@@ -1,0 +1,1 @@
+"""Financial text classifiers: data, training, evaluation, the inference API (``models.classifier``)."""

@@ -1,0 +1,104 @@
+"""Versioned model directories: ``<models_dir>/<name>/<version>/``.
+
+A version directory holds ``model.safetensors`` (encoder and heads), the encoder ``config.json``,
+the tokenizer files, ``labels.json``, ``training.json`` (config, data, timing), ``metrics.json`` and
+a model card ``README.md``. Versions are integers, newest highest (Triton's convention).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from models.labels import LABELS
+from models.network import MultiTaskClassifier, load_encoder_config
+
+WEIGHTS = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a model version lives and what it is called in scores."""
+
+    path: Path
+    name: str
+    version: str
+
+
+def versions(name_dir: Path) -> list[int]:
+    if not name_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in name_dir.iterdir() if p.name.isdigit() and (p / WEIGHTS).is_file())
+
+
+def next_version_dir(models_dir: Path, name: str) -> Path:
+    existing = versions(models_dir / name)
+    return models_dir / name / str((existing[-1] if existing else 0) + 1)
+
+
+def resolve(spec: str, models_dir: Path) -> ModelRef:
+    """Find a model: a version directory, a name directory (newest version), a name under models_dir,
+    or 'auto' (newest ``sentimon-full``, else ``sentimon-fast``). FileNotFoundError says what to build."""
+    candidates: list[Path]
+    if spec == "auto":
+        candidates = [models_dir / "sentimon-full", models_dir / "sentimon-fast"]
+    else:
+        candidates = [Path(spec), models_dir / spec]
+    for path in candidates:
+        if (path / WEIGHTS).is_file():
+            return ModelRef(path, path.parent.name, path.name)
+        found = versions(path)
+        if found:
+            return ModelRef(path / str(found[-1]), path.name, str(found[-1]))
+    raise FileNotFoundError(
+        f"no trained model found for {spec!r} under {models_dir}: run `make models` (fast) or "
+        "`make models-full`, or set SENTIMON_MODEL to a model directory"
+    )
+
+
+def save(
+    model: MultiTaskClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: Path,
+    training: dict[str, Any],
+) -> Path:
+    """Write weights, encoder config, tokenizer, labels and training record into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out_dir / WEIGHTS), metadata={"format": "pt"})
+    model.config.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    write_json(out_dir / "labels.json", {task: list(LABELS[task]) for task in model.tasks})
+    write_json(out_dir / "training.json", training)
+    return out_dir
+
+
+def load(path: Path) -> tuple[MultiTaskClassifier, PreTrainedTokenizerBase, dict[str, Any]]:
+    """Load a version directory for inference (eval mode). Checks the label files against our taxonomy."""
+    path = Path(path)
+    labels = read_json(path / "labels.json")
+    for task, names in labels.items():
+        if tuple(names) != LABELS[task]:
+            raise ValueError(f"{path}: labels of {task!r} differ from the project taxonomy; retrain the model")
+    model = MultiTaskClassifier(
+        MultiTaskClassifier.from_config(load_encoder_config(path)).encoder, dropout=0.0, tasks=tuple(labels)
+    )
+    model.load_state_dict(load_file(str(path / WEIGHTS)))
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    training = read_json(path / "training.json") if (path / "training.json").is_file() else {}
+    return model, tokenizer, training
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+

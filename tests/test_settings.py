@@ -1,0 +1,50 @@
+from pathlib import Path
+
+import pytest
+
+from sentimon.settings import Settings
+
+
+def test_defaults_point_at_shared_data():
+    s = Settings()
+    assert s.data_dir.name == "data" and s.data_dir.parent.name == "shared"
+    assert s.models_dir == s.var_dir / "models"
+
+
+def test_environment_overrides(monkeypatch, tmp_path):
+    monkeypatch.setenv("SENTIMON_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SENTIMON_THREADS", "1")
+    s = Settings()
+    assert s.data_dir == tmp_path and s.threads == 1
+
+
+def test_config_file_and_precedence(monkeypatch, tmp_path):
+    config = tmp_path / "conf.toml"
+    config.write_text('model = "sentimon-full"\nthreads = 1\n')
+    monkeypatch.setenv("SENTIMON_CONFIG", str(config))
+    monkeypatch.setenv("SENTIMON_THREADS", "2")
+    s = Settings()
+    assert s.model == "sentimon-full"
+    assert s.threads == 2  # environment beats the file
+
+
+def test_bad_values_are_rejected(monkeypatch, tmp_path):
+    config = tmp_path / "conf.toml"
+    config.write_text("colour = 'blue'\n")
+    monkeypatch.setenv("SENTIMON_CONFIG", str(config))
+    with pytest.raises(ValueError, match="colour"):
+        Settings()
+    monkeypatch.setenv("SENTIMON_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(FileNotFoundError, match="missing.toml"):
+        Settings()
+
+
+def test_data_source_is_validated(monkeypatch):
+    monkeypatch.setenv("SENTIMON_DATA_SOURCE", "ftp")
+    with pytest.raises(ValueError):
+        Settings()
+
+
+def test_relative_paths_allowed(monkeypatch):
+    monkeypatch.setenv("SENTIMON_VAR_DIR", "somewhere")
+    assert Settings().var_dir == Path("somewhere")
