@@ -88,7 +88,9 @@ def load(path: Path) -> tuple[MultiTaskClassifier, PreTrainedTokenizerBase, dict
     model = MultiTaskClassifier(
         MultiTaskClassifier.from_config(load_encoder_config(path)).encoder, dropout=0.0, tasks=tuple(labels)
     )
-    model.load_state_dict(load_file(str(path / WEIGHTS)))
+    missing, unexpected = model.load_state_dict(load_file(str(path / WEIGHTS)), strict=False)
+    if unexpected or any(not key.startswith("logit_adjust_") for key in missing):
+        raise ValueError(f"{path}: weights do not match the network (missing {missing}, unexpected {unexpected})")
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     training = read_json(path / "training.json") if (path / "training.json").is_file() else {}

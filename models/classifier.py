@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from models import artifact
@@ -59,7 +60,9 @@ def predict_proba(
     """Probabilities per task, shape (len(texts), n_labels), in input order. Texts must be prepared."""
     ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"] if texts else []
     out = {task: np.zeros((len(ids), len(LABELS[task])), dtype=np.float32) for task in model.tasks}
-    for batch in length_batches([len(x) for x in ids], batch_size, seed=None):
+    batches = length_batches([len(x) for x in ids], batch_size, seed=None)
+    # a bar only for long jobs on a terminal (disable=None turns it off when stderr is not a TTY)
+    for batch in tqdm(batches, desc="scoring", unit="batch", leave=False, disable=None if len(batches) > 20 else True):
         input_ids, mask = pad([ids[i] for i in batch], tokenizer.pad_token_id)
         logits = model(input_ids, mask)
         for task in model.tasks:

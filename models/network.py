@@ -46,6 +46,10 @@ class MultiTaskClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         hidden = encoder.config.hidden_size
         self.heads = nn.ModuleDict({task: nn.Linear(hidden, len(LABELS[task])) for task in self.tasks})
+        # Added to a head's logits at inference; zero while training. Set to -log(class weight) it undoes
+        # class-weighted training, so probabilities follow the true class prior again (see models.train).
+        for task in self.tasks:
+            self.register_buffer(f"logit_adjust_{task}", torch.zeros(len(LABELS[task])))
 
     @classmethod
     def from_backbone(cls, backbone: str, dropout: float = 0.1) -> "MultiTaskClassifier":
@@ -70,7 +74,10 @@ class MultiTaskClassifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         pooled = self.dropout(self.pooled(input_ids, attention_mask))
-        return {task: head(pooled) for task, head in self.heads.items()}
+        return {task: head(pooled) + getattr(self, f"logit_adjust_{task}") for task, head in self.heads.items()}
+
+    def set_logit_adjustment(self, task: Task, adjust: torch.Tensor) -> None:
+        getattr(self, f"logit_adjust_{task}").copy_(adjust)
 
 
 def count_parameters(model: nn.Module) -> int:

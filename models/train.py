@@ -50,6 +50,16 @@ def class_weights(counts: list[int], power: float) -> list[float]:
     return [w / mean for w in raw]
 
 
+def prior_correction(weights: torch.Tensor) -> torch.Tensor:
+    """Logit offsets that undo class-weighted training: ``-log(w_c)``.
+
+    Weighted cross-entropy makes the model estimate p(c|x) scaled by w_c; subtracting log w_c from the
+    logits restores probabilities under the true class prior. The signed sentiment score is a risk
+    number, so it must follow real frequencies; topic keeps its balanced decisions for rare-topic recall.
+    """
+    return -torch.log(weights.clamp(min=1e-12))
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -129,7 +139,7 @@ def train(
     data = encode(tokenizer, train_sets, tasks, config.max_length)
     lengths = [len(x) for x in data.ids]
     weights = {
-        t: torch.tensor(class_weights(train_sets[t].counts(), config.class_weight_power), dtype=torch.float32)
+        t: torch.tensor(class_weights(train_sets[t].counts(), config.weight_power(t)), dtype=torch.float32)
         for t in tasks
     }
 
@@ -228,6 +238,9 @@ def train(
     bar.close()
     writer.close()
     model.eval()
+    for t in config.prior_correction:
+        if t in tasks:
+            model.set_logit_adjustment(t, prior_correction(weights[t]))
     seconds = time.perf_counter() - started
     record = {
         "config": config.model_dump(mode="json"),

@@ -57,12 +57,7 @@ def tune(
 ) -> optuna.Study:
     """Run ``trials`` more trials; returns the study (best params in ``study.best_params``)."""
     study_dir.mkdir(parents=True, exist_ok=True)
-    fit: dict[Task, LabelledTexts] = {}
-    dev: dict[Task, LabelledTexts] = {}
-    for task, data in train_sets.items():
-        rest, held = data.split(holdout, seed=base.seed)
-        fit[task] = rest.sample(subset[task], seed=base.seed)
-        dev[task] = held.sample(max(200, subset[task] // 4), seed=base.seed)
+    fit, dev = holdout_split(train_sets, subset, holdout, base.seed)
     study = optuna.create_study(
         study_name=study_dir.name,
         storage=f"sqlite:///{study_dir / 'study.db'}",
@@ -100,6 +95,56 @@ def tune(
     study.optimize(objective, n_trials=trials, callbacks=[record])
     (study_dir / "best.json").write_text(json.dumps({"value": study.best_value, "params": study.best_params}, indent=2) + "\n")
     return study
+
+
+def compare_multitask(
+    config: TrainConfig,
+    train_sets: dict[Task, LabelledTexts],
+    out_path: Path,
+    *,
+    subset: dict[Task, int],
+    holdout: float = 0.2,
+    threads: int = 2,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """One shared multi-task model vs one model per task, same config, rows and held-out scoring.
+
+    The evidence for the architecture choice; the result is written to ``out_path`` as JSON.
+    """
+    fit, dev = holdout_split(train_sets, subset, holdout, config.seed)
+    results: dict[str, dict] = {}
+    for label, tasks in (("multi-task", ("sentiment", "topic")), ("sentiment only", ("sentiment",)),
+                         ("topic only", ("topic",))):
+        cfg = config.model_copy(update={"tasks": tasks, "profile": label, "eval_limit": None})
+        run_dir = Path(tempfile.mkdtemp(prefix="sentimon-compare-"))
+        started = time.perf_counter()
+        try:
+            model, _ = train(cfg, fit, {}, run_dir, None, threads=threads, progress=False, log=lambda _: None)
+            reports = evaluate_sets(model, model_tokenizer(cfg), {t: dev[t] for t in tasks}, cfg.max_length)
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        results[label] = {
+            "seconds": round(time.perf_counter() - started, 1),
+            **{f"{t}_{k}": rep[k] for t, rep in reports.items() for k in ("accuracy", "macro_f1")},
+        }
+        log(f"{label}: {results[label]}")
+    out = {"config": config.model_dump(mode="json"), "subset": subset, "results": results}
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
+def holdout_split(
+    train_sets: dict[Task, LabelledTexts], subset: dict[Task, int], holdout: float, seed: int
+) -> tuple[dict[Task, LabelledTexts], dict[Task, LabelledTexts]]:
+    """Per task: a training subset and a held-out dev part, both drawn from the training split."""
+    fit: dict[Task, LabelledTexts] = {}
+    dev: dict[Task, LabelledTexts] = {}
+    for task, data in train_sets.items():
+        rest, held = data.split(holdout, seed=seed)
+        fit[task] = rest.sample(subset[task], seed=seed)
+        dev[task] = held.sample(max(200, subset[task] // 4), seed=seed)
+    return fit, dev
 
 
 def model_tokenizer(config: TrainConfig):

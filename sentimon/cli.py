@@ -100,22 +100,32 @@ def tune(
     study: Annotated[str, typer.Option(help="study name under var/tune/")] = "minilm-mt",
     subset_sentiment: Annotated[int, typer.Option(help="sentiment training rows per trial")] = 1000,
     subset_topic: Annotated[int, typer.Option(help="topic training rows per trial")] = 1500,
+    compare_multitask: Annotated[
+        bool, typer.Option(help="instead: train one multi-task model and one model per task with the full profile's settings")
+    ] = False,
 ) -> None:
     """Hyperparameter search (Optuna) on a subset of the training split.
 
     Searches learning rate, epochs, sequence length, dropout, class weighting and label smoothing;
     every trial is recorded in var/tune/STUDY/trials.json and the study resumes when run again.
     """
-    from models.profiles import TrainConfig
+    from models.profiles import PROFILES, TrainConfig
+    from models.tune import compare_multitask as run_compare
     from models.tune import tune as run_tune
 
     s = get_settings()
+    subset = {"sentiment": subset_sentiment, "topic": subset_topic}
+    if compare_multitask:
+        base = PROFILES["full"].model_copy(update={"epochs": 2.0, "backbone": s.backbone, "seed": s.seed})
+        run_compare(base, _sets("train"), s.var_dir / "tune" / study / "multitask.json", subset=subset,
+                    threads=s.threads, log=_log)
+        return
     result = run_tune(
         TrainConfig(profile="tune", backbone=s.backbone, seed=s.seed),
         _sets("train"),
         s.var_dir / "tune" / study,
         trials=trials,
-        subset={"sentiment": subset_sentiment, "topic": subset_topic},
+        subset=subset,
         threads=s.threads,
         log=_log,
     )

@@ -142,3 +142,20 @@ def test_cli_predict_and_evaluate(tiny_model, tmp_path, monkeypatch):
 
     res = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "nothing")])
     assert res.exit_code == 2 and "make models" in res.output
+
+
+def test_bench_measures_every_cell_and_saves_json(tiny_model, train_sets, valid_small, tmp_path):
+    from models.artifact import ModelRef
+    from models.bench import BATCH_SIZES, THREADS, run_models_bench
+
+    path = tiny_model[0]
+    small = {t: d.sample(300, seed=0) for t, d in train_sets.items()}
+    result = run_models_bench(ModelRef(path, "sentimon-tiny", "1"), small, valid_small, tmp_path, quick=True,
+                              rounds=1, log=lambda _: None)
+    cells = {(r["variant"], r["threads"], r["batch"]) for r in result["rows"]}
+    expected = {(v, t, b) for v in ("float", "int8") for t in THREADS for b in BATCH_SIZES}
+    assert expected | {("tfidf", 1, b) for b in BATCH_SIZES} == cells
+    assert all(r["texts_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] for r in result["rows"])
+    assert result["size_mb"]["int8"] < result["size_mb"]["float"]
+    saved = json.loads((tmp_path / "models-latest.json").read_text())
+    assert saved["rows"] == json.loads(json.dumps(result["rows"]))

@@ -38,3 +38,21 @@ def test_profiles_and_overrides():
     assert cfg.fingerprint() != PROFILES["fast"].fingerprint()
     with pytest.raises(ValueError, match="unknown profile"):
         profile("huge")
+
+
+def test_class_weight_power_per_task():
+    cfg = profile("full", class_weight_power={"topic": 0.8})
+    assert cfg.weight_power("topic") == 0.8 and cfg.weight_power("sentiment") == 0.0
+    assert profile("full", class_weight_power=0.3).weight_power("sentiment") == 0.3
+
+
+def test_prior_correction_undoes_class_weighting():
+    from models.train import prior_correction
+
+    weights = torch.tensor(class_weights([100, 600, 300], 0.84))
+    weighted_probs = torch.tensor([0.3, 0.4, 0.3])  # what a class-weighted model outputs
+    corrected = torch.softmax(torch.log(weighted_probs) + prior_correction(weights), dim=0)
+    expected = weighted_probs / weights
+    assert torch.allclose(corrected, expected / expected.sum(), atol=1e-6)
+    # the rare class (largest weight) loses probability, the frequent one gains
+    assert corrected[0] < weighted_probs[0] and corrected[1] > weighted_probs[1]
