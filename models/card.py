@@ -18,7 +18,7 @@ LIMITS = """\
   (after URLs become one token), and other languages get scores without any guarantee.
 - Sentiment is about the text's tone toward markets, not about a specific named entity in it.
 - Rare topics (IPO, Gold | Metals | Materials, Currencies) have few training rows: see their per-class F1.
-- Probabilities are calibrated only as far as the ECE below says.
+- Probabilities are calibrated only as far as the ECE column above says.
 - Headlines and formal news (PhraseBank, SemEval) differ from tweets: see the transfer table."""
 
 
@@ -43,6 +43,8 @@ def model_card(name: str, version: str, training: dict, result: dict) -> str:
         f"class-weight power {cfg.get('class_weight_power')}, label smoothing {cfg.get('label_smoothing')}",
         f"- {training.get('train_seconds')} s on {training.get('threads')} CPU threads (torch {training.get('torch')}), "
         f"seed {cfg.get('seed')}",
+        f"- prior correction (class weighting undone at inference) for: {', '.join(cfg.get('prior_correction') or []) or 'none'}",
+        *([f"- note: {training['notes']}"] if training.get("notes") else []),
         "",
         "## Data and licences",
         DATA_NOTES,
