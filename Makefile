@@ -42,12 +42,13 @@ bench: models  ## benchmarks: texts/s and latency, float vs int8 vs baseline
 	$(BIN)/sentimon bench models
 
 demo: models  ## the main job on the embedded default (the streaming pipeline arrives with issue 3)
-	@echo "Scoring sample headlines with the newest model:"
 	@printf '%s\n' \
 	  "Apple shares surge after record iPhone sales beat estimates" \
 	  "Fed signals further rate hikes as inflation stays sticky" \
 	  "Oil slumps 5% on demand fears; energy stocks tumble" \
-	  | $(BIN)/sentimon predict
+	  "\$$TSLA recalls 2M vehicles over autopilot concerns https://t.co/x1" \
+	  "Acme Corp files for IPO on Nasdaq" \
+	  | $(BIN)/sentimon predict --table
 
 clean:  ## remove the venv (var/ with models and runs stays)
 	rm -rf $(VENV)

@@ -27,6 +27,7 @@ def fit_baselines(train_sets: dict[Task, LabelledTexts]) -> Baselines:
 
 
 def model_proba(classifier: Classifier, texts: list[str]) -> dict[Task, np.ndarray]:
+    """Probabilities for labelled rows; a row empty after preparation is scored as "." to keep alignment."""
     return classifier.proba([prepare(x) or "." for x in texts])
 
 

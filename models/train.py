@@ -97,7 +97,7 @@ def batch_loss(
     return total / len(label)
 
 
-def evaluate_sets(model, tokenizer, sets: dict[Task, LabelledTexts], max_length: int) -> dict[Task, dict]:
+def validation_reports(model, tokenizer, sets: dict[Task, LabelledTexts], max_length: int) -> dict[Task, dict]:
     """Report per task on prepared validation texts (used for curves and tuning)."""
     model.eval()
     out = {}
@@ -225,7 +225,7 @@ def train(
             writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
         end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
         if end_of_epoch and curve_sets:
-            for t, rep in evaluate_sets(model, tokenizer, curve_sets, config.max_length).items():
+            for t, rep in validation_reports(model, tokenizer, curve_sets, config.max_length).items():
                 writer.add_scalar(f"valid/{t}_accuracy", rep["accuracy"], step)
                 writer.add_scalar(f"valid/{t}_macro_f1", rep["macro_f1"], step)
                 log(f"step {step} {t}: accuracy {rep['accuracy']:.4f} macro-F1 {rep['macro_f1']:.4f}")

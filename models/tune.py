@@ -20,7 +20,7 @@ import optuna
 from models.dataset import LabelledTexts
 from models.labels import Task
 from models.profiles import TrainConfig
-from models.train import evaluate_sets, train
+from models.train import train, validation_reports
 
 
 def objective_value(reports: dict[Task, dict]) -> float:
@@ -68,14 +68,8 @@ def tune(
     record_path = study_dir / "trials.json"
 
     def objective(trial: optuna.Trial) -> float:
-        config = suggest(trial, base)
-        run_dir = Path(tempfile.mkdtemp(prefix="sentimon-tune-"))
         started = time.perf_counter()
-        try:
-            model, _ = train(config, fit, {}, run_dir, None, threads=threads, progress=False, log=lambda _: None)
-            reports = evaluate_sets(model, model_tokenizer(config), dev, config.max_length)
-        finally:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        reports = train_and_score(suggest(trial, base), fit, dev, threads)
         value = objective_value(reports)
         for task, rep in reports.items():
             trial.set_user_attr(f"{task}_accuracy", rep["accuracy"])
@@ -116,13 +110,8 @@ def compare_multitask(
     for label, tasks in (("multi-task", ("sentiment", "topic")), ("sentiment only", ("sentiment",)),
                          ("topic only", ("topic",))):
         cfg = config.model_copy(update={"tasks": tasks, "profile": label, "eval_limit": None})
-        run_dir = Path(tempfile.mkdtemp(prefix="sentimon-compare-"))
         started = time.perf_counter()
-        try:
-            model, _ = train(cfg, fit, {}, run_dir, None, threads=threads, progress=False, log=lambda _: None)
-            reports = evaluate_sets(model, model_tokenizer(cfg), {t: dev[t] for t in tasks}, cfg.max_length)
-        finally:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        reports = train_and_score(cfg, fit, {t: dev[t] for t in tasks}, threads)
         results[label] = {
             "seconds": round(time.perf_counter() - started, 1),
             **{f"{t}_{k}": rep[k] for t, rep in reports.items() for k in ("accuracy", "macro_f1")},
@@ -147,9 +136,18 @@ def holdout_split(
     return fit, dev
 
 
-def model_tokenizer(config: TrainConfig):
+def train_and_score(
+    config: TrainConfig, fit: dict[Task, LabelledTexts], dev: dict[Task, LabelledTexts], threads: int
+) -> dict[Task, dict]:
+    """Train in a throw-away run directory (no artifact) and report on the dev sets."""
     from transformers import AutoTokenizer
 
     from models.network import resolve_backbone
 
-    return AutoTokenizer.from_pretrained(resolve_backbone(config.backbone))
+    run_dir = Path(tempfile.mkdtemp(prefix="sentimon-tune-"))
+    try:
+        model, _ = train(config, fit, {}, run_dir, None, threads=threads, progress=False, log=lambda _: None)
+        tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(config.backbone))
+        return validation_reports(model, tokenizer, dev, config.max_length)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)

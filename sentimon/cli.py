@@ -192,12 +192,13 @@ def predict(
     texts: Annotated[Optional[list[str]], typer.Argument(help="texts to score; none: one per line on stdin")] = None,
     model: ModelOpt = None,
     int8: Annotated[bool, typer.Option(help="use the int8-quantized variant")] = False,
+    table: Annotated[bool, typer.Option(help="print a table instead of JSON lines")] = False,
 ) -> None:
     """Score texts and print one JSON object per line (sentiment, signed score, topic, model version)."""
     from dataclasses import asdict
 
     from models import artifact
-    from models.classifier import Classifier
+    from models.classifier import Classifier, PredictionError
 
     s = get_settings()
     try:
@@ -206,8 +207,23 @@ def predict(
         _fail(str(exc))
     items = texts if texts else [line.rstrip("\n") for line in sys.stdin]
     classifier = Classifier.load(ref.path, int8=int8)
-    for result in classifier.predict(items):
-        print(json.dumps(asdict(result)))
+    results = classifier.predict(items)
+    if not table:
+        for result in results:
+            print(json.dumps(asdict(result)))
+        return
+    out = Table(title=f"{classifier.name} v{classifier.version}")
+    for col in ("text", "sentiment", "score", "topic"):
+        out.add_column(col, justify="right" if col == "score" else "left", overflow="fold")
+    for item, r in zip(items, results):
+        text = str(item)[:70]
+        if isinstance(r, PredictionError):
+            out.add_row(text, f"[red]{r.error}[/red]", "", "")
+        else:
+            colour = {"positive": "green", "negative": "red"}.get(r.sentiment, "white")
+            out.add_row(text, f"[{colour}]{r.sentiment}[/{colour}]", f"{r.score:+.2f}",
+                        f"{r.topic} ({r.topic_probs[r.topic]:.0%})")
+    Console().print(out)
 
 
 @app.command()

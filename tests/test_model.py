@@ -132,6 +132,9 @@ def test_cli_predict_and_evaluate(tiny_model, tmp_path, monkeypatch):
     lines = [json.loads(x) for x in res.stdout.strip().splitlines()]
     assert lines[0]["sentiment"] in LABELS["sentiment"] and lines[1]["error"].startswith("empty")
 
+    res = runner.invoke(app, ["predict", "--model", str(tiny_model[0]), "--table", "Profits soar", ""])
+    assert res.exit_code == 0 and "sentimon-tiny v1" in res.stdout and "empty text" in res.stdout
+
     data = tmp_path / "only_sent"
     data.mkdir()
     (data / "sent_valid.csv").write_text("text,label\nLoss widens,0\nRevenue beats,1\n")
@@ -159,3 +162,19 @@ def test_bench_measures_every_cell_and_saves_json(tiny_model, train_sets, valid_
     assert result["size_mb"]["int8"] < result["size_mb"]["float"]
     saved = json.loads((tmp_path / "models-latest.json").read_text())
     assert saved["rows"] == json.loads(json.dumps(result["rows"]))
+
+
+def test_tune_records_every_trial_and_resumes(tmp_path, train_sets):
+    from models.tune import tune
+
+    base = TrainConfig(profile="tune", batch_size=16)
+    study_dir = tmp_path / "study"
+    silent = dict(log=lambda _: None)
+    tune(base, train_sets, study_dir, trials=1, subset={"sentiment": 40, "topic": 60}, **silent)
+    study = tune(base, train_sets, study_dir, trials=1, subset={"sentiment": 40, "topic": 60}, **silent)
+    record = json.loads((study_dir / "trials.json").read_text())
+    assert [t["number"] for t in record["trials"]] == [0, 1]  # the second call added to the same study
+    trial = record["trials"][0]
+    assert trial["state"] == "COMPLETE" and {"lr", "epochs", "max_length"} <= set(trial["params"])
+    assert 0 <= trial["topic_macro_f1"] <= 1 and trial["seconds"] > 0
+    assert json.loads((study_dir / "best.json").read_text())["value"] == study.best_value
