@@ -43,6 +43,7 @@ def model_card(name: str, version: str, training: dict, result: dict) -> str:
         f"class-weight power {cfg.get('class_weight_power')}, label smoothing {cfg.get('label_smoothing')}",
         f"- {training.get('train_seconds')} s on {training.get('threads')} CPU threads (torch {training.get('torch')}), "
         f"seed {cfg.get('seed')}",
+        *([f"- continued from the weights of `{cfg['init_from']}`"] if cfg.get("init_from") else []),
         f"- prior correction (class weighting undone at inference) for: {', '.join(cfg.get('prior_correction') or []) or 'none'}",
         *([f"- note: {training['notes']}"] if training.get("notes") else []),
         "",

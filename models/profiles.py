@@ -36,6 +36,7 @@ class TrainConfig(BaseModel):
         ("sentiment",),
         description="tasks whose class weighting is undone at inference, so probabilities follow the true prior",
     )
+    init_from: str | None = Field(None, description="continue from this model version's weights, not the backbone's")
     train_limit: dict[str, int] | None = Field(None, description="rows per task (random subset); None = all")
     seed: int = 13
     checkpoint_every: int = Field(200, ge=1, description="optimizer steps between resumable checkpoints")

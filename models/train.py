@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
@@ -57,7 +58,8 @@ def prior_correction(weights: torch.Tensor) -> torch.Tensor:
     logits restores probabilities under the true class prior. The signed sentiment score is a risk
     number, so it must follow real frequencies; topic keeps its balanced decisions for rare-topic recall.
     """
-    return -torch.log(weights.clamp(min=1e-12))
+    # a class absent from training has weight 0: leave its logits alone rather than boost them
+    return torch.where(weights > 0, -torch.log(weights.clamp(min=1e-12)), torch.zeros_like(weights))
 
 
 def seed_everything(seed: int) -> None:
@@ -136,6 +138,12 @@ def train(
     backbone = resolve_backbone(config.backbone)
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     model = MultiTaskClassifier.from_backbone(config.backbone, dropout=config.dropout)
+    if config.init_from:
+        state = load_file(str(Path(config.init_from) / artifact.WEIGHTS))
+        # train on raw logits: a prior correction is set again, from this run's weights, at the end
+        state.update({k: torch.zeros_like(v) for k, v in state.items() if k.startswith("logit_adjust_")})
+        model.load_state_dict(state, strict=False)
+        log(f"starting from the weights of {config.init_from}")
     data = encode(tokenizer, train_sets, tasks, config.max_length)
     lengths = [len(x) for x in data.ids]
     weights = {

@@ -60,6 +60,10 @@ def train(
     name: Annotated[Optional[str], typer.Option(help="model name; default sentimon-<profile>")] = None,
     epochs: Annotated[Optional[float], typer.Option(help="override the profile's epochs")] = None,
     lr: Annotated[Optional[float], typer.Option(help="override the encoder learning rate")] = None,
+    head_lr: Annotated[Optional[float], typer.Option(help="override the heads' learning rate")] = None,
+    init_from: Annotated[
+        Optional[str], typer.Option(help="continue training from a model version (name or directory) instead of the backbone")
+    ] = None,
     max_length: Annotated[Optional[int], typer.Option(help="override tokens per text")] = None,
     backbone: Annotated[Optional[str], typer.Option(help="encoder: package name, local path or hub name")] = None,
     seed: Annotated[Optional[int], typer.Option(help="override the seed")] = None,
@@ -81,9 +85,10 @@ def train(
         _log(f"{name} exists ({s.models_dir / name}); nothing to do")
         return
     try:
-        cfg = make_profile(profile, epochs=epochs, lr=lr, max_length=max_length, seed=seed,
-                           backbone=backbone or s.backbone)
-    except ValueError as exc:
+        init_path = str(artifact.resolve(init_from, s.models_dir).path) if init_from else None
+        cfg = make_profile(profile, epochs=epochs, lr=lr, head_lr=head_lr, max_length=max_length, seed=seed,
+                           backbone=backbone or s.backbone, init_from=init_path)
+    except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     train_sets, valid_sets = _sets("train"), _sets("valid")
     out_dir = artifact.next_version_dir(s.models_dir, name)

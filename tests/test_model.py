@@ -178,3 +178,17 @@ def test_tune_records_every_trial_and_resumes(tmp_path, train_sets):
     assert trial["state"] == "COMPLETE" and {"lr", "epochs", "max_length"} <= set(trial["params"])
     assert 0 <= trial["topic_macro_f1"] <= 1 and trial["seconds"] > 0
     assert json.loads((study_dir / "best.json").read_text())["value"] == study.best_value
+
+
+def test_training_can_continue_from_a_model_version(tmp_path, tiny_model, train_sets):
+    path, tiny = tiny_model
+    cfg = TrainConfig(profile="continue", init_from=str(path), max_length=24, batch_size=8, epochs=1.0, lr=1e-12,
+                      head_lr=1e-12, train_limit={"sentiment": 8, "topic": 8}, eval_limit=None)
+    messages: list[str] = []
+    model, record = train(cfg, train_sets, {}, tmp_path / "run", None, progress=False, log=messages.append)
+    assert any("starting from the weights of" in m for m in messages)
+    before, after = tiny.state_dict(), model.state_dict()
+    for key in before:
+        if not key.startswith("logit_adjust_"):
+            torch.testing.assert_close(before[key], after[key], rtol=0, atol=1e-5)
+    assert record["config"]["init_from"] == str(path)

@@ -56,3 +56,5 @@ def test_prior_correction_undoes_class_weighting():
     assert torch.allclose(corrected, expected / expected.sum(), atol=1e-6)
     # the rare class (largest weight) loses probability, the frequent one gains
     assert corrected[0] < weighted_probs[0] and corrected[1] > weighted_probs[1]
+    # a class with no training rows (weight 0) gets no offset
+    assert prior_correction(torch.tensor(class_weights([0, 10, 30], 1.0)))[0] == 0
