@@ -48,3 +48,11 @@ def test_data_source_is_validated(monkeypatch):
 def test_relative_paths_allowed(monkeypatch):
     monkeypatch.setenv("SENTIMON_VAR_DIR", "somewhere")
     assert Settings().var_dir == Path("somewhere")
+
+
+def test_example_config_is_valid(monkeypatch):
+    from sentimon.settings import PROJECT_ROOT
+
+    monkeypatch.setenv("SENTIMON_CONFIG", str(PROJECT_ROOT / "sentimon.example.toml"))
+    s = Settings()
+    assert s.model == "auto" and s.data_source == "local"
