@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
@@ -88,13 +89,22 @@ def load(path: Path) -> tuple[MultiTaskClassifier, PreTrainedTokenizerBase, dict
     model = MultiTaskClassifier(
         MultiTaskClassifier.from_config(load_encoder_config(path)).encoder, dropout=0.0, tasks=tuple(labels)
     )
-    missing, unexpected = model.load_state_dict(load_file(str(path / WEIGHTS)), strict=False)
-    if unexpected or any(not key.startswith("logit_adjust_") for key in missing):
-        raise ValueError(f"{path}: weights do not match the network (missing {missing}, unexpected {unexpected})")
+    load_weights(model, path)
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     training = read_json(path / "training.json") if (path / "training.json").is_file() else {}
     return model, tokenizer, training
+
+
+def load_weights(model: MultiTaskClassifier, path: Path, *, zero_adjustments: bool = False) -> None:
+    """Load a version's weights into ``model``; ValueError on any mismatch but absent logit adjustments
+    (versions from before they existed). ``zero_adjustments`` drops the stored ones (to train on raw logits)."""
+    state = load_file(str(Path(path) / WEIGHTS))
+    if zero_adjustments:
+        state = {k: torch.zeros_like(v) if k.startswith("logit_adjust_") else v for k, v in state.items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not key.startswith("logit_adjust_") for key in missing):
+        raise ValueError(f"{path}: weights do not match the network (missing {missing}, unexpected {unexpected})")
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
@@ -139,10 +138,8 @@ def train(
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     model = MultiTaskClassifier.from_backbone(config.backbone, dropout=config.dropout)
     if config.init_from:
-        state = load_file(str(Path(config.init_from) / artifact.WEIGHTS))
         # train on raw logits: a prior correction is set again, from this run's weights, at the end
-        state.update({k: torch.zeros_like(v) for k, v in state.items() if k.startswith("logit_adjust_")})
-        model.load_state_dict(state, strict=False)
+        artifact.load_weights(model, Path(config.init_from), zero_adjustments=True)
         log(f"starting from the weights of {config.init_from}")
     data = encode(tokenizer, train_sets, tasks, config.max_length)
     lengths = [len(x) for x in data.ids]
