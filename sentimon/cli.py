@@ -251,6 +251,267 @@ def bench(
     run_models_bench(ref, _sets("train"), _sets("valid"), s.var_dir / "bench", quick=quick, log=_log)
 
 
+# --- streaming ---------------------------------------------------------------------------------
+
+db_app = typer.Typer(help="The ClickHouse store: migrations.", no_args_is_help=True)
+schemas_app = typer.Typer(help="Event schemas: JSON Schema export.", no_args_is_help=True)
+query_app = typer.Typer(help="Common questions answered from the store.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(query_app, name="query")
+
+
+@app.command()
+def broker(
+    port: Annotated[int, typer.Option(help="port to listen on (0: a free one)")] = 9092,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+) -> None:
+    """Run the local Kafka-protocol broker (tansu, in memory) until Ctrl-C; creates Sentimon's topics."""
+    import time
+
+    from streams.broker import Broker
+    from streams.kafka.admin import ensure_topics
+
+    s = get_settings()
+    with Broker(port, host) as b:
+        settings = s.model_copy(update={"kafka": s.kafka.model_copy(update={"bootstrap_servers": b.bootstrap})})
+        created = ensure_topics(settings)
+        _log(f"tansu listening on {b.bootstrap} (in-memory storage); topics created: {', '.join(created) or 'none'}")
+        console.print(f"export SENTIMON_KAFKA__BOOTSTRAP_SERVERS={b.bootstrap}")
+        try:
+            while b.process and b.process.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command()
+def worker(
+    role: Annotated[str, typer.Argument(help="'pipeline' (ingest + scoring; scale out) or 'store' (sink; one per chDB path)")],
+    web_port: Annotated[Optional[int], typer.Option(help="web port for /health, /metrics and the API")] = None,
+    loglevel: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+) -> None:
+    """Run a stream worker until SIGTERM/Ctrl-C. Kafka and the store come from the settings."""
+    from streams.store import StoreUnavailable
+    from streams.worker import run
+
+    if role not in ("pipeline", "store"):
+        _fail(f"unknown role {role!r}: use 'pipeline' or 'store'")
+    try:
+        run(role, get_settings(), web_port, loglevel)  # type: ignore[arg-type]
+    except (ConnectionError, StoreUnavailable, FileNotFoundError) as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def topics() -> None:
+    """Create Sentimon's topics (with the configured prefix) where missing."""
+    from streams.kafka.admin import ensure_topics
+
+    try:
+        created = ensure_topics(get_settings())
+    except ConnectionError as exc:
+        _fail(str(exc))
+    print("\n".join(created) if created else "all topics exist")
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply the ClickHouse migrations not applied yet (idempotent)."""
+    from streams.store import Store, StoreUnavailable
+
+    s = get_settings()
+    try:
+        store = Store(s.store_dsn, s.store.database)
+    except StoreUnavailable as exc:
+        _fail(str(exc))
+    applied = store.migrate()
+    store.close()
+    for m in applied:
+        print(f"applied {m.version:04d}_{m.name}")
+    if not applied:
+        print(f"{s.store_dsn} ({s.store.database}) is up to date")
+
+
+@schemas_app.command("export")
+def schemas_export(
+    out: Annotated[Optional[Path], typer.Option(help="directory; default schemas/json")] = None,
+    check: Annotated[bool, typer.Option("--check", help="fail if the committed files differ from the models")] = False,
+) -> None:
+    """Write the JSON Schema file of every event model."""
+    from schemas.jsonschema import JSON_DIR, export, render
+
+    if check:
+        stale = [n for n, text in render().items() if not (JSON_DIR / n).is_file() or (JSON_DIR / n).read_text() != text]
+        if stale:
+            _fail(f"stale schema files: {', '.join(stale)}; run `sentimon schemas export`")
+        print("schema files are up to date")
+        return
+    for path in export(out or JSON_DIR):
+        print(path)
+
+
+@app.command()
+def feed(
+    files: Annotated[Optional[list[Path]], typer.Argument(help="JSONL or CSV files of news items / social posts")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="'news' or 'social'; default: guessed per item")] = None,
+    synthetic: Annotated[int, typer.Option(help="publish this many synthetic items instead of files")] = 0,
+    rate: Annotated[Optional[float], typer.Option(help="items per second; default as fast as possible")] = None,
+    event: Annotated[Optional[list[str]], typer.Option(help="inject into the synthetic feed, e.g. negative:TSLA@30s/40s")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the synthetic feed")] = 7,
+) -> None:
+    """Publish items to the raw news and social topics."""
+    import orjson
+    from tqdm import tqdm
+
+    from streams.feed import publish, read_file
+    from streams.synthetic import Injected, SyntheticFeed
+
+    if kind not in (None, "news", "social"):
+        _fail(f"unknown kind {kind!r}: use 'news' or 'social'")
+    if synthetic:
+        try:
+            events = tuple(Injected.parse(e) for e in event or ())
+        except ValueError as exc:
+            _fail(str(exc))
+        generator = SyntheticFeed(seed=seed, events=events)
+        items = ((k, orjson.dumps(item)) for _, k, item in generator.items(synthetic, rate or 100.0))
+        total = synthetic
+    elif files:
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            _fail(f"no such file: {', '.join(missing)}")
+        items = (pair for f in files for pair in read_file(f, kind))  # type: ignore[arg-type]
+        total = None
+    else:
+        _fail("give files to publish or --synthetic N")
+    with tqdm(total=total, unit="msg", desc="publishing", disable=None) as bar:
+        try:
+            n = publish(get_settings(), items, rate, on_progress=bar.update)
+        except Exception as exc:  # broker unreachable, delivery failures: say what and where
+            _fail(f"{exc} (Kafka at {get_settings().kafka.bootstrap_servers}; start one with `sentimon broker`)")
+    _log(f"published {n} messages")
+
+
+def _store_or_api():
+    """The store opened directly, or (when a store worker owns it) None and the worker's API address."""
+    from streams.store import Store, StoreUnavailable
+
+    s = get_settings()
+    try:
+        return Store.open(s), None
+    except StoreUnavailable as exc:
+        if "owned by another process" not in str(exc):
+            _fail(str(exc))
+        return None, f"http://{s.worker.host}:{s.worker.store_port}"
+
+
+def _api(base: str, path: str):
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(base + path, timeout=10) as r:
+            return json.loads(r.read())
+    except OSError as exc:
+        _fail(f"the store is owned by a worker, and its API at {base} does not answer ({exc}); "
+              "set SENTIMON_WORKER__STORE_PORT to the worker's --web-port")
+
+
+@query_app.command("movers")
+def query_movers(
+    window: Annotated[int, typer.Option(help="recent window, minutes of event time")] = 5,
+    baseline: Annotated[int, typer.Option(help="baseline before the window, minutes")] = 30,
+    limit: Annotated[int, typer.Option(help="rows")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Tickers whose mean sentiment moved most: last WINDOW minutes against the BASELINE before it."""
+    store, api = _store_or_api()
+    if store is not None:
+        from streams.app import summarize
+
+        body = summarize(store, window, baseline, limit)
+        store.close()
+    else:
+        body = _api(api, f"/api/summary?window={window}&baseline={baseline}&limit={limit}")
+    if as_json:
+        print(json.dumps(body, indent=2, default=str))
+        return
+    from sentimon.view import movers_table
+
+    Console().print(movers_table(body["movers"], f"movers: last {window} min vs {baseline} min before ({body['latest_minute']})"))
+
+
+@query_app.command("entity")
+def query_entity(
+    entity: Annotated[str, typer.Argument(help="ticker (TSLA), sector (Energy) or 'all'")],
+    minutes: Annotated[int, typer.Option(help="how far back from the newest data, minutes")] = 60,
+    bucket: Annotated[int, typer.Option(help="bucket size, minutes")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """An entity's sentiment over time: documents, stories, mean score and negative share per bucket."""
+    store, api = _store_or_api()
+    if store is not None:
+        series = store.entity_series(entity.upper() if entity.isalpha() and len(entity) <= 5 else entity, minutes, bucket)
+        store.close()
+    else:
+        import urllib.parse
+
+        series = _api(api, f"/api/entity/{urllib.parse.quote(entity)}/?minutes={minutes}&bucket={bucket}")["series"]
+    if as_json:
+        print(json.dumps(series, indent=2, default=str))
+        return
+    from sentimon.view import series_table
+
+    Console().print(series_table(entity, series))
+
+
+@app.command("dead-letters")
+def dead_letters(
+    limit: Annotated[int, typer.Option(help="most messages to show")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="print the dead letters as JSON lines")] = False,
+) -> None:
+    """Show what landed in the dead-letter topic: stage, reason, source topic/partition/offset, original bytes."""
+    from schemas import DeadLetter
+    from streams.kafka.consumer import read
+
+    s = get_settings()
+    table = Table(title=f"dead letters in {s.topics.name('dead_letters')}")
+    for col in ("stage", "source", "reason", "original (first 60 bytes)"):
+        table.add_column(col, overflow="fold")
+    for msg in read(s.kafka, s.topics.name("dead_letters"), limit, idle_s=2.0, timeout_s=30.0):
+        letter = DeadLetter.model_validate_json(msg.value())
+        if as_json:
+            print(letter.model_dump_json())
+            continue
+        table.add_row(letter.stage, f"{letter.topic}[{letter.partition}]@{letter.offset}", letter.reason,
+                      repr(letter.original_bytes()[:60]))
+    if not as_json:
+        Console().print(table)
+
+
+@app.command()
+def demo(
+    duration: Annotated[float, typer.Option(help="seconds to stream before the final summary")] = 120.0,
+    rate: Annotated[float, typer.Option(help="synthetic items per second")] = 40.0,
+    event: Annotated[str, typer.Option(help="injected event, KIND:TARGET (the timing is set from --duration)")] = "negative:TSLA",
+    speed: Annotated[float, typer.Option(help="event time runs this many times faster than the clock")] = 10.0,
+    noop: Annotated[bool, typer.Option(help="score with the no-op classifier (no model needed)")] = False,
+) -> None:
+    """The main job on the embedded default: broker, workers, store, a synthetic feed with an injected
+    event, and a live summary; ends by itself after DURATION seconds with the final summary."""
+    from sentimon.demo import run_demo
+
+    s = get_settings()
+    if not noop and s.scoring.backend == "local":
+        from models import artifact
+
+        try:
+            artifact.resolve(s.model, s.models_dir)
+        except FileNotFoundError as exc:
+            _fail(f"{exc} (or run with --noop)")
+    run_demo(s, duration, rate, event, speed, noop=noop, console=Console())
+
+
 def main() -> None:
     app()
 

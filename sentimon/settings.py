@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,6 +32,77 @@ def _config_file() -> Path | None:
         return path
     local = Path("sentimon.toml")
     return local if local.is_file() else None
+
+
+class KafkaSettings(BaseModel):
+    """Where the Kafka protocol is spoken. The default is where ``sentimon broker`` (local tansu) listens."""
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="host:port[,host:port]; any Kafka-protocol cluster")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    partitions: int = Field(4, ge=1, description="partitions of the topics Sentimon creates")
+    replication_factor: int = Field(1, ge=1)
+    # tansu joins a group only after session.timeout/2 (FIELD_NOTES): keep this short locally
+    session_timeout_s: float = Field(6.0, gt=0)
+
+
+class TopicSettings(BaseModel):
+    """Topic names; ``prefix`` separates environments and replay runs (``prefix`` + name)."""
+
+    prefix: str = Field("", description="e.g. 'prod.' or 'replay-2026-11-01.'")
+    raw_news: str = "raw-news"
+    raw_social: str = "raw-social"
+    documents: str = "documents"
+    scores: str = "scores"
+    dead_letters: str = "dead-letters"
+    alerts: str = "alerts"
+
+    def name(self, topic: str) -> str:
+        """The full name of one of the fields above, prefix included."""
+        return self.prefix + getattr(self, topic)
+
+
+class StreamSettings(BaseModel):
+    """Micro-batching and input limits of the stream stages."""
+
+    max_batch: int = Field(256, ge=1, description="most events per micro-batch (stream.take)")
+    max_wait_s: float = Field(0.2, gt=0, description="longest wait to fill a micro-batch, seconds")
+    max_message_bytes: int = Field(256 * 1024, ge=1024, description="larger raw messages are dead-lettered")
+    max_text_chars: int = Field(20_000, ge=100, description="longer texts are dead-lettered")
+    dedup_window: int = Field(50_000, ge=100, description="recent documents remembered for duplicate detection")
+    near_duplicate_threshold: float = Field(0.6, gt=0, le=1, description="Jaccard similarity of word pairs")
+
+
+class ScoringSettings(BaseModel):
+    """The classifier behind the scoring stage."""
+
+    backend: Literal["local", "noop"] = Field(
+        "local", description="'local': the model in-process; 'noop': constant scores (measures pipeline overhead)"
+    )
+    int8: bool = Field(False, description="quantize the local model to int8")
+    batch_size: int = Field(64, ge=1, description="texts per forward pass")
+
+
+class StoreSettings(BaseModel):
+    """ClickHouse: embedded chDB by default, a server by URL. One code path (clickhouse-connect)."""
+
+    dsn: str = Field("", description="'chdb:///path' or 'http(s)://user:pass@host:port'; empty: chdb under var_dir")
+    database: str = Field("sentimon", description="our own database (chDB's 'default' is special)")
+
+
+class PrivacySettings(BaseModel):
+    key: SecretStr = Field(
+        SecretStr("sentimon-dev-key"), description="HMAC key for author handles; set a secret one in production"
+    )
+
+
+class WorkerSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="address of the worker's health/metrics web server")
+    pipeline_port: int = Field(6067, ge=0, description="web port of a pipeline worker (0: a free one)")
+    store_port: int = Field(6068, ge=0, description="web port of the store worker (0: a free one)")
 
 
 class Settings(BaseSettings):
@@ -56,6 +127,17 @@ class Settings(BaseSettings):
     )
     threads: int = Field(2, ge=1, description="torch intra-op threads")
     seed: int = 13
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    stream: StreamSettings = StreamSettings()
+    scoring: ScoringSettings = ScoringSettings()
+    store: StoreSettings = StoreSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    worker: WorkerSettings = WorkerSettings()
+
+    @property
+    def store_dsn(self) -> str:
+        return self.store.dsn or f"chdb://{(self.var_dir / 'store').resolve()}"
 
     @property
     def models_dir(self) -> Path:

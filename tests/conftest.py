@@ -67,3 +67,21 @@ def fresh_settings():
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+def scored(doc_id: str, minute: int = 0, score: float = 0.0, tickers=("AAPL",), sectors=("Information Technology",),
+           duplicate_of: str = "", topic: str = "Earnings", second: int = 0):
+    """A ScoredDocument for store tests: event time 2026-11-29 10:<minute>:<second> UTC, given signed score."""
+    from datetime import datetime, timezone
+
+    from schemas import Document, Score, ScoredDocument
+
+    t = datetime(2026, 11, 29, 10, 0, second, tzinfo=timezone.utc).replace(minute=minute)
+    p_pos, p_neg = max(score, 0.0), max(-score, 0.0)
+    sentiment = "positive" if score > 0.2 else "negative" if score < -0.2 else "neutral"
+    doc = Document(doc_id=doc_id, kind="news", source="test", source_id=doc_id, event_time=t, ingested_at=t,
+                   title=f"story {doc_id}", text=f"story {doc_id}", tickers=list(tickers), sectors=list(sectors),
+                   duplicate_of=duplicate_of)
+    s = Score(doc_id=doc_id, model="m", model_version="1", scored_at=t, sentiment=sentiment, p_negative=p_neg,
+              p_neutral=1 - p_pos - p_neg, p_positive=p_pos, score=score, topic=topic, topic_confidence=0.9)
+    return ScoredDocument(document=doc, score=s)

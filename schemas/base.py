@@ -1,0 +1,33 @@
+"""Shared pieces of every event model: strict config, UTC millisecond timestamps."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp needs a timezone (e.g. 2026-11-29T07:00:00Z)")
+    value = value.astimezone(timezone.utc)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+UtcTime = Annotated[
+    datetime,
+    AfterValidator(_utc),
+    PlainSerializer(lambda v: v.isoformat(timespec="milliseconds").replace("+00:00", "Z"), return_type=str, when_used="json"),
+]
+"""A timezone-aware instant, converted to UTC and cut to milliseconds (ClickHouse DateTime64(3, 'UTC'))."""
+
+
+class Event(BaseModel):
+    """Base of all events: unknown fields are errors, models are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+def now_utc() -> datetime:
+    return _utc(datetime.now(timezone.utc))

@@ -1,0 +1,132 @@
+"""``sentimon demo``: the whole pipeline on the embedded default, with a live terminal summary.
+
+Starts tansu, a store worker (chDB under ``var/demo/<run>/store``) and a pipeline worker, streams the
+synthetic feed with an injected event (event time runs ``speed`` times faster than the clock and ends
+at "now", so per-minute aggregates fill up within a short run), shows throughput, dead letters and
+the per-entity movers while it runs, drains, and prints the final summary.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import orjson
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from sentimon.settings import Settings
+from sentimon.view import movers_table, sparkline
+from streams.cluster import LocalCluster
+from streams.feed import publish
+from streams.synthetic import Injected, SyntheticFeed
+
+
+def _stats(published: int, pipeline: dict, store: dict, rate: float) -> Table:
+    m = dict(pipeline)
+    for key, value in store.get("metrics", {}).items():
+        m[key] = m.get(key, 0.0) + value
+    dead = sum(v for k, v in m.items() if k.startswith("dead_letters"))
+    table = Table.grid(padding=(0, 3))
+    for _ in range(7):
+        table.add_column(justify="right")
+    table.add_row(*(Text(h, style="dim") for h in ("published", "ingested", "scored", "stored", "docs/s stored",
+                                                   "dead letters", "duplicates")))
+    table.add_row(str(published), str(int(m.get("produced.ingest", 0))), str(int(m.get("produced.scoring", 0))),
+                  str(int(m.get("produced.sink", 0))), f"{rate:.0f}", str(int(dead)), str(int(m.get("duplicates", 0))))
+    return table
+
+
+def _final(console: Console, cluster: LocalCluster, store, event: Injected, published: int) -> dict:
+    summary = store.get("/api/summary?window=5&baseline=30&limit=8")
+    top = [t["entity"] for t in summary["top"]]
+    if event.target not in top and event.kind != "storm":
+        top = [event.target] + top[:7]
+    spark = Table(title="per-ticker mean sentiment, 2-minute buckets of event time (oldest left)", title_justify="left")
+    for col in ("ticker", "stories", "mean", "trend"):
+        spark.add_column(col, justify="left" if col in ("ticker", "trend") else "right")
+    for ticker in top:
+        series = store.get(f"/api/entity/{ticker}/?minutes=600&bucket=2")["series"]
+        stories = sum(r["stories"] for r in series)
+        total = sum((r["mean_score"] or 0) * r["stories"] for r in series)
+        spark.add_row(Text(ticker, style="bold yellow" if ticker == event.target else ""), str(stories),
+                      f"{total / stories:+.2f}" if stories else "–", sparkline([r["mean_score"] for r in series]))
+    counts, latency = summary["counts"], store.health()["latency"] if store.health() else {}
+    console.print(movers_table(summary["movers"], "movers at the end: last 5 min vs the 30 min before", event.target))
+    console.print(spark)
+    metrics = summary["metrics"]
+    dead = int(sum(v for k, v in metrics.items() if k.startswith("dead_letters")))
+    p50, p99 = latency.get("pipeline_p50_s"), latency.get("pipeline_p99_s")
+    console.print(
+        f"published {published}, stored {counts['documents']} documents / {counts['scores']} scores "
+        f"({counts['aggregated_stories']} distinct stories in the aggregates), dead letters {dead}; "
+        f"ingest -> stored latency p50 {p50 or 0:.2f} s, p99 {p99 or 0:.2f} s"
+    )
+    console.print(f"injected: {event.kind} burst about {event.target} in the last part of the run (highlighted)")
+    console.print(f"logs and store: {cluster.workdir}")
+    return summary
+
+
+def run_demo(settings: Settings, duration_s: float, rate: float, event_spec: str, speed: float = 10.0,
+             noop: bool = False, console: Console | None = None) -> dict:
+    console = console or Console()
+    run_dir = settings.var_dir / "demo" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    store_dsn = f"chdb://{(run_dir / 'store').resolve()}"
+    kind, _, target = event_spec.partition(":")
+    event = Injected(kind, target, at_s=duration_s * speed * 0.5, duration_s=duration_s * speed * 0.4)  # type: ignore[arg-type]
+    settings = settings.model_copy(update={
+        "store": settings.store.model_copy(update={"dsn": store_dsn}),
+        "scoring": settings.scoring.model_copy(update={"backend": "noop" if noop else settings.scoring.backend}),
+    })
+    console.print(f"[bold]Sentimon demo[/bold]: {duration_s:.0f} s at {rate:.0f} items/s, event time x{speed:g}; "
+                  f"starting tansu, the store worker and a pipeline worker (logs in {run_dir}) ...")
+    cluster = LocalCluster(settings, run_dir)
+    with cluster:
+        store = cluster.start_worker("store")
+        pipeline = cluster.start_worker("pipeline")
+        console.print(f"store API: {store.url}/api/summary   metrics: {store.url}/metrics, {pipeline.url}/metrics")
+        # event time ends at 'now': the feed starts duration*speed seconds in the past
+        feed = SyntheticFeed(seed=settings.seed, start=datetime.now(timezone.utc) - timedelta(seconds=duration_s * speed),
+                             events=(event,), rhythm=False)
+        n_items = int(duration_s * rate)
+        published = [0]
+
+        def run_feed() -> None:
+            items = ((k, orjson.dumps(i)) for _, k, i in feed.items(n_items, rate / speed))  # per event-second
+            publish(cluster.settings, items, rate, on_progress=lambda n: published.__setitem__(0, published[0] + n))
+
+        feeder = threading.Thread(target=run_feed, daemon=True)
+        started = time.monotonic()
+        feeder.start()
+        last_stored, last_t, docs_rate = 0.0, started, 0.0
+        with Live(console=console, refresh_per_second=2, transient=False) as live:
+            while True:
+                for w in cluster.workers:
+                    if not w.alive():
+                        raise RuntimeError(f"worker {w.name} died (exit {w.process.returncode}); last log lines:\n{w.tail()}")
+                elapsed = time.monotonic() - started
+                body = store.health() or {}
+                stored = body.get("metrics", {}).get("produced.sink", 0.0)
+                now = time.monotonic()
+                docs_rate = 0.7 * docs_rate + 0.3 * (stored - last_stored) / max(now - last_t, 1e-6)
+                last_stored, last_t = stored, now
+                try:
+                    summary = store.get("/api/summary?window=5&baseline=30&limit=8")
+                except OSError:
+                    summary = {"movers": [], "latest_minute": None, "metrics": {}}
+                header = Text(f"{min(elapsed, duration_s):5.0f}/{duration_s:.0f} s   event time {summary['latest_minute'] or '-'}",
+                              style="bold")
+                live.update(Group(header, _stats(published[0], pipeline.metrics(), summary, docs_rate),
+                                  movers_table(summary["movers"], "movers: last 5 min vs the 30 min before (event time)",
+                                               event.target)))
+                done = not feeder.is_alive()
+                metrics = summary.get("metrics", {})
+                handled = metrics.get("produced.sink", 0) + metrics.get("redelivered", 0) + sum(
+                    v for k, v in {**pipeline.metrics(), **metrics}.items() if k.startswith("dead_letters"))
+                if done and (handled >= published[0] or elapsed > duration_s + 60):
+                    break
+                time.sleep(1.0)
+        return _final(console, cluster, store, event, published[0])

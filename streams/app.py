@@ -1,0 +1,253 @@
+"""The Faust applications: the stages wired to topics.
+
+* ``pipeline`` (scale out: one worker per few partitions): ``ingest`` (raw news + social -> documents,
+  dead letters) and ``scoring`` (documents -> scores, micro-batched into the classifier).
+* ``store`` (exactly one per chDB path; per partition set with a server): ``sink`` (scores -> ClickHouse).
+
+Each stage takes micro-batches with ``noack_take(max_batch, within=max_wait)``, writes its output
+(Kafka delivery confirmed, or the store insert returned) and only then acknowledges the batch, so the
+offsets Faust commits never cover unwritten work. An unexpected error crashes the worker (instead of
+Faust's default of restarting the agent past the unacknowledged batch): a restarted worker resumes
+from the committed offsets. Consumer groups are per role, so scoring workers and the store worker
+scale independently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import faust
+from mode import CrashingSupervisor
+from pydantic import ValidationError
+
+from schemas import DeadLetter, Document, ScoredDocument
+from schemas.base import now_utc
+from sentimon.settings import Settings
+from streams import metrics
+from streams.dedup import Deduplicator
+from streams.ingest import Ingestor, RawRecord, dead_letter
+from streams.kafka.config import faust_broker
+from streams.kafka.producer import BatchProducer
+from streams.scorer import Scorer, make_scorer, score_documents
+from streams.sink import StoreSink
+from streams.store import Store
+
+Role = Literal["pipeline", "store"]
+log = logging.getLogger("sentimon.stream")
+
+
+def _app(settings: Settings, role: Role, web_port: int) -> faust.App:
+    return faust.App(
+        f"{settings.topics.prefix}sentimon-{role}",
+        **faust_broker(settings.kafka),
+        web_enabled=True,
+        web_host=settings.worker.host,
+        web_port=web_port,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        topic_partitions=settings.kafka.partitions,
+        topic_replication_factor=settings.kafka.replication_factor,
+        topic_disable_leader=True,
+        store="memory://",
+        table_standby_replicas=0,
+        stream_buffer_maxsize=max(4096, 4 * settings.stream.max_batch),
+        producer_linger_ms=5,
+        autodiscover=False,
+    )
+
+
+@dataclass
+class Outbox:
+    """Messages a stage produces for one micro-batch: (topic, key, value)."""
+
+    messages: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
+    dead: int = 0
+
+    def add(self, topic: str, key: str | None, value: bytes) -> None:
+        self.messages.append((topic, key.encode() if key else None, value))
+
+    def dead_letter(self, topic: str, letter: DeadLetter) -> None:
+        self.add(topic, None, letter.model_dump_json().encode())
+        self.dead += 1
+
+
+def _record(event: faust.types.EventT, kind: Any) -> RawRecord:
+    m = event.message
+    return RawRecord(kind, m.value, m.topic, m.partition, m.offset)
+
+
+async def _ack(stream: faust.StreamT, events: Sequence[faust.types.EventT]) -> None:
+    for event in events:
+        await stream.ack(event)
+
+
+def _health(app: faust.App, details) -> None:
+    @app.page("/health")
+    async def health(view, request):
+        status, body = details()
+        return view.json(body, status=status)
+
+    @app.page("/metrics")
+    async def prometheus(view, request):
+        payload, content_type = metrics.exposition()
+        return view.bytes(payload, content_type=content_type)
+
+
+def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer | None = None) -> faust.App:
+    """Ingest and scoring stages in one Faust app (consumer group ``<prefix>sentimon-pipeline``)."""
+    app = _app(settings, "pipeline", settings.worker.pipeline_port if web_port is None else web_port)
+    t = settings.topics
+    kinds = {t.name("raw_news"): "news", t.name("raw_social"): "social"}
+    documents_topic, scores_topic, dead_topic = t.name("documents"), t.name("scores"), t.name("dead_letters")
+    batch, within = settings.stream.max_batch, settings.stream.max_wait_s
+    raw = app.topic(*kinds, value_serializer="raw", key_serializer="raw", allow_empty=True)
+    documents = app.topic(documents_topic, value_serializer="raw", key_serializer="raw", allow_empty=True)
+    producer = BatchProducer(settings.kafka)
+    ingestor = Ingestor(
+        settings.privacy.key.get_secret_value().encode(),
+        max_message_bytes=settings.stream.max_message_bytes,
+        max_text_chars=settings.stream.max_text_chars,
+        dedup=Deduplicator(settings.stream.dedup_window, settings.stream.near_duplicate_threshold),
+    )
+    state = {"scorer": scorer}
+
+    @app.agent(raw, name="ingest", supervisor_strategy=CrashingSupervisor)
+    async def ingest(stream):
+        async for events in stream.noack_take(batch, within=within):
+            started = time.perf_counter()
+            records = [_record(e, kinds.get(e.message.topic, "news")) for e in events]
+            out = Outbox()
+            for outcome in ingestor.process(records):
+                if isinstance(outcome, Document):
+                    out.add(documents_topic, outcome.doc_id, outcome.model_dump_json().encode())
+                    if outcome.duplicate_of:
+                        metrics.duplicates.inc()
+                else:
+                    out.dead_letter(dead_topic, outcome)
+            await producer.send(out.messages)
+            await _ack(stream, events)
+            _count("ingest", len(events), len(out.messages) - out.dead, out.dead, started)
+
+    @app.agent(documents, name="scoring", supervisor_strategy=CrashingSupervisor)
+    async def scoring(stream):
+        if state["scorer"] is None:
+            state["scorer"] = await asyncio.to_thread(make_scorer, settings)
+            log.info("scorer ready: %s/%s", state["scorer"].name, state["scorer"].version)
+        scorer_ = state["scorer"]
+        async for events in stream.noack_take(batch, within=within):
+            started = time.perf_counter()
+            out = Outbox()
+            docs, doc_events = [], []
+            for e in events:
+                try:
+                    docs.append(Document.model_validate_json(e.message.value or b""))
+                    doc_events.append(e)
+                except ValidationError as exc:
+                    m = e.message
+                    out.dead_letter(dead_topic, dead_letter("scoring", f"invalid document: {exc.errors()[0]['msg']}",
+                                                            m.value, m.topic, m.partition, m.offset))
+            t0 = time.perf_counter()
+            results = await asyncio.to_thread(score_documents, scorer_, docs) if docs else []
+            metrics.inference_seconds.observe(time.perf_counter() - t0)
+            for e, result in zip(doc_events, results):
+                if isinstance(result, ScoredDocument):
+                    out.add(scores_topic, result.document.doc_id, result.model_dump_json().encode())
+                else:
+                    m = e.message
+                    out.dead_letter(dead_topic, dead_letter("scoring", result, m.value, m.topic, m.partition, m.offset))
+            await producer.send(out.messages)
+            await _ack(stream, events)
+            _count("scoring", len(events), len(out.messages) - out.dead, out.dead, started)
+
+    def details():
+        ready = state["scorer"] is not None
+        return (200 if ready else 503), {"role": "pipeline", "ready": ready, "metrics": metrics.snapshot()}
+
+    _health(app, details)
+    app.sentimon_closers = [producer.close]  # type: ignore[attr-defined]
+    return app
+
+
+def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
+    """The sink stage (consumer group ``<prefix>sentimon-store``); owns the store in this process."""
+    app = _app(settings, "store", settings.worker.store_port if web_port is None else web_port)
+    t = settings.topics
+    scores_topic, dead_topic = t.name("scores"), t.name("dead_letters")
+    batch, within = settings.stream.max_batch, settings.stream.max_wait_s
+    scores = app.topic(scores_topic, value_serializer="raw", key_serializer="raw", allow_empty=True)
+    store = Store.open(settings)
+    sink = StoreSink(store)
+    producer = BatchProducer(settings.kafka)
+
+    @app.agent(scores, name="sink", supervisor_strategy=CrashingSupervisor)
+    async def sink_stage(stream):
+        async for events in stream.noack_take(batch, within=within):
+            started = time.perf_counter()
+            out = Outbox()
+            items = []
+            for e in events:
+                try:
+                    items.append(ScoredDocument.model_validate_json(e.message.value or b""))
+                except ValidationError as exc:
+                    m = e.message
+                    out.dead_letter(dead_topic, dead_letter("sink", f"invalid scored document: {exc.errors()[0]['msg']}",
+                                                            m.value, m.topic, m.partition, m.offset))
+            t0 = time.perf_counter()
+            new = await asyncio.to_thread(sink.write, items) if items else 0
+            metrics.sink_seconds.observe(time.perf_counter() - t0)
+            await producer.send(out.messages)
+            await _ack(stream, events)
+            stored_at = now_utc()
+            unique = {i.document.doc_id: i.document for i in items}
+            metrics.redelivered.inc(len(unique) - new)
+            for doc in unique.values():
+                metrics.end_to_end_seconds.observe(max(0.0, (stored_at - doc.event_time).total_seconds()))
+                metrics.pipeline_seconds.observe(max(0.0, (stored_at - doc.ingested_at).total_seconds()))
+            _count("sink", len(events), new, out.dead, started)
+
+    @app.page("/api/summary")
+    async def summary(view, request):
+        q = request.query
+        body = await asyncio.to_thread(
+            summarize, store, int(q.get("window", 5)), int(q.get("baseline", 30)), int(q.get("limit", 10))
+        )
+        return view.json(body)
+
+    @app.page("/api/entity/{entity}/")
+    async def entity_series(view, request, entity):
+        q = request.query
+        series = await asyncio.to_thread(store.entity_series, entity, int(q.get("minutes", 60)), int(q.get("bucket", 5)))
+        return view.json({"entity": entity, "series": series})
+
+    def details():
+        return 200, {"role": "store", "ready": True, "store": settings.store_dsn, "metrics": metrics.snapshot(),
+                     "latency": metrics.latencies()}
+
+    _health(app, details)
+    app.sentimon_closers = [sink.close, producer.close, store.close]  # type: ignore[attr-defined]
+    return app
+
+
+def summarize(store: Store, window: int = 5, baseline: int = 30, limit: int = 10) -> dict[str, Any]:
+    """What the demo and ``sentimon query`` show: counts, movers, the busiest tickers, the stage counters."""
+    return {
+        "counts": store.counts(),
+        "top": store.top_entities("ticker", limit),
+        "latest_minute": (m.isoformat() if (m := store.latest_minute()) else None),
+        "movers": store.movers(window, baseline, min_stories=3, limit=limit),
+        "metrics": metrics.snapshot(),
+    }
+
+
+def _count(stage: str, n_in: int, n_out: int, n_dead: int, started: float) -> None:
+    metrics.consumed.labels(stage).inc(n_in)
+    metrics.produced.labels(stage).inc(n_out)
+    if n_dead:
+        metrics.dead_letters.labels(stage).inc(n_dead)
+    metrics.batch_size.labels(stage).observe(n_in)
+    metrics.batch_seconds.labels(stage).observe(time.perf_counter() - started)

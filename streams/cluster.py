@@ -1,0 +1,155 @@
+"""A local deployment started by the project itself: the tansu broker and worker processes.
+
+Used by ``sentimon demo``, the integration tests and the pipeline benchmark, so all three run the
+same real parts the same way. Each worker is a ``sentimon worker ROLE`` subprocess with its own web
+port (health, metrics, API) and log file; settings reach it through ``SENTIMON_*`` variables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
+
+from sentimon.settings import Settings
+from streams.broker import Broker, free_port
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``SENTIMON_*`` variables that reproduce ``settings`` in a child process (secrets included)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, BaseModel):
+            return {k: plain(getattr(value, k)) for k in type(value).model_fields}
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    env = {}
+    for name in Settings.model_fields:
+        value = plain(getattr(settings, name))
+        env[f"SENTIMON_{name.upper()}"] = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+    return env
+
+
+class WorkerProcess:
+    def __init__(self, role: str, name: str, port: int, process: subprocess.Popen, log: Path, host: str):
+        self.role, self.name, self.port, self.process, self.log, self.host = role, name, port, process, log, host
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def get(self, path: str, timeout_s: float = 5.0) -> dict:
+        with urllib.request.urlopen(self.url + path, timeout=timeout_s) as response:
+            return json.loads(response.read())
+
+    def health(self) -> dict | None:
+        """The worker's /health body, or None while it is not up (or not ready)."""
+        try:
+            return self.get("/health", timeout_s=2.0)
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def metrics(self) -> dict[str, float]:
+        body = self.health()
+        return body.get("metrics", {}) if body else {}
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited with {self.process.returncode}; see {self.log}:\n{self.tail()}")
+            body = self.health()
+            if body and body.get("ready"):
+                return
+            time.sleep(0.3)
+        raise TimeoutError(f"worker {self.name} not ready after {timeout_s} s; see {self.log}:\n{self.tail()}")
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final commit (what a crash looks like)."""
+        if self.alive():
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM and wait; SIGKILL if it does not stop in time."""
+        if not self.alive():
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+class LocalCluster:
+    """Broker plus workers under ``workdir`` (logs there). Use as a context manager."""
+
+    def __init__(self, settings: Settings, workdir: Path, start_broker: bool = True):
+        self.settings = settings
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.broker = Broker(log=self.workdir / "broker.log") if start_broker else None
+        self.workers: list[WorkerProcess] = []
+
+    def start(self) -> "LocalCluster":
+        if self.broker is not None:
+            self.broker.start()
+            self.settings = self.settings.model_copy(
+                update={"kafka": self.settings.kafka.model_copy(update={"bootstrap_servers": self.broker.bootstrap})}
+            )
+        from streams.kafka.admin import ensure_topics
+
+        ensure_topics(self.settings)
+        return self
+
+    def start_worker(self, role: str, name: str | None = None, wait: bool = True, **overrides: Any) -> WorkerProcess:
+        """Start ``sentimon worker ROLE``; ``overrides`` replace top-level settings for this worker only."""
+        name = name or f"{role}-{sum(w.role == role for w in self.workers) + 1}"
+        port = free_port(self.settings.worker.host)
+        settings = self.settings.model_copy(update=overrides) if overrides else self.settings
+        env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+        env.pop("SENTIMON_CONFIG", None)  # everything is in the variables
+        log = self.workdir / f"{name}.log"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sentimon.cli", "worker", role, "--web-port", str(port)],
+            stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env, cwd=os.getcwd(),
+        )
+        worker = WorkerProcess(role, name, port, process, log, settings.worker.host)
+        self.workers.append(worker)
+        if wait:
+            worker.wait_ready()
+        return worker
+
+    def stop(self) -> None:
+        for worker in reversed(self.workers):
+            worker.stop()
+        if self.broker is not None:
+            self.broker.stop()
+
+    def __enter__(self) -> "LocalCluster":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

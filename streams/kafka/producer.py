@@ -1,0 +1,64 @@
+"""A batching producer (confluent-kafka) whose ``send`` resolves when every message is acknowledged.
+
+Stages produce a whole micro-batch, then await its delivery before acking their input: offsets are
+committed only for input whose output Kafka has durably accepted. Faust's own per-event ``send`` is
+several times slower (see ``../shared/FIELD_NOTES.md``); this keeps the per-document cost in C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import KafkaError, Message
+from confluent_kafka import Producer as _Producer
+
+from sentimon.settings import KafkaSettings
+from streams.kafka.config import confluent_config
+
+
+class DeliveryError(RuntimeError):
+    """Kafka refused or timed out messages of a batch."""
+
+
+class BatchProducer:
+    def __init__(self, kafka: KafkaSettings, **extra: Any):
+        self._producer = _Producer(
+            confluent_config(
+                kafka,
+                **{"enable.idempotence": True, "linger.ms": 5, "acks": "all", **extra},
+            )
+        )
+
+    def produce(self, messages: Iterable[tuple[str, bytes | None, bytes]]) -> list[KafkaError]:
+        """Produce (topic, key, value) messages and block until all are acknowledged; returns errors."""
+        errors: list[KafkaError] = []
+
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                errors.append(err)
+
+        for topic, key, value in messages:
+            while True:
+                try:
+                    self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                    break
+                except BufferError:  # local queue full: let deliveries drain
+                    self._producer.poll(0.05)
+            self._producer.poll(0)
+        remaining = self._producer.flush(60)
+        if remaining:
+            errors.append(KafkaError(KafkaError._MSG_TIMED_OUT, f"{remaining} messages not delivered in 60 s"))
+        return errors
+
+    async def send(self, messages: list[tuple[str, bytes | None, bytes]]) -> None:
+        """Deliver a batch without blocking the event loop; :class:`DeliveryError` if any message failed."""
+        if not messages:
+            return
+        errors = await asyncio.to_thread(self.produce, messages)
+        if errors:
+            raise DeliveryError(f"{len(errors)} of {len(messages)} messages not delivered: {errors[0]}")
+
+    def close(self) -> None:
+        self._producer.flush(10)

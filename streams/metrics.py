@@ -1,0 +1,69 @@
+"""Prometheus metrics of every stage, served at ``/metrics`` by each worker's web server."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+STAGES = ("ingest", "scoring", "sink")
+_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+consumed = Counter("sentimon_consumed", "messages a stage consumed", ["stage"])
+produced = Counter("sentimon_produced", "messages a stage produced (ingest, scoring) or stored (sink)", ["stage"])
+dead_letters = Counter("sentimon_dead_letters", "messages sent to the dead-letter topic", ["stage"])
+duplicates = Counter("sentimon_duplicates", "documents flagged as a duplicate of an earlier story")
+redelivered = Counter("sentimon_redelivered", "documents the sink skipped because they were already stored")
+batch_size = Histogram("sentimon_batch_size", "micro-batch sizes", ["stage"], buckets=_SIZES)
+batch_seconds = Histogram("sentimon_batch_seconds", "time to process one micro-batch", ["stage"], buckets=_SECONDS)
+inference_seconds = Histogram("sentimon_inference_seconds", "classifier time per micro-batch", buckets=_SECONDS)
+sink_seconds = Histogram("sentimon_sink_write_seconds", "store write time per micro-batch", buckets=_SECONDS)
+end_to_end_seconds = Histogram(
+    "sentimon_end_to_end_seconds", "event time to stored, per document", buckets=_SECONDS + (120, 300, 900, 3600)
+)
+pipeline_seconds = Histogram(
+    "sentimon_pipeline_seconds", "ingested to stored, per document (the pipeline's own latency)", buckets=_SECONDS
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text exposition of all metrics and its content type."""
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def snapshot() -> dict[str, float]:
+    """Counter totals by name and stage, e.g. ``{'consumed.ingest': 1200.0}`` (for summaries and tests)."""
+    out: dict[str, float] = {}
+    for metric in (consumed, produced, dead_letters, duplicates, redelivered):
+        for sample in metric.collect()[0].samples:
+            if sample.name.endswith("_total"):
+                stage = sample.labels.get("stage")
+                out[metric._name.removeprefix("sentimon_") + (f".{stage}" if stage else "")] = sample.value
+    return out
+
+
+def quantile(histogram: Histogram, q: float) -> float | None:
+    """Estimate the q-quantile (0..1) of an unlabelled histogram from its buckets (upper bound of the
+    bucket where the quantile falls, linearly interpolated); None when it has no observations."""
+    buckets = [(float(s.labels["le"]), s.value) for s in histogram.collect()[0].samples if s.name.endswith("_bucket")]
+    total = buckets[-1][1] if buckets else 0
+    if not total:
+        return None
+    rank, lower_bound, lower_count = q * total, 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if bound == float("inf"):
+                return lower_bound
+            share = (rank - lower_count) / (count - lower_count) if count > lower_count else 1.0
+            return lower_bound + (bound - lower_bound) * share
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+def latencies() -> dict[str, float | None]:
+    """p50/p99 seconds of the pipeline's own latency (ingested -> stored) and of event time -> stored."""
+    return {
+        "pipeline_p50_s": quantile(pipeline_seconds, 0.5),
+        "pipeline_p99_s": quantile(pipeline_seconds, 0.99),
+        "end_to_end_p50_s": quantile(end_to_end_seconds, 0.5),
+        "end_to_end_p99_s": quantile(end_to_end_seconds, 0.99),
+    }

@@ -1,0 +1,50 @@
+"""Text normalization for stored and scored documents (pure functions).
+
+Unicode NFKC, HTML tags and entities removed, URLs taken out of the text (they carry no sentiment and
+are kept in the document's ``url``), control and zero-width characters dropped, whitespace collapsed.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+
+URL = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
+_TAG = re.compile(r"<(?:script|style)\b.*?</(?:script|style)\s*>|<!--.*?-->|</?[A-Za-z][^<>]*>", re.DOTALL | re.IGNORECASE)
+_BLOCK_TAG = re.compile(r"<\s*(?:br|/p|/div|/li|/h\d)\b[^>]*>", re.IGNORECASE)
+_INVISIBLE = dict.fromkeys(
+    [c for c in range(0x20) if c not in (9, 10, 13)] + [0x7F, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF], " "
+)
+_SPACE = re.compile(r"\s+")
+
+
+def find_urls(text: str) -> list[str]:
+    return [u.rstrip(".,;:!?)]") for u in URL.findall(text)]
+
+
+def normalize(text: str) -> str:
+    """Clean text for storage and scoring; idempotent (``normalize(normalize(x)) == normalize(x)``)."""
+    text = _BLOCK_TAG.sub(" ", text)
+    text = _TAG.sub("", text)
+    # feeds double-escape (&amp;amp;): unescape until stable, at most three rounds
+    for _ in range(3):
+        unescaped = html.unescape(text)
+        if unescaped == text:
+            break
+        text = unescaped
+    text = _TAG.sub("", text)
+    text = unicodedata.normalize("NFKC", text)
+    text = URL.sub(" ", text)
+    text = text.translate(_INVISIBLE)
+    return _SPACE.sub(" ", text).strip()
+
+
+def looks_binary(text: str) -> bool:
+    """True when decoded text is mostly not text: NUL bytes or > 10% control characters."""
+    if "\x00" in text:
+        return True
+    if not text:
+        return False
+    controls = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r")
+    return controls / len(text) > 0.10

@@ -1,0 +1,63 @@
+"""Sinks: one batching base class with the retry policy, and the ClickHouse sink built on it.
+
+A sink's ``write`` returns only after the batch is durably stored; the stage acknowledges the batch's
+offsets after that, never before. A failing store is retried with capped exponential backoff (the
+stream stops pulling meanwhile: backpressure) until it recovers or the worker stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
+from schemas import ScoredDocument
+from streams.store import Store
+
+T = TypeVar("T")
+log = logging.getLogger("sentimon.sink")
+
+
+class SinkClosed(RuntimeError):
+    """The sink was closed while a write was still failing; nothing of the batch is acknowledged."""
+
+
+class BatchingSink(ABC, Generic[T]):
+    def __init__(self, backoff_s: float = 0.5, max_backoff_s: float = 30.0):
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._closed = threading.Event()
+
+    @abstractmethod
+    def _write(self, items: Sequence[T]) -> int:
+        """Store the batch in one go; return how many items were new. Raise on failure."""
+
+    def write(self, items: Sequence[T]) -> int:
+        """Store the batch, retrying failures; :class:`SinkClosed` if closed before it succeeded."""
+        delay = self.backoff_s
+        attempt = 1
+        while True:
+            try:
+                return self._write(items)
+            except Exception as exc:  # any failure of the store is retried; the batch stays unacknowledged
+                log.warning("sink write failed (attempt %d, retry in %.1f s): %s", attempt, delay, exc)
+            if self._closed.wait(delay):
+                raise SinkClosed(f"closed after {attempt} failed attempts")
+            delay = min(delay * 2, self.max_backoff_s)
+            attempt += 1
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+class StoreSink(BatchingSink[ScoredDocument]):
+    """Scored documents into the ClickHouse store (idempotent by doc_id)."""
+
+    def __init__(self, store: Store, **kwargs):
+        super().__init__(**kwargs)
+        self.store = store
+
+    def _write(self, items: Sequence[ScoredDocument]) -> int:
+        return self.store.write(items)

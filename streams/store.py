@@ -1,0 +1,208 @@
+"""The ClickHouse store: one code path for embedded chDB (``chdb:///path``) and a server (``http(s)://``).
+
+Writes are idempotent by ``doc_id``: :meth:`Store.write` inserts only documents not stored yet, so a
+redelivered batch adds nothing and the aggregate materialized views never count a document twice.
+This relies on one writer per document at a time, which the design guarantees: the scores topic is
+keyed by ``doc_id`` and one store worker owns each partition (with chDB, one process owns the store).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from schemas import ScoredDocument
+from schemas.migrate import Migration, check_identifier, migrate
+from sentimon.settings import Settings
+
+DOCUMENT_COLUMNS = (
+    "doc_id", "kind", "source", "source_id", "event_time", "ingested_at", "title", "text", "url", "language",
+    "author_hash", "tickers", "sectors", "engagement", "duplicate_of",
+)
+SCORE_COLUMNS = (
+    "doc_id", "event_time", "scored_at", "kind", "source", "tickers", "sectors", "is_duplicate", "model",
+    "model_version", "sentiment", "p_negative", "p_neutral", "p_positive", "score", "topic", "topic_confidence",
+)
+
+
+class StoreUnavailable(RuntimeError):
+    """The store cannot be opened; the message says why and what to do."""
+
+
+def _owned_by_another_process(dsn: str) -> bool:
+    """chDB locks ``<path>/status`` while a process has the store open; probe that lock."""
+    import fcntl
+    from pathlib import Path
+
+    status = Path(dsn.removeprefix("chdb://")) / "status"
+    if not dsn.startswith("chdb://") or not status.is_file():
+        return False
+    with open(status, "rb") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False
+
+
+def connect(dsn: str):
+    """A clickhouse-connect client for ``chdb:///path`` or ``http(s)://user:password@host:port``."""
+    import clickhouse_connect
+
+    if _owned_by_another_process(dsn):
+        raise StoreUnavailable(
+            f"the store {dsn} is owned by another process (chDB allows one per path): "
+            "stop the running store worker, or query it through its web API"
+        )
+    try:
+        return clickhouse_connect.get_client(dsn=dsn)
+    except Exception as exc:  # chDB and HTTP raise different types; the message is what matters
+        text = str(exc)
+        if "already initialized with path" in text:
+            raise StoreUnavailable(
+                f"this process already has another chDB store open (chDB allows one path per process); "
+                f"close it before opening {dsn}"
+            ) from None
+        raise StoreUnavailable(f"cannot open the store {dsn}: {text.splitlines()[0] if text else exc!r}") from None
+
+
+class Store:
+    def __init__(self, dsn: str, database: str = "sentimon"):
+        self.dsn = dsn
+        self.db = check_identifier(database)
+        self.client = connect(dsn)
+        self._lock = threading.Lock()  # one statement at a time per client (chDB is not re-entrant)
+
+    @classmethod
+    def open(cls, settings: Settings, migrate_schema: bool = True) -> "Store":
+        store = cls(settings.store_dsn, settings.store.database)
+        if migrate_schema:
+            store.migrate()
+        return store
+
+    def migrate(self) -> list[Migration]:
+        with self._lock:
+            return migrate(self.client, self.db)
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple]:
+        """Rows of a parameterized query; ``{db}`` in the SQL names our database."""
+        with self._lock:
+            return self.client.query(sql.replace("{db}", self.db), parameters=parameters or {}).result_rows
+
+    def stored(self, doc_ids: Sequence[str]) -> set[str]:
+        """The subset of ``doc_ids`` already in the scores table."""
+        if not doc_ids:
+            return set()
+        rows = self.query("SELECT doc_id FROM {db}.scores WHERE doc_id IN {ids:Array(String)}", {"ids": list(doc_ids)})
+        return {r[0] for r in rows}
+
+    def write(self, items: Sequence[ScoredDocument]) -> int:
+        """Insert the documents and scores not stored yet; returns how many were new."""
+        unique: dict[str, ScoredDocument] = {}
+        for item in items:
+            unique.setdefault(item.document.doc_id, item)
+        already = self.stored(list(unique))
+        new = [item for doc_id, item in unique.items() if doc_id not in already]
+        if not new:
+            return 0
+        docs = [item.document for item in new]
+        document_rows = [
+            [d.doc_id for d in docs], [d.kind for d in docs], [d.source for d in docs], [d.source_id for d in docs],
+            [d.event_time for d in docs], [d.ingested_at for d in docs], [d.title for d in docs],
+            [d.text for d in docs], [d.url for d in docs], [d.language for d in docs],
+            [d.author_hash for d in docs], [d.tickers for d in docs], [d.sectors for d in docs],
+            [d.engagement for d in docs], [d.duplicate_of for d in docs],
+        ]
+        scores = [item.score for item in new]
+        score_rows = [
+            [s.doc_id for s in scores], [d.event_time for d in docs], [s.scored_at for s in scores],
+            [d.kind for d in docs], [d.source for d in docs], [d.tickers for d in docs], [d.sectors for d in docs],
+            [1 if d.duplicate_of else 0 for d in docs], [s.model for s in scores], [s.model_version for s in scores],
+            [s.sentiment for s in scores], [s.p_negative for s in scores], [s.p_neutral for s in scores],
+            [s.p_positive for s in scores], [s.score for s in scores], [s.topic for s in scores],
+            [s.topic_confidence for s in scores],
+        ]
+        with self._lock:
+            # documents first: a crash between the two inserts leaves a document without a score, which
+            # the redelivery completes (the scores table decides what is stored)
+            self.client.insert(f"{self.db}.documents", document_rows, column_names=DOCUMENT_COLUMNS, column_oriented=True)
+            self.client.insert(f"{self.db}.scores", score_rows, column_names=SCORE_COLUMNS, column_oriented=True)
+        return len(new)
+
+    # --- the common questions -------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Distinct documents and scores stored, and the sum of per-minute 'market' stories and docs."""
+        rows = self.query(
+            "SELECT (SELECT uniqExact(doc_id) FROM {db}.documents), (SELECT uniqExact(doc_id) FROM {db}.scores), "
+            "(SELECT sum(docs) FROM {db}.entity_minute WHERE entity_kind = 'market'), "
+            "(SELECT sum(stories) FROM {db}.entity_minute WHERE entity_kind = 'market')"
+        )
+        documents, scores, docs, stories = rows[0]
+        return {"documents": documents, "scores": scores, "aggregated_docs": docs, "aggregated_stories": stories}
+
+    def latest_minute(self) -> datetime | None:
+        """The newest minute with data: 'now' for a store that may hold a replay of the past."""
+        rows = self.query("SELECT max(minute), count() FROM {db}.entity_minute WHERE entity_kind = 'market'")
+        return rows[0][0] if rows and rows[0][1] else None
+
+    def entity_series(self, entity: str, minutes: int = 60, bucket_minutes: int = 1) -> list[dict]:
+        """Sentiment of one ticker or sector (or 'all') over the last ``minutes`` of data, per bucket."""
+        end = self.latest_minute()
+        if end is None:
+            return []
+        rows = self.query(
+            "SELECT toStartOfInterval(minute, toIntervalMinute({bucket:UInt32})) AS t, sum(docs), sum(stories), "
+            "sum(score_sum) / nullIf(sum(stories), 0), sum(negative) / nullIf(sum(stories), 0) "
+            "FROM {db}.entity_minute WHERE entity = {entity:String} AND minute > {start:DateTime} "
+            "GROUP BY t ORDER BY t",
+            {"bucket": bucket_minutes, "entity": entity, "start": end - timedelta(minutes=minutes)},
+        )
+        return [
+            {"time": t, "docs": d, "stories": s, "mean_score": m, "negative_share": n} for t, d, s, m, n in rows
+        ]
+
+    def movers(self, window_minutes: int = 5, baseline_minutes: int = 30, min_stories: int = 3, limit: int = 10,
+               kind: str = "ticker") -> list[dict]:
+        """Entities whose mean score in the last window moved most against the baseline before it."""
+        end = self.latest_minute()
+        if end is None:
+            return []
+        split = end - timedelta(minutes=window_minutes - 1)
+        start = split - timedelta(minutes=baseline_minutes)
+        rows = self.query(
+            "SELECT entity, sumIf(stories, minute >= {split:DateTime}) AS recent, "
+            "sumIf(score_sum, minute >= {split:DateTime}) / nullIf(recent, 0) AS now_mean, "
+            "sumIf(stories, minute < {split:DateTime}) AS before, "
+            "sumIf(score_sum, minute < {split:DateTime}) / nullIf(before, 0) AS before_mean, "
+            "sumIf(negative, minute >= {split:DateTime}) / nullIf(recent, 0) AS negative_share "
+            "FROM {db}.entity_minute WHERE entity_kind = {kind:String} AND minute >= {start:DateTime} "
+            "GROUP BY entity HAVING recent >= {min:UInt32} "
+            "ORDER BY abs(ifNull(now_mean, 0) - ifNull(before_mean, 0)) DESC, recent DESC LIMIT {limit:UInt32}",
+            {"split": split, "start": start, "kind": kind, "min": min_stories, "limit": limit},
+        )
+        return [
+            {"entity": e, "stories": r, "mean_score": m, "baseline_stories": b, "baseline_score": bm,
+             "change": (m - bm) if m is not None and bm is not None else None, "negative_share": n}
+            for e, r, m, b, bm, n in rows
+        ]
+
+    def top_entities(self, kind: str = "ticker", limit: int = 10) -> list[dict]:
+        """The entities with the most stories overall, with their mean score and negative share."""
+        rows = self.query(
+            "SELECT entity, sum(docs), sum(stories) AS s, sum(score_sum) / nullIf(s, 0), sum(negative) / nullIf(s, 0) "
+            "FROM {db}.entity_minute WHERE entity_kind = {kind:String} GROUP BY entity ORDER BY s DESC, entity "
+            "LIMIT {limit:UInt32}",
+            {"kind": kind, "limit": limit},
+        )
+        return [{"entity": e, "docs": d, "stories": s, "mean_score": m, "negative_share": n} for e, d, s, m, n in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self.client.close()
+            except Exception:
+                pass

@@ -1,0 +1,26 @@
+"""Run a Faust app as a worker process (``sentimon worker pipeline|store``)."""
+
+from __future__ import annotations
+
+import logging
+
+from sentimon.settings import Settings
+from streams.app import Role, pipeline_app, store_app
+from streams.kafka.admin import ensure_topics
+
+
+def run(role: Role, settings: Settings, web_port: int | None = None, loglevel: str = "info") -> None:
+    """Create the topics if missing, then run until SIGTERM/SIGINT; resources are closed on the way out."""
+    import faust
+
+    ensure_topics(settings)
+    app = pipeline_app(settings, web_port) if role == "pipeline" else store_app(settings, web_port)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        for close in getattr(app, "sentimon_closers", []):
+            try:
+                close()
+            except Exception as exc:  # closing must not hide why the worker stopped
+                logging.getLogger("sentimon.worker").warning("close failed: %s", exc)

@@ -1,0 +1,83 @@
+import base64
+
+import orjson
+import pytest
+
+from schemas import DeadLetter, Document
+from streams.ingest import Ingestor, RawRecord, doc_id
+
+
+@pytest.fixture()
+def ingestor() -> Ingestor:
+    return Ingestor(b"k", max_message_bytes=4096, max_text_chars=500)
+
+
+def news(**over) -> bytes:
+    item = {"id": "n1", "source": "Reuters", "published_at": "2026-11-29T07:00:00.123456+01:00",
+            "headline": "Tesla &amp; Ford <b>slump</b> https://r.co/1", "body": "", "tickers": ["f"]}
+    return orjson.dumps({**item, **over})
+
+
+def post(**over) -> bytes:
+    item = {"id": "p1", "platform": "X", "author": "@Trader", "created_at": "2026-11-29T07:00:00Z",
+            "text": "$NVDA to the moon, mail me at a@b.com", "cashtags": ["NVDA"], "engagement": {"likes": 2, "reposts": 1}}
+    return orjson.dumps({**item, **over})
+
+
+def rec(kind, value, offset=0) -> RawRecord:
+    return RawRecord(kind, value, f"raw-{kind}", 1, offset)
+
+
+def test_news_becomes_a_clean_document(ingestor):
+    [d] = ingestor.process([rec("news", news())])
+    assert isinstance(d, Document)
+    assert d.text == "Tesla & Ford slump" and d.title == d.text
+    assert d.tickers == ["F", "TSLA"] and d.sectors == ["Consumer Discretionary"]
+    assert d.event_time.isoformat() == "2026-11-29T06:00:00.123000+00:00"
+    assert d.doc_id == doc_id("news", "reuters", "n1") and d.source == "reuters"
+
+
+def test_social_post_is_scrubbed_before_storage(ingestor):
+    [d] = ingestor.process([rec("social", post())])
+    assert "a@b.com" not in d.model_dump_json() and "Trader" not in d.model_dump_json()
+    assert d.author_hash and d.engagement == 3 and d.tickers == ["NVDA"]
+
+
+def test_doc_id_is_stable_across_redelivery(ingestor):
+    [a] = ingestor.process([rec("news", news())])
+    [b] = ingestor.process([rec("news", news(), offset=99)])
+    assert a.doc_id == b.doc_id and a.duplicate_of == b.duplicate_of == ""
+
+
+def test_republished_story_is_flagged(ingestor):
+    first, copy = ingestor.process([rec("news", news(headline="Tesla shares slump after deliveries miss estimates badly")),
+                                    rec("news", news(id="z9", source="bloomberg",
+                                                     headline="UPDATE 1-Tesla shares slump after deliveries miss estimates badly"))])
+    assert copy.duplicate_of == first.doc_id
+
+
+@pytest.mark.parametrize(
+    "kind, value, reason",
+    [
+        ("news", b"{not json", "malformed JSON"),
+        ("news", b"\xff\xfe\x00binary", "non-UTF-8"),
+        ("news", b"ab\x00\x01\x02\x03cd", "binary message"),
+        ("news", b"x" * 5000, "oversized message"),
+        ("news", b"", "empty message"),
+        ("news", b"[1, 2]", "expected a JSON object"),
+        ("news", news(extra_field=1), "unknown field 'extra_field'"),
+        ("news", news(published_at="yesterday"), "published_at"),
+        ("news", news(published_at="2026-11-29T07:00:00"), "needs a timezone"),
+        ("social", news(), "wrong schema for social item"),
+        ("news", news(headline="<p> </p> https://x.y"), "no text left"),
+        ("news", news(headline="word " * 200), "oversized text"),
+    ],
+)
+def test_bad_input_is_dead_lettered_with_reason_and_bytes(ingestor, kind, value, reason):
+    good_before, bad, good_after = ingestor.process([rec("news", news(id="g1"), 1), rec(kind, value, 2),
+                                                     rec("news", news(id="g2"), 3)])
+    assert isinstance(good_before, Document) and isinstance(good_after, Document)
+    assert isinstance(bad, DeadLetter)
+    assert reason in bad.reason
+    assert bad.original_bytes() == value and base64.b64decode(bad.original) == value
+    assert (bad.topic, bad.partition, bad.offset, bad.stage) == (f"raw-{kind}", 1, 2, "ingest")

@@ -1,0 +1,39 @@
+"""Small pieces of the stream layer that need no servers: metrics, settings hand-over, scorer contract."""
+
+import json
+
+from prometheus_client import Histogram
+
+from conftest import scored
+from sentimon.settings import Settings
+from streams import metrics
+from streams.cluster import settings_env
+from streams.scorer import NoopScorer, score_documents
+
+
+def test_histogram_quantiles():
+    h = Histogram("sentimon_test_seconds", "test", buckets=(0.1, 0.2, 0.5, 1.0))
+    assert metrics.quantile(h, 0.5) is None
+    for v in [0.05] * 50 + [0.15] * 40 + [0.7] * 10:
+        h.observe(v)
+    assert 0.0 < metrics.quantile(h, 0.5) <= 0.1
+    assert 0.5 < metrics.quantile(h, 0.99) <= 1.0
+
+
+def test_settings_reach_a_child_process_unchanged(monkeypatch):
+    s = Settings(kafka={"bootstrap_servers": "h:1", "sasl_password": "pw"}, topics={"prefix": "x."},
+                 privacy={"key": "secret"}, model="/m/1")
+    env = settings_env(s)
+    assert json.loads(env["SENTIMON_PRIVACY"]) == {"key": "secret"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    again = Settings()
+    assert again.kafka.bootstrap_servers == "h:1" and again.kafka.sasl_password.get_secret_value() == "pw"
+    assert again.topics.prefix == "x." and again.model == "/m/1" and again.privacy.key.get_secret_value() == "secret"
+
+
+def test_noop_scorer_keeps_order_and_count():
+    docs = [scored(f"d{i}").document for i in range(5)]
+    out = score_documents(NoopScorer(), docs)
+    assert [o.document.doc_id for o in out] == [d.doc_id for d in docs]
+    assert all(o.score.sentiment == "neutral" and o.score.model == "noop" for o in out)
