@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer
@@ -11,8 +11,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamp needs a timezone (e.g. 2026-11-29T07:00:00Z)")
-    value = value.astimezone(timezone.utc)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+    if value.tzinfo is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    extra = value.microsecond % 1000
+    # datetime.replace is slow when called per event (tens of microseconds here); timedelta is not
+    return value - timedelta(microseconds=extra) if extra else value
 
 
 UtcTime = Annotated[

@@ -233,7 +233,7 @@ def predict(
 
 @app.command()
 def bench(
-    part: Annotated[str, typer.Argument(help="which benchmark: 'models'")] = "models",
+    part: Annotated[str, typer.Argument(help="which benchmark: 'models' or 'pipeline'")] = "models",
     model: ModelOpt = None,
     quick: Annotated[bool, typer.Option(help="fewer texts per cell (a smoke run)")] = False,
 ) -> None:
@@ -241,9 +241,16 @@ def bench(
     from models import artifact
     from models.bench import run_models_bench
 
-    if part != "models":
-        _fail(f"unknown benchmark {part!r}: available: models")
+    if part not in ("models", "pipeline"):
+        _fail(f"unknown benchmark {part!r}: available: models, pipeline")
     s = get_settings()
+    if part == "pipeline":
+        from streams.bench import run_pipeline_bench
+
+        if model:
+            s = s.model_copy(update={"model": model})
+        run_pipeline_bench(s, s.var_dir / "bench", quick=quick, log=_log)
+        return
     try:
         ref = artifact.resolve(model or s.model, s.models_dir)
     except FileNotFoundError as exc:

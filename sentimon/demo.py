@@ -76,7 +76,7 @@ def run_demo(settings: Settings, duration_s: float, rate: float, event_spec: str
     run_dir = settings.var_dir / "demo" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     store_dsn = f"chdb://{(run_dir / 'store').resolve()}"
     kind, _, target = event_spec.partition(":")
-    event = Injected(kind, target, at_s=duration_s * speed * 0.5, duration_s=duration_s * speed * 0.4)  # type: ignore[arg-type]
+    event = Injected(kind, target, at_s=duration_s * speed * 0.5, duration_s=duration_s * speed * 0.5)  # type: ignore[arg-type]
     settings = settings.model_copy(update={
         "store": settings.store.model_copy(update={"dsn": store_dsn}),
         "scoring": settings.scoring.model_copy(update={"backend": "noop" if noop else settings.scoring.backend}),

@@ -69,7 +69,9 @@ class StreamSettings(BaseModel):
     """Micro-batching and input limits of the stream stages."""
 
     max_batch: int = Field(256, ge=1, description="most events per micro-batch (stream.take)")
-    max_wait_s: float = Field(0.2, gt=0, description="longest wait to fill a micro-batch, seconds")
+    max_wait_s: float = Field(0.1, gt=0, description="longest wait to fill a micro-batch, seconds")
+    sink_max_batch: int = Field(4096, ge=1, description="most scored documents per store insert")
+    sink_max_wait_s: float = Field(0.25, gt=0, description="longest wait to fill a store insert, seconds")
     max_message_bytes: int = Field(256 * 1024, ge=1024, description="larger raw messages are dead-lettered")
     max_text_chars: int = Field(20_000, ge=100, description="longer texts are dead-lettered")
     dedup_window: int = Field(50_000, ge=100, description="recent documents remembered for duplicate detection")
@@ -103,6 +105,7 @@ class WorkerSettings(BaseModel):
     host: str = Field("127.0.0.1", description="address of the worker's health/metrics web server")
     pipeline_port: int = Field(6067, ge=0, description="web port of a pipeline worker (0: a free one)")
     store_port: int = Field(6068, ge=0, description="web port of the store worker (0: a free one)")
+    log_format: Literal["json", "text"] = Field("json", description="worker logs: JSON lines or plain text")
 
 
 class Settings(BaseSettings):

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 
 from sentimon.settings import Settings
-from streams.broker import Broker, free_port
+from streams.broker import Broker, _die_with_parent, free_port
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -134,7 +134,7 @@ class LocalCluster:
         log = self.workdir / f"{name}.log"
         process = subprocess.Popen(
             [sys.executable, "-m", "sentimon.cli", "worker", role, "--web-port", str(port)],
-            stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env, cwd=os.getcwd(),
+            stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env, cwd=os.getcwd(), preexec_fn=_die_with_parent,
         )
         worker = WorkerProcess(role, name, port, process, log, settings.worker.host)
         self.workers.append(worker)

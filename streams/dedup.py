@@ -15,10 +15,11 @@ import re
 import zlib
 from collections import OrderedDict
 
+import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 _WORD = re.compile(r"[a-z0-9$%.]+")
-NUM_PERM = 64
+NUM_PERM = 32
 SHINGLE = 2
 # permutations drawn once: drawing them per MinHash costs 5x the hashing itself
 _TEMPLATE = MinHash(num_perm=NUM_PERM)
@@ -50,7 +51,10 @@ class Deduplicator:
         self.threshold = threshold
         # weigh misses over false candidates: candidates are verified against the threshold below
         self._lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM, weights=(0.2, 0.8))
-        self._hashes: dict[str, MinHash] = {}
+        self._hashes: dict[str, np.ndarray] = {}  # signatures of originals, to verify LSH candidates
+        # one MinHash reused for every document: creating one per document costs more than hashing
+        self._minhash = MinHash(num_perm=NUM_PERM, permutations=_TEMPLATE.permutations, scheme=_TEMPLATE.scheme,
+                                hashfunc=_hash32)
         self._seen: OrderedDict[str, str] = OrderedDict()  # doc_id -> duplicate_of ('' for originals)
         self._exact: dict[str, str] = {}  # fingerprint -> first doc_id
         self._fp_of: dict[str, str] = {}  # doc_id -> fingerprint
@@ -61,21 +65,22 @@ class Deduplicator:
     def __len__(self) -> int:
         return len(self._seen)
 
-    def check(self, doc_id: str, text: str, scope: str = "") -> str:
-        """The doc_id of the first document of the same story within ``scope``, or '' when this is the first."""
+    def check(self, doc_id: str, text: str, scope: str = "", near: bool = True) -> str:
+        """The doc_id of the first document of the same story within ``scope``, or '' when this is the first.
+        ``near=False`` looks for exact duplicates only."""
         if doc_id in self._seen:
             return self._seen[doc_id]
         tokens = words(text)
         fp = fingerprint(text, scope)
         original = self._exact.get(fp, "")
         minhash = None
-        if not original and len(tokens) >= self.min_words:
-            minhash = MinHash(num_perm=NUM_PERM, permutations=_TEMPLATE.permutations, scheme=_TEMPLATE.scheme, hashfunc=_hash32
-            )
+        if not original and near and len(tokens) >= self.min_words:
+            minhash = self._minhash
+            minhash.clear()
             minhash.update_batch(list(shingles(tokens)))
             candidates = [
                 c for c in self._lsh.query(minhash)
-                if self._scope.get(c) == scope and minhash.jaccard(self._hashes[c]) >= self.threshold
+                if self._scope.get(c) == scope and float(np.mean(minhash.hashvalues == self._hashes[c])) >= self.threshold
             ]
             if candidates:
                 # the earliest document still in the window is the story's original
@@ -92,8 +97,8 @@ class Deduplicator:
         self._scope[doc_id] = scope
         self._exact.setdefault(fp, doc_id)
         if minhash is not None and not original:
-            self._lsh.insert(doc_id, minhash)
-            self._hashes[doc_id] = minhash
+            self._lsh.insert(doc_id, minhash)  # stores band hashes, not the object
+            self._hashes[doc_id] = minhash.hashvalues.copy()
         while len(self._seen) > self.window:
             old, _ = self._seen.popitem(last=False)
             self._arrival.pop(old, None)

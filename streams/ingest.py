@@ -138,7 +138,11 @@ class Ingestor:
             text=text,
             tickers=list(found.tickers),
             sectors=list(found.sectors),
-            duplicate_of=self.dedup.check(identifier, text, ",".join(found.tickers)),
+            # news: the same story re-published (exact or near); social: copies of one post (exact only:
+            # two people writing "TSLA looks weak" independently are two opinions)
+            duplicate_of=self.dedup.check(
+                identifier, text, f"{fields['kind']}:{','.join(found.tickers)}", near=fields["kind"] == "news"
+            ),
             **fields,
         )
 

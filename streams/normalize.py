@@ -40,11 +40,13 @@ def normalize(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def looks_binary(text: str) -> bool:
     """True when decoded text is mostly not text: NUL bytes or > 10% control characters."""
     if "\x00" in text:
         return True
-    if not text:
+    if not text or not _CONTROL.search(text):
         return False
-    controls = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r")
-    return controls / len(text) > 0.10
+    return len(_CONTROL.findall(text)) / len(text) > 0.10

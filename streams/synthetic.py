@@ -20,40 +20,37 @@ from streams.entities import Company, EntityIndex, default_index
 NEWS_SOURCES = ("reuters", "bloomberg", "wsj", "ft", "cnbc", "marketwatch", "seekingalpha", "benzinga")
 PLATFORMS = ("x", "stocktwits", "reddit")
 
-HEADLINES = {
-    "positive": (
-        "{name} shares jump after quarterly earnings beat estimates",
-        "{name} raises full-year guidance on strong demand",
-        "{name} wins multibillion-dollar contract, stock climbs",
-        "Analysts upgrade {name} to buy, citing accelerating growth",
-        "{name} stock hits record high as revenue surges",
-        "{name} announces $10 billion share buyback and dividend increase",
-    ),
-    "negative": (
-        "{name} shares plunge after earnings miss and weak outlook",
-        "{name} cuts full-year forecast as sales slump",
-        "{name} faces SEC investigation over accounting practices",
-        "{name} recalls products over safety defects, shares tumble",
-        "Analysts downgrade {name} to sell on deteriorating margins",
-        "{name} to lay off 10% of workforce amid falling demand",
-    ),
-    "neutral": (
-        "{name} to report quarterly results on Thursday",
-        "{name} names new chief financial officer",
-        "{name} schedules investor day for March",
-        "{name} shares little changed ahead of Fed decision",
-        "{name} files annual report with regulators",
-    ),
+# headlines are composed (subject + move + reason + coda) so that independent stories differ the way
+# real ones do; only re-publications of one story are near duplicates
+MOVES = {
+    "positive": ("shares jump {p}%", "stock climbs {p}%", "rallies {p}%", "surges to a record high", "gains {p}%",
+                 "shares rise {p}% in premarket trading"),
+    "negative": ("shares plunge {p}%", "stock tumbles {p}%", "slides {p}%", "sinks to a 52-week low", "falls {p}%",
+                 "shares drop {p}% after the bell"),
+    "neutral": ("shares little changed", "stock flat", "trades sideways", "holds steady", "ends the session unchanged"),
 }
+REASONS = {
+    "positive": ("after quarterly earnings beat estimates", "on raised full-year guidance", "after winning a {b} billion contract",
+                 "as analysts upgrade to buy", "on a {b} billion share buyback", "as revenue growth accelerates",
+                 "after strong subscriber numbers", "on upbeat demand outlook", "after a favourable court ruling"),
+    "negative": ("after an earnings miss", "as it cuts its full-year forecast", "amid an SEC investigation",
+                 "after a product recall over safety defects", "as analysts downgrade to sell", "on plans to cut {b},000 jobs",
+                 "after its CFO resigns unexpectedly", "on weak demand in China", "after a data breach disclosure"),
+    "neutral": ("ahead of quarterly results", "as it names a new chief financial officer", "before its investor day",
+                "ahead of the Fed decision", "after filing its annual report", "as trading volume stays light"),
+}
+CODAS = ("", "", "", ", analysts say", ", sources say", " - report", " in heavy trading", " as Wall Street watches")
 POSTS = {
     "positive": ("${ticker} looking strong today, adding more", "Great quarter from ${ticker}, bullish into year end",
                  "${ticker} breaking out, this run has legs", "Loaded up on ${ticker} calls, fundamentals are great",
-                 "${ticker} crushing it, best performer in my portfolio"),
+                 "${ticker} crushing it, best performer in my portfolio", "${ticker} guidance was fantastic, long and strong",
+                 "Never selling my ${ticker}, this company prints money"),
     "negative": ("${ticker} getting crushed, this is ugly", "Selling all my ${ticker}, guidance was a disaster",
                  "${ticker} in free fall, stay away", "${ticker} management keeps disappointing, I'm out",
-                 "Bought puts on ${ticker}, this is going lower"),
+                 "Bought puts on ${ticker}, this is going lower", "${ticker} is a falling knife, terrible numbers",
+                 "Cut my losses on ${ticker}, what a mess"),
     "neutral": ("Anyone else watching ${ticker} today?", "${ticker} earnings next week, what are you expecting?",
-                "Holding ${ticker} for now", "What's the consensus on ${ticker} here?"),
+                "Holding ${ticker} for now", "What's the consensus on ${ticker} here?", "${ticker} volume is light today"),
 }
 OPENERS = ("", "", "", "Honestly, ", "Ok so ", "Hot take: ", "Not advice but ", "Update: ", "Thread: ")
 TAILS = ("", "", " imo", " #stocks", " target {n}", " at {n} now", " since {n}", " day {m}", " 📈", " lol")
@@ -66,11 +63,12 @@ MACRO = (
     ("Stocks rally as strong jobs report eases recession fears", "positive"),
 )
 STORM = {
-    "M&A": ("{name} agrees to acquire rival in $12 billion deal", "{name} explores sale of unit, sources say",
-            "{name} in talks to buy startup for $2 billion"),
-    "Legal": ("{name} sued by regulators over antitrust violations", "Court rules against {name} in patent case",
-              "{name} settles class action over data breach"),
+    "M&A": ("{name} agrees to acquire a rival in a ${b} billion deal", "{name} explores a sale of its {u} unit, sources say",
+            "{name} in talks to buy a {u} startup for ${b} billion", "{name} makes a hostile bid for a {u} peer"),
+    "Legal": ("{name} sued by regulators over {u} antitrust violations", "Court rules against {name} in {u} patent case",
+              "{name} settles class action over {u} data breach", "{name} faces DOJ probe into its {u} business"),
 }
+UNITS = ("cloud", "chip", "payments", "advertising", "retail", "energy", "biotech", "logistics", "media", "software")
 PII = (" DM @{handle} or email {handle}@example.com", " call me at +1 (555) {n:03d}-{m:04d}", " h/t @{handle}")
 HANDLES = ("trader_joe", "bullish_betty", "wallst_wolf", "quant_kate", "dividend_dan", "macro_mike")
 
@@ -108,7 +106,7 @@ class SyntheticFeed:
 
     def __init__(self, seed: int = 7, start: datetime | None = None, events: tuple[Injected, ...] = (),
                  index: EntityIndex | None = None, duplicate_rate: float = 0.12, social_share: float = 0.45,
-                 rhythm: bool = True):
+                 rhythm: bool = True, live: bool = False):
         self.rng = random.Random(seed)
         self.start = start or datetime.now(timezone.utc)
         self.events = events
@@ -118,7 +116,10 @@ class SyntheticFeed:
         self.duplicate_rate = duplicate_rate
         self.social_share = social_share
         self.rhythm = rhythm
+        self.live = live  # stamp items with the wall clock when they are made (latency measurements)
         self.count = 0
+        # ids unique per feed run: two runs never collide on a document id (ids are the dedup key downstream)
+        self.run = f"{seed:x}{int(self.start.timestamp() * 1000):x}"
         self._pending: list[tuple[str, dict]] = []
 
     def _company(self, ticker: str | None = None) -> Company:
@@ -129,9 +130,14 @@ class SyntheticFeed:
     def _name(self, c: Company) -> str:
         return self.rng.choice(c.aliases) if c.aliases and self.rng.random() < 0.8 else c.name
 
+    def _headline(self, c: Company, mood: str) -> str:
+        move = self.rng.choice(MOVES[mood]).format(p=round(self.rng.uniform(1, 12), 1))
+        reason = self.rng.choice(REASONS[mood]).format(b=self.rng.randint(2, 40))
+        return f"{self._name(c)} {move} {reason}{self.rng.choice(CODAS)}"
+
     def _id(self, prefix: str) -> str:
         self.count += 1
-        return f"{prefix}-{self.count}"
+        return f"{prefix}-{self.run}-{self.count}"
 
     def _news(self, t: datetime, headline: str, tickers: list[str]) -> dict:
         source = self.rng.choice(NEWS_SOURCES)
@@ -158,11 +164,13 @@ class SyntheticFeed:
         """The next item at ``elapsed_s`` seconds (feed time) after the start."""
         if self._pending:
             return self._pending.pop()
-        t = self.start + timedelta(seconds=elapsed_s)
+        t = datetime.now(timezone.utc) if self.live else self.start + timedelta(seconds=elapsed_s)
         event = self._active(elapsed_s)
         if event is not None and event.kind == "storm":
             c = self._company()
-            return "news", self._news(t, self.rng.choice(STORM[event.target]).format(name=self._name(c)), [c.ticker])
+            headline = self.rng.choice(STORM[event.target]).format(name=self._name(c), b=self.rng.randint(2, 90),
+                                                                     u=self.rng.choice(UNITS))
+            return "news", self._news(t, headline, [c.ticker])
         if event is not None:
             c, mood = self._company(event.target), event.kind
         else:
@@ -174,7 +182,7 @@ class SyntheticFeed:
         if event is None and self.rng.random() < 0.08:
             headline, _ = self.rng.choice(MACRO)
             return "news", self._news(t, headline, [])
-        headline = self.rng.choice(HEADLINES[mood]).format(name=self._name(c))
+        headline = self._headline(c, mood)
         item = self._news(t, headline, [c.ticker])
         if self.rng.random() < self.duplicate_rate:  # other outlets pick the story up, lightly reworded
             for prefix in self.rng.sample(("UPDATE 1-", "BREAKING: ", "", "REFILE-"), self.rng.randint(1, 2)):

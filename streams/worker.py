@@ -15,7 +15,10 @@ def run(role: Role, settings: Settings, web_port: int | None = None, loglevel: s
 
     ensure_topics(settings)
     app = pipeline_app(settings, web_port) if role == "pipeline" else store_app(settings, web_port)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    from sentimon.logs import logging_config
+
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
+                          logging_config=logging_config(settings.worker.log_format, loglevel))
     try:
         worker.execute_from_commandline()
     finally:

@@ -2,9 +2,12 @@
 
 import json
 
+import orjson
+
 from prometheus_client import Histogram
 
 from conftest import scored
+from schemas import ScoredDocument
 from sentimon.settings import Settings
 from streams import metrics
 from streams.cluster import settings_env
@@ -32,8 +35,10 @@ def test_settings_reach_a_child_process_unchanged(monkeypatch):
     assert again.topics.prefix == "x." and again.model == "/m/1" and again.privacy.key.get_secret_value() == "secret"
 
 
-def test_noop_scorer_keeps_order_and_count():
+def test_scored_messages_follow_the_schema_in_order():
     docs = [scored(f"d{i}").document for i in range(5)]
-    out = score_documents(NoopScorer(), docs)
-    assert [o.document.doc_id for o in out] == [d.doc_id for d in docs]
-    assert all(o.score.sentiment == "neutral" and o.score.model == "noop" for o in out)
+    out = score_documents(NoopScorer(), [orjson.loads(d.model_dump_json()) for d in docs])
+    parsed = [ScoredDocument.model_validate_json(b) for b in out]
+    assert [p.document for p in parsed] == docs
+    assert all(p.score.sentiment == "neutral" and p.score.model == "noop" and p.score.doc_id == p.document.doc_id
+               for p in parsed)
