@@ -32,7 +32,9 @@ def _log(message: str) -> None:
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(2)
 
 
@@ -448,6 +450,16 @@ def query_movers(
     Console().print(movers_table(body["movers"], f"movers: last {window} min vs {baseline} min before ({body['latest_minute']})"))
 
 
+def _entity_name(entity: str) -> str:
+    """'all', a sector as spelled in the company list (any case), or a ticker in upper case."""
+    from streams.entities import default_index
+
+    if entity.lower() == "all":
+        return "all"
+    sectors = {c.sector.lower(): c.sector for c in default_index().companies.values()}
+    return sectors.get(entity.lower(), entity.upper().lstrip("$"))
+
+
 @query_app.command("entity")
 def query_entity(
     entity: Annotated[str, typer.Argument(help="ticker (TSLA), sector (Energy) or 'all'")],
@@ -458,12 +470,12 @@ def query_entity(
     """An entity's sentiment over time: documents, stories, mean score and negative share per bucket."""
     store, api = _store_or_api()
     if store is not None:
-        series = store.entity_series(entity.upper() if entity.isalpha() and len(entity) <= 5 else entity, minutes, bucket)
+        series = store.entity_series(_entity_name(entity), minutes, bucket)
         store.close()
     else:
         import urllib.parse
 
-        series = _api(api, f"/api/entity/{urllib.parse.quote(entity)}/?minutes={minutes}&bucket={bucket}")["series"]
+        series = _api(api, f"/api/entity/{urllib.parse.quote(_entity_name(entity))}/?minutes={minutes}&bucket={bucket}")["series"]
     if as_json:
         print(json.dumps(series, indent=2, default=str))
         return

@@ -48,12 +48,14 @@ def _final(console: Console, cluster: LocalCluster, store, event: Injected, publ
     spark = Table(title="per-ticker mean sentiment, 2-minute buckets of event time (oldest left)", title_justify="left")
     for col in ("ticker", "stories", "mean", "trend"):
         spark.add_column(col, justify="left" if col in ("ticker", "trend") else "right")
+    grid = [r["time"] for r in store.get("/api/entity/all/?minutes=600&bucket=2")["series"]]
     for ticker in top:
         series = store.get(f"/api/entity/{ticker}/?minutes=600&bucket=2")["series"]
+        by_time = {r["time"]: r["mean_score"] for r in series}
         stories = sum(r["stories"] for r in series)
         total = sum((r["mean_score"] or 0) * r["stories"] for r in series)
         spark.add_row(Text(ticker, style="bold yellow" if ticker == event.target else ""), str(stories),
-                      f"{total / stories:+.2f}" if stories else "–", sparkline([r["mean_score"] for r in series]))
+                      f"{total / stories:+.2f}" if stories else "–", sparkline([by_time.get(t) for t in grid]))
     counts, latency = summary["counts"], store.health()["latency"] if store.health() else {}
     console.print(movers_table(summary["movers"], "movers at the end: last 5 min vs the 30 min before", event.target))
     console.print(spark)
@@ -65,7 +67,8 @@ def _final(console: Console, cluster: LocalCluster, store, event: Injected, publ
         f"({counts['aggregated_stories']} distinct stories in the aggregates), dead letters {dead}; "
         f"ingest -> stored latency p50 {p50 or 0:.2f} s, p99 {p99 or 0:.2f} s"
     )
-    console.print(f"injected: {event.kind} burst about {event.target} in the last part of the run (highlighted)")
+    console.print(f"injected: {event.kind} burst about {event.target} over the last third of the run (highlighted; "
+                  "a gap in a trend is a bucket without stories)")
     console.print(f"logs and store: {cluster.workdir}")
     return summary
 
@@ -76,7 +79,9 @@ def run_demo(settings: Settings, duration_s: float, rate: float, event_spec: str
     run_dir = settings.var_dir / "demo" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     store_dsn = f"chdb://{(run_dir / 'store').resolve()}"
     kind, _, target = event_spec.partition(":")
-    event = Injected(kind, target, at_s=duration_s * speed * 0.5, duration_s=duration_s * speed * 0.5)  # type: ignore[arg-type]
+    # the event fills the last third of the run: by the end, the 5-minute window is inside it and the
+    # 30-minute baseline mostly before it
+    event = Injected(kind, target, at_s=duration_s * speed * 0.65, duration_s=duration_s * speed * 0.35)  # type: ignore[arg-type]
     settings = settings.model_copy(update={
         "store": settings.store.model_copy(update={"dsn": store_dsn}),
         "scoring": settings.scoring.model_copy(update={"backend": "noop" if noop else settings.scoring.backend}),

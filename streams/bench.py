@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
@@ -31,7 +31,9 @@ from streams.synthetic import SyntheticFeed
 
 
 def _items(n: int, seed: int) -> list[tuple[str, bytes]]:
-    return [(k, orjson.dumps(i)) for _, k, i in SyntheticFeed(seed=seed, rhythm=False).items(n, 50.0)]
+    """A backlog of ``n`` items with event times a day in the past (apart from the live latency items)."""
+    start = datetime.now(timezone.utc) - timedelta(days=1)
+    return [(k, orjson.dumps(i)) for _, k, i in SyntheticFeed(seed=seed, start=start, rhythm=False).items(n, 50.0)]
 
 
 def _drain(pipeline: WorkerProcess, store: WorkerProcess, n: int, timeout_s: float) -> float:
@@ -162,12 +164,12 @@ def _print(r: dict) -> None:
     table.add_column("target / note")
     table.add_row("raw confluent-kafka consume", f"{r['raw_consume_per_s']:,.0f} msg/s", "floor of any consumer")
     table.add_row("pipeline, no-op classifier", f"{r['noop_pipeline_per_s']:,.0f} docs/s",
-                  f">= 5,000 per worker; {r['noop_vs_raw']:.0%} of raw consume")
+                  f">= 5,000 per worker; {r['noop_vs_raw']:.1%} of raw consume")
     table.add_row("model alone (in-process, batch)", f"{r['model_alone_per_s']:,.0f} texts/s", r["model"])
     table.add_row("pipeline with the model", f"{r['model_pipeline_per_s']:,.0f} docs/s",
                   f">= 90% of the model alone: {r['model_pipeline_vs_model']:.0%}")
     lat = r["latency"]
-    table.add_row(f"latency at {r['latency_rate_per_s']:.0f} docs/s, ingested -> stored",
+    table.add_row(f"latency at {r['latency_rate_per_s']:.0f} docs/s (half of the model pipeline), ingested -> stored",
                   f"p50 {lat['pipeline_p50_s']:.2f} s, p99 {lat['pipeline_p99_s']:.2f} s", f"{lat['documents']} documents")
     table.add_row("latency, event time -> stored", f"p50 {lat['end_to_end_p50_s']:.2f} s, p99 {lat['end_to_end_p99_s']:.2f} s", "")
     Console().print(table)
