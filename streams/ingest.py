@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from schemas import DeadLetter, Document, NewsItem, SocialPost
 from schemas.base import now_utc
-from streams.dedup import Deduplicator
+from streams.dedup import Candidate, Deduplicator
 from streams.entities import EntityIndex, default_index
 from streams.normalize import find_urls, looks_binary, normalize
 from streams.privacy import hash_handle, scrub
@@ -106,8 +106,9 @@ class Ingestor:
         self.dedup = dedup or Deduplicator()
         self.entities = entities or default_index()
 
-    def document(self, item: NewsItem | SocialPost, ingested_at: datetime) -> Document:
-        """Normalize, scrub, tag entities and flag duplicates. :class:`Rejected` if nothing is left."""
+    def fields(self, item: NewsItem | SocialPost, ingested_at: datetime) -> dict:
+        """A document's fields but ``duplicate_of``: normalized, scrubbed, with entities and id.
+        :class:`Rejected` if nothing is left."""
         if isinstance(item, NewsItem):
             title = normalize(item.headline)
             body = normalize(item.body) if item.body else ""
@@ -131,31 +132,34 @@ class Ingestor:
         if len(text) > self.max_text_chars:
             raise Rejected(f"oversized text: {len(text)} characters > limit {self.max_text_chars} (stream.max_text_chars)")
         found = self.entities.find(scan, tagged)
-        identifier = doc_id(fields["kind"], fields["source"], fields["source_id"])
-        return Document(
-            doc_id=identifier,
+        return dict(
+            doc_id=doc_id(fields["kind"], fields["source"], fields["source_id"]),
             ingested_at=ingested_at,
             text=text,
             tickers=list(found.tickers),
             sectors=list(found.sectors),
-            # news: the same story re-published (exact or near); social: copies of one post (exact only:
-            # two people writing "TSLA looks weak" independently are two opinions)
-            duplicate_of=self.dedup.check(
-                identifier, text, f"{fields['kind']}:{','.join(found.tickers)}", near=fields["kind"] == "news"
-            ),
             **fields,
         )
 
-    def process(self, records: Iterable[RawRecord]) -> list[Document | DeadLetter]:
-        """One outcome per record, in order."""
+    def process(self, records: Sequence[RawRecord]) -> list[Document | DeadLetter]:
+        """One outcome per record, in order. Duplicates are flagged for the whole batch at once."""
         now = now_utc()
-        out: list[Document | DeadLetter] = []
-        for record in records:
+        out: list[Document | DeadLetter | None] = [None] * len(records)
+        pending: list[tuple[int, dict]] = []
+        for i, record in enumerate(records):
             try:
-                out.append(self.document(parse(record, self.max_message_bytes), now))
+                pending.append((i, self.fields(parse(record, self.max_message_bytes), now)))
             except Rejected as exc:
-                out.append(dead_letter("ingest", str(exc), record.value, record.topic, record.partition, record.offset))
-        return out
+                out[i] = dead_letter("ingest", str(exc), record.value, record.topic, record.partition, record.offset)
+        # news: the same story re-published (exact or near); social: copies of one post (exact only:
+        # two people writing "TSLA looks weak" independently are two opinions)
+        originals = self.dedup.check_batch([
+            Candidate(f["doc_id"], f["text"], f"{f['kind']}:{','.join(f['tickers'])}", near=f["kind"] == "news")
+            for _, f in pending
+        ])
+        for (i, f), original in zip(pending, originals):
+            out[i] = Document(**f, duplicate_of=original)
+        return out  # type: ignore[return-value]
 
 
 def dead_letter(stage: str, reason: str, value: bytes | None, topic: str, partition: int, offset: int) -> DeadLetter:
