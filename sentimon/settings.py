@@ -47,6 +47,7 @@ class KafkaSettings(BaseModel):
     replication_factor: int = Field(1, ge=1)
     # tansu joins a group only after session.timeout/2 (FIELD_NOTES): keep this short locally
     session_timeout_s: float = Field(6.0, gt=0)
+    fetch_max_wait_ms: int = Field(100, ge=1, description="longest a consumer fetch waits for data (latency)")
 
 
 class TopicSettings(BaseModel):

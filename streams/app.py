@@ -32,7 +32,7 @@ from sentimon.settings import Settings
 from streams import metrics
 from streams.dedup import Deduplicator
 from streams.ingest import Ingestor, RawRecord, dead_letter
-from streams.kafka.config import faust_broker
+from streams.kafka.config import faust_broker, limit_fetch_wait
 from streams.kafka.producer import BatchProducer
 from streams.scorer import Scorer, make_scorer, score_documents
 from streams.sink import StoreSink
@@ -43,6 +43,7 @@ log = logging.getLogger("sentimon.stream")
 
 
 def _app(settings: Settings, role: Role, web_port: int) -> faust.App:
+    limit_fetch_wait(settings.kafka.fetch_max_wait_ms)
     return faust.App(
         f"{settings.topics.prefix}sentimon-{role}",
         **faust_broker(settings.kafka),
