@@ -182,22 +182,29 @@ class Store:
 
     def movers(self, window_minutes: int = 5, baseline_minutes: int = 30, min_stories: int = 5, limit: int = 10,
                kind: str = "ticker") -> list[dict]:
-        """Entities whose mean score in the last window moved most against the baseline before it, ranked
-        by |change| x sqrt(recent stories) so that one or two stories do not top the list."""
+        """Entities whose mean score in the last window moved most against the baseline before it (the
+        mean of its per-minute means), ranked by |change| x sqrt(recent stories) so that one or two
+        stories do not top the list."""
         end = self.latest_minute()
         if end is None:
             return []
         split = end - timedelta(minutes=window_minutes - 1)
         start = split - timedelta(minutes=baseline_minutes)
+        # the baseline is the mean of per-minute means, so that a burst at its end (many stories in a
+        # few minutes) does not become the baseline itself
         rows = self.query(
-            "SELECT entity, sumIf(stories, minute >= {split:DateTime}) AS recent, "
-            "sumIf(score_sum, minute >= {split:DateTime}) / nullIf(recent, 0) AS now_mean, "
-            "sumIf(stories, minute < {split:DateTime}) AS before, "
-            "sumIf(score_sum, minute < {split:DateTime}) / nullIf(before, 0) AS before_mean, "
-            "sumIf(negative, minute >= {split:DateTime}) / nullIf(recent, 0) AS negative_share "
-            "FROM {db}.entity_minute WHERE entity_kind = {kind:String} AND minute >= {start:DateTime} "
+            "SELECT entity, sumIf(m_stories, minute >= {split:DateTime}) AS recent, "
+            "sumIf(m_sum, minute >= {split:DateTime}) / nullIf(recent, 0) AS now_mean, "
+            "sumIf(m_stories, minute < {split:DateTime}) AS before, "
+            "avgIf(m_sum / m_stories, minute < {split:DateTime} AND m_stories > 0) AS before_mean, "
+            "sumIf(m_negative, minute >= {split:DateTime}) / nullIf(recent, 0) AS negative_share "
+            "FROM (SELECT entity, minute, sum(stories) AS m_stories, sum(score_sum) AS m_sum, "
+            "      sum(negative) AS m_negative "
+            "      FROM {db}.entity_minute WHERE entity_kind = {kind:String} AND minute >= {start:DateTime} "
+            "      GROUP BY entity, minute) "
             "GROUP BY entity HAVING recent >= {min:UInt32} "
-            "ORDER BY abs(ifNull(now_mean, 0) - ifNull(before_mean, 0)) * sqrt(recent) DESC, recent DESC LIMIT {limit:UInt32}",
+            "ORDER BY abs(ifNull(now_mean, 0) - ifNull(before_mean, 0)) * sqrt(recent) DESC, recent DESC "
+            "LIMIT {limit:UInt32}",
             {"split": split, "start": start, "kind": kind, "min": min_stories, "limit": limit},
         )
         return [

@@ -67,10 +67,21 @@ def test_series_and_movers(store):
     movers = store.movers(window_minutes=5, baseline_minutes=30, min_stories=3)
     assert movers[0]["entity"] == "TSLA"
     assert movers[0]["change"] == pytest.approx(-1.2, abs=1e-6)
+    assert [m["entity"] for m in movers] == ["TSLA", "AAPL"]
     assert movers[0]["negative_share"] == 1.0
     series = store.entity_series("TSLA", minutes=30, bucket_minutes=5)
     assert [round(r["mean_score"], 2) for r in series] == [0.3, 0.3, 0.3, 0.3, -0.9]
     assert sum(r["docs"] for r in series) == 30
+
+
+def test_a_burst_does_not_become_its_own_baseline(store):
+    # 20 calm minutes with one story each, then a burst: 30 stories a minute for 7 minutes
+    store.write([scored(f"c{m}", minute=m, score=0.2, tickers=("TSLA",)) for m in range(20)])
+    store.write([scored(f"b{m}-{k}", minute=m, score=-0.8, tickers=("TSLA",), second=k)
+                 for m in range(20, 27) for k in range(30)])
+    [tsla] = store.movers(window_minutes=5, baseline_minutes=30)
+    assert tsla["baseline_stories"] == 20 + 60  # the burst's first two minutes are in the baseline...
+    assert tsla["change"] < -0.8  # ...but weigh as two minutes, not as 60 stories
 
 
 def test_a_second_process_is_told_the_store_is_owned(store, tmp_path):
