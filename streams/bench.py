@@ -1,6 +1,7 @@
 """Pipeline benchmark (``make bench``, pipeline part), side by side in one run on one broker:
 
-1. raw consume: confluent-kafka reading the same raw messages (the floor any consumer pays);
+1. raw consume: confluent-kafka reading the same raw messages (the floor any consumer pays), and a bare
+   Faust agent taking and acknowledging them (the ceiling of one Faust hop: each stage pays it);
 2. the pipeline (ingest -> scoring -> store, two worker processes) with the no-op classifier: its own
    overhead, in documents per second through one pipeline worker;
 3. the model alone in this process (batch throughput, same threads), then the pipeline with the
@@ -104,6 +105,7 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
             last = time.monotonic()
             first = first or last
         result["raw_consume_per_s"] = count / max(last - first, 1e-9)
+        result["faust_hop_per_s"] = _faust_floor(raw, raw.topics.name("raw_news"), n_noop)
 
         log(f"2/4 pipeline with the no-op classifier, {n_noop} documents")
         seconds, cluster = _pipeline_run(settings, workdir, "noop.", items, "noop")
@@ -151,6 +153,19 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
     return result
 
 
+def _faust_floor(settings: Settings, topic: str, n: int) -> float:
+    """Messages/s of a bare Faust agent over ``topic`` (see :mod:`streams.faust_floor`)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "streams.faust_floor", settings.kafka.bootstrap_servers, topic, str(n)],
+                         capture_output=True, text=True, timeout=600)
+    for line in out.stdout.splitlines():
+        if "FLOOR " in line:  # the worker may print terminal control codes first
+            return float(line.split("FLOOR ")[1].split()[0])
+    raise RuntimeError(f"the Faust floor run failed:\n{out.stderr[-2000:]}")
+
+
 def _wait(condition, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not condition():
@@ -163,6 +178,8 @@ def _print(r: dict) -> None:
     table.add_column("value", justify="right")
     table.add_column("target / note")
     table.add_row("raw confluent-kafka consume", f"{r['raw_consume_per_s']:,.0f} msg/s", "floor of any consumer")
+    table.add_row("bare Faust agent (take + ack)", f"{r['faust_hop_per_s']:,.0f} msg/s",
+                  "ceiling of one Faust hop; ingest, scoring and sink each pay one")
     table.add_row("pipeline, no-op classifier", f"{r['noop_pipeline_per_s']:,.0f} docs/s",
                   f">= 5,000 per worker; {r['noop_vs_raw']:.1%} of raw consume")
     table.add_row("model alone (in-process, batch)", f"{r['model_alone_per_s']:,.0f} texts/s", r["model"])

@@ -1,0 +1,43 @@
+"""Faust's own cost per message here: a bare agent that takes micro-batches and acknowledges them,
+nothing else (``python -m streams.faust_floor BOOTSTRAP TOPIC N``; used by the pipeline benchmark).
+
+Prints ``messages/s`` once N messages went through. It is the ceiling of one Faust hop on this machine:
+every stage of the pipeline pays it once per document.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+
+def main() -> None:
+    import faust
+    from mode import CrashingSupervisor
+
+    from streams.kafka.config import limit_fetch_wait
+
+    bootstrap, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    limit_fetch_wait(100)
+    app = faust.App(f"faust-floor-{topic}", broker=f"kafka://{bootstrap}", web_enabled=False,
+                    broker_session_timeout=6, consumer_auto_offset_reset="earliest", topic_disable_leader=True,
+                    store="memory://", stream_buffer_maxsize=8192, autodiscover=False)
+    state = {"n": 0, "t0": 0.0}
+
+    @app.agent(app.topic(topic, value_serializer="raw", key_serializer="raw"), supervisor_strategy=CrashingSupervisor)
+    async def floor(stream):
+        async for events in stream.noack_take(1024, within=0.1):
+            state["t0"] = state["t0"] or time.perf_counter()
+            state["n"] += len(events)
+            for event in events:
+                await stream.ack(event)
+            if state["n"] >= n:
+                print(f"FLOOR {n / (time.perf_counter() - state['t0']):.1f}", flush=True)
+                os._exit(0)
+
+    faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
