@@ -17,11 +17,34 @@ CREATE TABLE IF NOT EXISTS {db}.entity_minute
 ENGINE = SummingMergeTree
 ORDER BY (entity_kind, entity, minute);
 
+-- One row per (score, entity), computed once for both per-entity aggregates below; Null engine: the
+-- rows only feed the views and are not kept.
+CREATE TABLE IF NOT EXISTS {db}.entity_scores
+(
+    event_time   DateTime64(3, 'UTC'),
+    entity_kind  LowCardinality(String),
+    entity       LowCardinality(String),
+    topic        LowCardinality(String),
+    is_duplicate UInt8,
+    score        Float32,
+    sentiment    Enum8('negative' = -1, 'neutral' = 0, 'positive' = 1)
+)
+ENGINE = Null;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.entity_scores_mv TO {db}.entity_scores AS
+SELECT event_time, e.1 AS entity_kind, e.2 AS entity, toString(topic) AS topic, is_duplicate, score, sentiment
+FROM {db}.scores
+ARRAY JOIN arrayConcat(
+    arrayMap(t -> tuple('ticker', toString(t)), tickers),
+    arrayMap(s -> tuple('sector', toString(s)), sectors),
+    [tuple('market', 'all')]
+) AS e;
+
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.entity_minute_mv TO {db}.entity_minute AS
 SELECT
     toStartOfMinute(event_time) AS minute,
-    e.1 AS entity_kind,
-    e.2 AS entity,
+    entity_kind,
+    entity,
     count() AS docs,
     countIf(is_duplicate = 0) AS stories,
     sumIf(toFloat64(score), is_duplicate = 0) AS score_sum,
@@ -29,12 +52,7 @@ SELECT
     countIf(is_duplicate = 0 AND sentiment = 'negative') AS negative,
     countIf(is_duplicate = 0 AND sentiment = 'neutral') AS neutral,
     countIf(is_duplicate = 0 AND sentiment = 'positive') AS positive
-FROM {db}.scores
-ARRAY JOIN arrayConcat(
-    arrayMap(t -> tuple('ticker', toString(t)), tickers),
-    arrayMap(s -> tuple('sector', toString(s)), sectors),
-    [tuple('market', 'all')]
-) AS e
+FROM {db}.entity_scores
 GROUP BY minute, entity_kind, entity;
 
 CREATE TABLE IF NOT EXISTS {db}.topic_minute
@@ -80,15 +98,10 @@ ORDER BY (entity_kind, entity, topic, minute);
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.entity_topic_minute_mv TO {db}.entity_topic_minute AS
 SELECT
     toStartOfMinute(event_time) AS minute,
-    e.1 AS entity_kind,
-    e.2 AS entity,
-    toString(topic) AS topic,
+    entity_kind,
+    entity,
+    topic,
     count() AS docs,
     countIf(is_duplicate = 0) AS stories
-FROM {db}.scores
-ARRAY JOIN arrayConcat(
-    arrayMap(t -> tuple('ticker', toString(t)), tickers),
-    arrayMap(s -> tuple('sector', toString(s)), sectors),
-    [tuple('market', 'all')]
-) AS e
+FROM {db}.entity_scores
 GROUP BY minute, entity_kind, entity, topic
