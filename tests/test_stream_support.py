@@ -42,3 +42,26 @@ def test_scored_messages_follow_the_schema_in_order():
     assert [p.document for p in parsed] == docs
     assert all(p.score.sentiment == "neutral" and p.score.model == "noop" and p.score.doc_id == p.document.doc_id
                for p in parsed)
+
+
+def test_kafka_security_settings_reach_both_clients(tmp_path):
+    import ssl
+
+    import faust
+
+    from sentimon.settings import KafkaSettings
+    from streams.kafka.config import confluent_config, faust_broker
+
+    kafka = KafkaSettings(bootstrap_servers="k1:9093,k2:9093", security_protocol="SASL_SSL",
+                          sasl_mechanism="SCRAM-SHA-512", sasl_username="sentimon", sasl_password="s3cret")
+    conf = confluent_config(kafka, **{"group.id": "g"})
+    assert conf == {"bootstrap.servers": "k1:9093,k2:9093", "security.protocol": "SASL_SSL",
+                    "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "sentimon", "sasl.password": "s3cret",
+                    "group.id": "g"}
+    app_kwargs = faust_broker(kafka)
+    assert app_kwargs["broker"] == "kafka://k1:9093;kafka://k2:9093"
+    credentials = app_kwargs["broker_credentials"]
+    assert isinstance(credentials, faust.SASLCredentials)
+    assert credentials.username == "sentimon" and credentials.password == "s3cret"
+    assert isinstance(credentials.ssl_context, ssl.SSLContext)
+    assert "broker_credentials" not in faust_broker(KafkaSettings())  # plaintext by default
