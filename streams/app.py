@@ -65,8 +65,10 @@ def _app(settings: Settings, role: Role, web_port: int) -> faust.App:
 
 @dataclass
 class Outbox:
-    """Messages a stage produces for one micro-batch: (topic, key, value)."""
+    """Messages a stage produces for one micro-batch: (topic, key, value), dead letters included."""
 
+    stage: str
+    dead_topic: str
     messages: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
     dead: int = 0
 
@@ -74,9 +76,14 @@ class Outbox:
         """Queue one message (value already serialized)."""
         self.messages.append((topic, key.encode() if key else None, value))
 
-    def dead_letter(self, topic: str, letter: DeadLetter) -> None:
-        self.add(topic, None, letter.model_dump_json().encode())
+    def dead_letter(self, letter: DeadLetter) -> None:
+        self.add(self.dead_topic, None, letter.model_dump_json().encode())
         self.dead += 1
+
+    def reject(self, event: faust.types.EventT, reason: str) -> None:
+        """Dead-letter one consumed message with its original bytes and source position."""
+        m = event.message
+        self.dead_letter(dead_letter(self.stage, reason, m.value, m.topic, m.partition, m.offset))
 
 
 def _record(event: faust.types.EventT, kind: Any) -> RawRecord:
@@ -132,14 +139,14 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
         async for events in stream.noack_take(batch, within=within):
             started = time.perf_counter()
             records = [_record(e, kinds.get(e.message.topic, "news")) for e in events]
-            out = Outbox()
+            out = Outbox("ingest", dead_topic)
             for outcome in ingestor.process(records):
                 if isinstance(outcome, Document):
                     out.add(documents_topic, outcome.doc_id, outcome.model_dump_json().encode())
                     if outcome.duplicate_of:
                         metrics.duplicates.inc()
                 else:
-                    out.dead_letter(dead_topic, outcome)
+                    out.dead_letter(outcome)
             await producer.send(out.messages)
             await _ack(stream, events)
             _count("ingest", len(events), len(out.messages) - out.dead, out.dead, started)
@@ -152,7 +159,7 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
         scorer_ = state["scorer"]
         async for events in stream.noack_take(batch, within=within):
             started = time.perf_counter()
-            out = Outbox()
+            out = Outbox("scoring", dead_topic)
             docs, doc_events = [], []
             for e in events:
                 value = e.message.value or b""
@@ -161,18 +168,15 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
                     docs.append(orjson.loads(value))
                     doc_events.append(e)
                 except ValidationError as exc:
-                    m = e.message
-                    out.dead_letter(dead_topic, dead_letter("scoring", f"invalid document: {exc.errors()[0]['msg']}",
-                                                            m.value, m.topic, m.partition, m.offset))
+                    out.reject(e, f"invalid document: {exc.errors()[0]['msg']}")
             t0 = time.perf_counter()
             results = await asyncio.to_thread(score_documents, scorer_, docs) if docs else []
             metrics.inference_seconds.observe(time.perf_counter() - t0)
             for e, doc, result in zip(doc_events, docs, results):
-                m = e.message
                 if isinstance(result, bytes):
                     out.add(scores_topic, doc["doc_id"], result)
                 else:
-                    out.dead_letter(dead_topic, dead_letter("scoring", result, m.value, m.topic, m.partition, m.offset))
+                    out.reject(e, result)
             await producer.send(out.messages)
             await _ack(stream, events)
             _count("scoring", len(events), len(out.messages) - out.dead, out.dead, started)
@@ -191,10 +195,10 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
     app = _app(settings, "store", settings.worker.store_port if web_port is None else web_port)
     t = settings.topics
     scores_topic, dead_topic = t.name("scores"), t.name("dead_letters")
-    batch, within = settings.stream.max_batch, settings.stream.max_wait_s
     scores = app.topic(scores_topic, value_serializer="raw", key_serializer="raw", allow_empty=True)
     # the store pays a fixed cost per insert (a part per table and view): larger batches than the other stages
-    batch, within = settings.stream.sink_max_batch, max(within, settings.stream.sink_max_wait_s)
+    batch = settings.stream.sink_max_batch
+    within = max(settings.stream.max_wait_s, settings.stream.sink_max_wait_s)
     store = Store.open(settings)
     sink = StoreSink(store)
     producer = BatchProducer(settings.kafka)
@@ -203,15 +207,13 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
     async def sink_stage(stream):
         async for events in stream.noack_take(batch, within=within):
             started = time.perf_counter()
-            out = Outbox()
+            out = Outbox("sink", dead_topic)
             items = []
             for e in events:
                 try:
                     items.append(ScoredDocument.model_validate_json(e.message.value or b""))
                 except ValidationError as exc:
-                    m = e.message
-                    out.dead_letter(dead_topic, dead_letter("sink", f"invalid scored document: {exc.errors()[0]['msg']}",
-                                                            m.value, m.topic, m.partition, m.offset))
+                    out.reject(e, f"invalid scored document: {exc.errors()[0]['msg']}")
             t0 = time.perf_counter()
             new = await asyncio.to_thread(sink.write, items) if items else 0
             metrics.sink_seconds.observe(time.perf_counter() - t0)
