@@ -25,11 +25,21 @@ from streams.feed import publish
 from streams.synthetic import Injected, SyntheticFeed
 
 
-def _stats(published: int, pipeline: dict, store: dict, rate: float) -> Table:
-    m = dict(pipeline)
-    for key, value in store.get("metrics", {}).items():
-        m[key] = m.get(key, 0.0) + value
-    dead = sum(v for k, v in m.items() if k.startswith("dead_letters"))
+def _counters(*snapshots: dict[str, float]) -> dict[str, float]:
+    """Stage counters of several workers added up (each worker reports only its own stages)."""
+    total: dict[str, float] = {}
+    for snapshot in snapshots:
+        for key, value in snapshot.items():
+            total[key] = total.get(key, 0.0) + value
+    return total
+
+
+def _dead(m: dict[str, float]) -> float:
+    return sum(v for k, v in m.items() if k.startswith("dead_letters"))
+
+
+def _stats(published: int, m: dict[str, float], rate: float) -> Table:
+    dead = _dead(m)
     table = Table.grid(padding=(0, 3))
     for _ in range(7):
         table.add_column(justify="right")
@@ -40,7 +50,7 @@ def _stats(published: int, pipeline: dict, store: dict, rate: float) -> Table:
     return table
 
 
-def _final(console: Console, cluster: LocalCluster, store, event: Injected, published: int) -> dict:
+def _final(console: Console, cluster: LocalCluster, store, pipeline, event: Injected, published: int) -> dict:
     summary = store.get("/api/summary?window=5&baseline=30&limit=8")
     top = [t["entity"] for t in summary["top"]]
     if event.target not in top and event.kind != "storm":
@@ -56,11 +66,10 @@ def _final(console: Console, cluster: LocalCluster, store, event: Injected, publ
         total = sum((r["mean_score"] or 0) * r["stories"] for r in series)
         spark.add_row(Text(ticker, style="bold yellow" if ticker == event.target else ""), str(stories),
                       f"{total / stories:+.2f}" if stories else "–", sparkline([by_time.get(t) for t in grid]))
-    counts, latency = summary["counts"], store.health()["latency"] if store.health() else {}
+    counts, latency = summary["counts"], (store.health() or {}).get("latency", {})
     console.print(movers_table(summary["movers"], "movers at the end: last 5 min vs the 30 min before", event.target))
     console.print(spark)
-    metrics = summary["metrics"]
-    dead = int(sum(v for k, v in metrics.items() if k.startswith("dead_letters")))
+    dead = int(_dead(_counters(pipeline.metrics(), summary["metrics"])))
     p50, p99 = latency.get("pipeline_p50_s"), latency.get("pipeline_p99_s")
     console.print(
         f"published {published}, stored {counts['documents']} documents / {counts['scores']} scores "
@@ -113,25 +122,23 @@ def run_demo(settings: Settings, duration_s: float, rate: float, event_spec: str
                     if not w.alive():
                         raise RuntimeError(f"worker {w.name} died (exit {w.process.returncode}); last log lines:\n{w.tail()}")
                 elapsed = time.monotonic() - started
-                body = store.health() or {}
-                stored = body.get("metrics", {}).get("produced.sink", 0.0)
-                now = time.monotonic()
-                docs_rate = 0.7 * docs_rate + 0.3 * (stored - last_stored) / max(now - last_t, 1e-6)
-                last_stored, last_t = stored, now
                 try:
                     summary = store.get("/api/summary?window=5&baseline=30&limit=8")
                 except OSError:
                     summary = {"movers": [], "latest_minute": None, "metrics": {}}
+                m = _counters(pipeline.metrics(), summary["metrics"])
+                stored = m.get("produced.sink", 0.0)
+                now = time.monotonic()
+                docs_rate = 0.7 * docs_rate + 0.3 * (stored - last_stored) / max(now - last_t, 1e-6)
+                last_stored, last_t = stored, now
                 header = Text(f"{min(elapsed, duration_s):5.0f}/{duration_s:.0f} s   event time {summary['latest_minute'] or '-'}",
                               style="bold")
-                live.update(Group(header, _stats(published[0], pipeline.metrics(), summary, docs_rate),
+                live.update(Group(header, _stats(published[0], m, docs_rate),
                                   movers_table(summary["movers"], "movers: last 5 min vs the 30 min before (event time)",
                                                event.target)))
                 done = not feeder.is_alive()
-                metrics = summary.get("metrics", {})
-                handled = metrics.get("produced.sink", 0) + metrics.get("redelivered", 0) + sum(
-                    v for k, v in {**pipeline.metrics(), **metrics}.items() if k.startswith("dead_letters"))
+                handled = stored + m.get("redelivered", 0) + _dead(m)
                 if done and (handled >= published[0] or elapsed > duration_s + 60):
                     break
                 time.sleep(1.0)
-        return _final(console, cluster, store, event, published[0])
+        return _final(console, cluster, store, pipeline, event, published[0])
