@@ -27,7 +27,6 @@ from streams.broker import Broker
 from streams.cluster import LocalCluster, WorkerProcess
 from streams.feed import publish
 from streams.kafka.consumer import read
-from streams.store import Store
 from streams.synthetic import SyntheticFeed
 
 
@@ -67,18 +66,13 @@ def _pipeline_run(settings: Settings, workdir: Path, prefix: str, items, backend
 
 
 def _latencies(cluster: LocalCluster, since: datetime) -> dict[str, float]:
-    for w in cluster.workers:
-        w.stop()
-    store = Store(cluster.settings.store_dsn, cluster.settings.store.database)
-    try:
+    with cluster.store() as store:
         row = store.query(
             "SELECT count(), quantiles(0.5, 0.99)(dateDiff('millisecond', d.ingested_at, s.stored_at)), "
             "quantiles(0.5, 0.99)(dateDiff('millisecond', s.event_time, s.stored_at)) "
             "FROM {db}.scores AS s INNER JOIN {db}.documents AS d USING doc_id WHERE s.event_time >= {since:DateTime64(3)}",
             {"since": since},
         )[0]
-    finally:
-        store.close()
     n, pipe, e2e = row
     return {"documents": n, "pipeline_p50_s": pipe[0] / 1000, "pipeline_p99_s": pipe[1] / 1000,
             "end_to_end_p50_s": e2e[0] / 1000, "end_to_end_p99_s": e2e[1] / 1000}

@@ -32,7 +32,7 @@ def wait_for_port(host: str, port: int, timeout_s: float, process: subprocess.Po
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s} s")
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: SIGTERM when the parent dies (Linux), so no broker outlives its owner."""
     try:
         import ctypes
@@ -69,7 +69,7 @@ class Broker:
             [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
              "--storage-engine", "memory://tansu/"],
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         wait_for_port(self.host, self.port, timeout_s, self.process)
         return self

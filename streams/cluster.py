@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 import signal
 import subprocess
 import sys
@@ -21,7 +23,8 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 
 from sentimon.settings import Settings
-from streams.broker import Broker, _die_with_parent, free_port
+from streams.broker import Broker, die_with_parent, free_port
+from streams.store import Store
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -134,13 +137,24 @@ class LocalCluster:
         log = self.workdir / f"{name}.log"
         process = subprocess.Popen(
             [sys.executable, "-m", "sentimon.cli", "worker", role, "--web-port", str(port)],
-            stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env, cwd=os.getcwd(), preexec_fn=_die_with_parent,
+            stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env, cwd=os.getcwd(), preexec_fn=die_with_parent,
         )
         worker = WorkerProcess(role, name, port, process, log, settings.worker.host)
         self.workers.append(worker)
         if wait:
             worker.wait_ready()
         return worker
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        """Stop the workers, then open the cluster's store in this process (chDB: one process at a time)."""
+        for worker in self.workers:
+            worker.stop()
+        store = Store(self.settings.store_dsn, self.settings.store.database)
+        try:
+            yield store
+        finally:
+            store.close()
 
     def stop(self) -> None:
         for worker in reversed(self.workers):

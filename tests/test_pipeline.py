@@ -13,7 +13,6 @@ from streams.broker import Broker
 from streams.cluster import LocalCluster
 from streams.feed import publish
 from streams.kafka.consumer import read
-from streams.store import Store
 from streams.synthetic import SyntheticFeed
 
 pytestmark = pytest.mark.slow
@@ -58,15 +57,10 @@ def wait_until(condition, timeout_s: float, what: str, workers=()) -> None:
 
 def stored_counts(cluster: LocalCluster) -> dict[str, int]:
     """Counts read from the store itself once every worker has stopped (chDB: one process at a time)."""
-    for w in cluster.workers:
-        w.stop()
-    store = Store(cluster.settings.store_dsn, cluster.settings.store.database)
-    try:
+    with cluster.store() as store:
         counts = store.counts()
         counts["rows"] = store.query("SELECT count() FROM {db}.scores")[0][0]
         return counts
-    finally:
-        store.close()
 
 
 def test_n_in_n_stored_and_bad_messages_dead_lettered(cluster):
