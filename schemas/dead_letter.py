@@ -19,6 +19,9 @@ class DeadLetter(Event):
     topic: str
     partition: int
     offset: int
+    index: int | None = Field(
+        None, description="position of the item within a JSON Lines message (from 0); null: the message held one item"
+    )
     original: str = Field(description="base64 of the original value bytes")
     failed_at: UtcTime
 

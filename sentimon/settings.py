@@ -69,11 +69,20 @@ class TopicSettings(BaseModel):
 class StreamSettings(BaseModel):
     """Micro-batching and input limits of the stream stages."""
 
-    max_batch: int = Field(256, ge=1, description="most events per micro-batch (stream.take)")
+    max_batch: int = Field(256, ge=1, description="most raw messages per ingest micro-batch (stream.take)")
+    max_envelopes: int = Field(
+        8, ge=1, description="most envelopes (JSON Lines messages of documents or scores) per scoring/store micro-batch"
+    )
+    envelope_max_bytes: int = Field(
+        256 * 1024, ge=1024, description="largest envelope a stage produces; keep below the broker's message.max.bytes"
+    )
     max_wait_s: float = Field(0.1, gt=0, description="longest wait to fill a micro-batch, seconds")
-    sink_max_batch: int = Field(4096, ge=1, description="most scored documents per store insert")
+    sink_max_envelopes: int = Field(16, ge=1, description="most envelopes of scored documents per store insert")
     sink_max_wait_s: float = Field(0.25, gt=0, description="longest wait to fill a store insert, seconds")
-    max_message_bytes: int = Field(256 * 1024, ge=1024, description="larger raw messages are dead-lettered")
+    ingest_processes: int = Field(
+        1, ge=0, description="helper processes that parse and normalize large ingest batches (0: all in the worker)"
+    )
+    max_message_bytes: int = Field(256 * 1024, ge=1024, description="larger raw items (a message, or one line of a JSON Lines message) are dead-lettered")
     max_text_chars: int = Field(20_000, ge=100, description="longer texts are dead-lettered")
     dedup_window: int = Field(50_000, ge=100, description="recent documents remembered for duplicate detection")
     near_duplicate_threshold: float = Field(0.6, gt=0, le=1, description="Jaccard similarity of word pairs")

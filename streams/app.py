@@ -4,12 +4,15 @@
   dead letters) and ``scoring`` (documents -> scores, micro-batched into the classifier).
 * ``store`` (exactly one per chDB path; per partition set with a server): ``sink`` (scores -> ClickHouse).
 
-Each stage takes micro-batches with ``noack_take(max_batch, within=max_wait)``, writes its output
-(Kafka delivery confirmed, or the store insert returned) and only then acknowledges the batch, so the
+Each stage takes micro-batches with ``noack_take(n, within=max_wait)``, writes its output (Kafka
+delivery confirmed, or the store insert returned) and only then acknowledges the batch, so the
 offsets Faust commits never cover unwritten work. An unexpected error crashes the worker (instead of
 Faust's default of restarting the agent past the unacknowledged batch): a restarted worker resumes
 from the committed offsets. Consumer groups are per role, so scoring workers and the store worker
 scale independently.
+
+Between stages a message is an envelope of many documents (:mod:`streams.envelope`): Faust's cost per
+message is then paid once per envelope, not once per document.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,9 +34,10 @@ from schemas.base import now_utc
 from sentimon.settings import Settings
 from streams import metrics
 from streams.dedup import Deduplicator
-from streams.ingest import Ingestor, RawRecord, dead_letter
+from streams.envelope import pack, shard, unpack
+from streams.ingest import Ingestor, dead_letter, records
 from streams.kafka.config import faust_broker, limit_fetch_wait
-from streams.kafka.producer import BatchProducer
+from streams.kafka.producer import BatchProducer, OutMessage
 from streams.scorer import Scorer, make_scorer, score_documents
 from streams.sink import StoreSink
 from streams.store import Store
@@ -65,30 +69,54 @@ def _app(settings: Settings, role: Role, web_port: int) -> faust.App:
 
 @dataclass
 class Outbox:
-    """Messages a stage produces for one micro-batch: (topic, key, value), dead letters included."""
+    """What a stage produces for one micro-batch: items packed into envelopes by shard, and dead letters.
+
+    ``partitions``: the partition count of each topic items go to (``shard(doc_id)`` picks the partition,
+    so a document takes the same partition of every topic whichever batch carried it)."""
 
     stage: str
     dead_topic: str
-    messages: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
+    partitions: dict[str, int]
+    envelope_max_bytes: int
+    items: int = 0
     dead: int = 0
+    _shards: dict[tuple[str, int], list[bytes]] = field(default_factory=dict)
+    _letters: list[OutMessage] = field(default_factory=list)
 
-    def add(self, topic: str, key: str | None, value: bytes) -> None:
-        """Queue one message (value already serialized)."""
-        self.messages.append((topic, key.encode() if key else None, value))
+    def add(self, topic: str, doc_id: str, item: bytes) -> None:
+        """Queue one item (its JSON, one line) for ``topic``."""
+        self._shards.setdefault((topic, shard(doc_id, self.partitions[topic])), []).append(item)
+        self.items += 1
 
     def dead_letter(self, letter: DeadLetter) -> None:
-        self.add(self.dead_topic, None, letter.model_dump_json().encode())
+        self._letters.append(OutMessage(self.dead_topic, letter.model_dump_json().encode()))
         self.dead += 1
 
-    def reject(self, event: faust.types.EventT, reason: str) -> None:
-        """Dead-letter one consumed message with its original bytes and source position."""
+    def reject(self, event: faust.types.EventT, reason: str, item: bytes | None = None, index: int | None = None) -> None:
+        """Dead-letter an item of a consumed message (the whole message when ``item`` is None) with its
+        original bytes and source position."""
         m = event.message
-        self.dead_letter(dead_letter(self.stage, reason, m.value, m.topic, m.partition, m.offset))
+        self.dead_letter(dead_letter(self.stage, reason, m.value if item is None else item, m.topic, m.partition,
+                                     m.offset, index))
+
+    def messages(self) -> list[OutMessage]:
+        return self._letters + [
+            OutMessage(topic, envelope, partition=partition)
+            for (topic, partition), items in self._shards.items()
+            for envelope in pack(items, self.envelope_max_bytes)
+        ]
 
 
-def _record(event: faust.types.EventT, kind: Any) -> RawRecord:
+def _position(event: faust.types.EventT) -> tuple[bytes | None, str, int, int]:
     m = event.message
-    return RawRecord(kind, m.value, m.topic, m.partition, m.offset)
+    return m.value, m.topic, m.partition, m.offset
+
+
+def _items(events: Sequence[faust.types.EventT]) -> Iterator[tuple[faust.types.EventT, int, bytes]]:
+    """(event, index, item bytes) for every item of every envelope consumed."""
+    for event in events:
+        for i, item in enumerate(unpack(event.message.value)):
+            yield event, i, item
 
 
 async def _ack(stream: faust.StreamT, events: Sequence[faust.types.EventT]) -> None:
@@ -122,7 +150,7 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
     t = settings.topics
     kinds = {t.name("raw_news"): "news", t.name("raw_social"): "social"}
     documents_topic, scores_topic, dead_topic = t.name("documents"), t.name("scores"), t.name("dead_letters")
-    batch, within = settings.stream.max_batch, settings.stream.max_wait_s
+    within = settings.stream.max_wait_s
     raw = app.topic(*kinds, value_serializer="raw", key_serializer="raw", allow_empty=True)
     documents = app.topic(documents_topic, value_serializer="raw", key_serializer="raw", allow_empty=True)
     producer = BatchProducer(settings.kafka)
@@ -131,25 +159,32 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
         max_message_bytes=settings.stream.max_message_bytes,
         max_text_chars=settings.stream.max_text_chars,
         dedup=Deduplicator(settings.stream.dedup_window, settings.stream.near_duplicate_threshold),
+        processes=settings.stream.ingest_processes,
     )
     state = {"scorer": scorer}
 
+    async def outbox(stage: str, *topics: str) -> Callable[[], Outbox]:
+        counts = {topic: await asyncio.to_thread(producer.partitions, topic) for topic in topics}
+        return lambda: Outbox(stage, dead_topic, counts, settings.stream.envelope_max_bytes)
+
     @app.agent(raw, name="ingest", supervisor_strategy=CrashingSupervisor)
     async def ingest(stream):
-        async for events in stream.noack_take(batch, within=within):
+        new_outbox = await outbox("ingest", documents_topic)
+        ingestor.start()  # in this thread: the helpers die with the thread that started them (PDEATHSIG)
+        async for events in stream.noack_take(settings.stream.max_batch, within=within):
             started = time.perf_counter()
-            records = [_record(e, kinds.get(e.message.topic, "news")) for e in events]
-            out = Outbox("ingest", dead_topic)
-            for outcome in ingestor.process(records):
+            items = [r for e in events for r in records(kinds.get(e.message.topic, "news"), *_position(e))]
+            out = new_outbox()
+            for outcome in ingestor.process(items):
                 if isinstance(outcome, Document):
                     out.add(documents_topic, outcome.doc_id, outcome.model_dump_json().encode())
                     if outcome.duplicate_of:
                         metrics.duplicates.inc()
                 else:
                     out.dead_letter(outcome)
-            await producer.send(out.messages)
+            await producer.send(out.messages())
             await _ack(stream, events)
-            _count("ingest", len(events), len(out.messages) - out.dead, out.dead, started)
+            _count("ingest", len(items), out, started)
 
     @app.agent(documents, name="scoring", supervisor_strategy=CrashingSupervisor)
     async def scoring(stream):
@@ -157,36 +192,36 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
             state["scorer"] = await asyncio.to_thread(make_scorer, settings)
             log.info("scorer ready: %s/%s", state["scorer"].name, state["scorer"].version)
         scorer_ = state["scorer"]
-        async for events in stream.noack_take(batch, within=within):
+        new_outbox = await outbox("scoring", scores_topic)
+        async for events in stream.noack_take(settings.stream.max_envelopes, within=within):
             started = time.perf_counter()
-            out = Outbox("scoring", dead_topic)
-            docs, doc_events = [], []
-            for e in events:
-                value = e.message.value or b""
+            out = new_outbox()
+            docs, n = [], 0
+            for e, i, item in _items(events):
+                n += 1
                 try:
-                    Document.__pydantic_validator__.validate_json(value)
-                    docs.append(orjson.loads(value))
-                    doc_events.append(e)
+                    Document.__pydantic_validator__.validate_json(item)
+                    docs.append((e, i, item, orjson.loads(item)))
                 except ValidationError as exc:
-                    out.reject(e, f"invalid document: {exc.errors()[0]['msg']}")
+                    out.reject(e, f"invalid document: {exc.errors()[0]['msg']}", item, i)
             t0 = time.perf_counter()
-            results = await asyncio.to_thread(score_documents, scorer_, docs) if docs else []
+            results = await asyncio.to_thread(score_documents, scorer_, [d for *_, d in docs]) if docs else []
             metrics.inference_seconds.observe(time.perf_counter() - t0)
-            for e, doc, result in zip(doc_events, docs, results):
+            for (e, i, item, doc), result in zip(docs, results):
                 if isinstance(result, bytes):
                     out.add(scores_topic, doc["doc_id"], result)
                 else:
-                    out.reject(e, result)
-            await producer.send(out.messages)
+                    out.reject(e, result, item, i)
+            await producer.send(out.messages())
             await _ack(stream, events)
-            _count("scoring", len(events), len(out.messages) - out.dead, out.dead, started)
+            _count("scoring", n, out, started)
 
     def details():
         ready = state["scorer"] is not None
         return (200 if ready else 503), {"role": "pipeline", "ready": ready, "metrics": metrics.snapshot()}
 
     _observability(app, "pipeline", details)
-    app.sentimon_closers = [producer.close]  # type: ignore[attr-defined]
+    app.sentimon_closers = [producer.close, ingestor.close]  # type: ignore[attr-defined]
     return app
 
 
@@ -197,7 +232,6 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
     scores_topic, dead_topic = t.name("scores"), t.name("dead_letters")
     scores = app.topic(scores_topic, value_serializer="raw", key_serializer="raw", allow_empty=True)
     # the store pays a fixed cost per insert (a part per table and view): larger batches than the other stages
-    batch = settings.stream.sink_max_batch
     within = max(settings.stream.max_wait_s, settings.stream.sink_max_wait_s)
     store = Store.open(settings)
     sink = StoreSink(store)
@@ -205,19 +239,21 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
 
     @app.agent(scores, name="sink", supervisor_strategy=CrashingSupervisor)
     async def sink_stage(stream):
-        async for events in stream.noack_take(batch, within=within):
+        new_outbox = lambda: Outbox("sink", dead_topic, {}, settings.stream.envelope_max_bytes)  # noqa: E731
+        async for events in stream.noack_take(settings.stream.sink_max_envelopes, within=within):
             started = time.perf_counter()
-            out = Outbox("sink", dead_topic)
-            items = []
-            for e in events:
+            out = new_outbox()
+            items, n = [], 0
+            for e, i, item in _items(events):
+                n += 1
                 try:
-                    items.append(ScoredDocument.model_validate_json(e.message.value or b""))
+                    items.append(ScoredDocument.model_validate_json(item))
                 except ValidationError as exc:
-                    out.reject(e, f"invalid scored document: {exc.errors()[0]['msg']}")
+                    out.reject(e, f"invalid scored document: {exc.errors()[0]['msg']}", item, i)
             t0 = time.perf_counter()
             new = await asyncio.to_thread(sink.write, items) if items else 0
             metrics.sink_seconds.observe(time.perf_counter() - t0)
-            await producer.send(out.messages)
+            await producer.send(out.messages())
             await _ack(stream, events)
             stored_at = now_utc()
             unique = {i.document.doc_id: i.document for i in items}
@@ -225,7 +261,8 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
             for doc in unique.values():
                 metrics.end_to_end_seconds.observe(max(0.0, (stored_at - doc.event_time).total_seconds()))
                 metrics.pipeline_seconds.observe(max(0.0, (stored_at - doc.ingested_at).total_seconds()))
-            _count("sink", len(events), new, out.dead, started)
+            out.items = new
+            _count("sink", n, out, started)
 
     @app.page("/api/summary")
     async def summary(view, request):
@@ -261,10 +298,10 @@ def summarize(store: Store, window: int = 5, baseline: int = 30, limit: int = 10
     }
 
 
-def _count(stage: str, n_in: int, n_out: int, n_dead: int, started: float) -> None:
+def _count(stage: str, n_in: int, out: Outbox, started: float) -> None:
+    """Items in and out of one micro-batch (documents, not envelopes), its dead letters and its time."""
     metrics.consumed.labels(stage).inc(n_in)
-    metrics.produced.labels(stage).inc(n_out)
-    if n_dead:
-        metrics.dead_letters.labels(stage).inc(n_dead)
-    metrics.batch_size.labels(stage).observe(n_in)
-    metrics.batch_seconds.labels(stage).observe(time.perf_counter() - started)
+    metrics.produced.labels(stage).inc(out.items)
+    if out.dead:
+        metrics.dead_letters.labels(stage).inc(out.dead)
+    metrics.batch_done(stage, n_in, time.perf_counter() - started)

@@ -16,7 +16,7 @@ import orjson
 
 from sentimon.settings import Settings
 from streams.ingest import Kind
-from streams.kafka.producer import BatchProducer
+from streams.kafka.producer import BatchProducer, OutMessage
 
 LIST_COLUMNS = ("tickers", "cashtags")
 ENGAGEMENT = ("likes", "reposts", "replies")
@@ -68,32 +68,50 @@ def publish(
     items: Iterable[tuple[Kind, bytes]],
     rate_per_s: float | None = None,
     batch: int = 500,
+    per_message: int = 1,
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Publish to the raw topics, paced to ``rate_per_s`` when given; returns the number published."""
+    """Publish items to the raw topics, paced to ``rate_per_s`` items/s when given; returns the number
+    published. ``per_message`` > 1: up to that many items of one kind per message, as JSON Lines."""
     topics = {"news": settings.topics.name("raw_news"), "social": settings.topics.name("raw_social")}
     producer = BatchProducer(settings.kafka)
+    every = batch if rate_per_s is None else max(1, int(rate_per_s / 10))
     started, sent, pending = time.monotonic(), 0, []
     try:
-        for kind, value in items:
-            pending.append((topics[kind], None, value))
-            if len(pending) >= (batch if rate_per_s is None else max(1, int(rate_per_s / 10))):
-                sent += _flush(producer, pending, on_progress)
+        for item in items:
+            pending.append(item)
+            if len(pending) >= every:
+                sent += _flush(producer, pending, topics, per_message, on_progress)
                 if rate_per_s:
                     time.sleep(max(0.0, started + sent / rate_per_s - time.monotonic()))
-        sent += _flush(producer, pending, on_progress)
+        sent += _flush(producer, pending, topics, per_message, on_progress)
     finally:
         producer.close()
     return sent
 
 
-def _flush(producer: BatchProducer, pending: list, on_progress) -> int:
+def messages(items: Iterable[tuple[Kind, bytes]], topics: dict[Kind, str], per_message: int = 1) -> list[OutMessage]:
+    """The raw messages for ``items``: one each, or up to ``per_message`` of one kind joined as JSON Lines
+    (in order within each kind)."""
+    by_kind: dict[Kind, list[bytes]] = {}
+    for kind, value in items:
+        by_kind.setdefault(kind, []).append(value)
+    return [
+        OutMessage(topics[kind], b"\n".join(values[i:i + per_message]))
+        for kind, values in by_kind.items() for i in range(0, len(values), per_message)
+    ]
+
+
+def _flush(producer: BatchProducer, pending: list[tuple[Kind, bytes]], topics: dict[Kind, str], per_message: int,
+           on_progress) -> int:
     n = len(pending)
-    if n:
-        errors = producer.produce(pending)
-        if errors:
-            raise RuntimeError(f"{len(errors)} of {n} messages not delivered: {errors[0]}")
-        pending.clear()
-        if on_progress:
-            on_progress(n)
+    if not n:
+        return 0
+    out = messages(pending, topics, per_message)
+    errors = producer.produce(out)
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {len(out)} messages not delivered: {errors[0]}")
+    pending.clear()
+    if on_progress:
+        on_progress(n)
     return n

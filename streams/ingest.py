@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +21,7 @@ from pydantic import ValidationError
 from schemas import DeadLetter, Document, NewsItem, SocialPost
 from schemas.base import now_utc
 from streams.dedup import Candidate, Deduplicator
+from streams.envelope import split_raw
 from streams.entities import EntityIndex, default_index
 from streams.normalize import find_urls, looks_binary, normalize
 from streams.privacy import hash_handle, scrub
@@ -37,6 +40,15 @@ class RawRecord:
     topic: str
     partition: int
     offset: int
+    index: int | None = None  # position within a JSON Lines message; None: the message is one item
+
+
+def records(kind: Kind, value: bytes | None, topic: str, partition: int, offset: int) -> list[RawRecord]:
+    """The items of one raw message: itself, or each line of a JSON Lines message (see :mod:`streams.envelope`)."""
+    lines = split_raw(value)
+    if lines is None:
+        return [RawRecord(kind, value, topic, partition, offset)]
+    return [RawRecord(kind, line, topic, partition, offset, i) for i, line in enumerate(lines)]
 
 
 class Rejected(ValueError):
@@ -89,7 +101,12 @@ def parse(record: RawRecord, max_bytes: int) -> NewsItem | SocialPost:
 
 
 class Ingestor:
-    """Turns raw records into documents; holds the duplicate window and the entity index."""
+    """Turns raw records into documents; holds the duplicate window and the entity index.
+
+    ``processes`` > 0: batches of at least ``parallel_from`` records are parsed and normalized partly
+    in that many helper processes (the per-record work is pure; one Python process uses one core),
+    while duplicate detection, which needs the whole window, stays here. Call :meth:`close` when done.
+    """
 
     def __init__(
         self,
@@ -99,12 +116,54 @@ class Ingestor:
         max_text_chars: int = 20_000,
         dedup: Deduplicator | None = None,
         entities: EntityIndex | None = None,
+        processes: int = 0,
+        parallel_from: int = 256,
     ):
         self.key = privacy_key
         self.max_message_bytes = max_message_bytes
         self.max_text_chars = max_text_chars
         self.dedup = dedup or Deduplicator()
         self.entities = entities or default_index()
+        self.processes = processes
+        self.parallel_from = parallel_from
+        self._pool: ProcessPoolExecutor | None = None
+
+    def start(self) -> None:
+        """Start the helper processes now (each imports the models once), not at the first big batch."""
+        if self.processes and self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_helper_init,
+                initargs=(self.key, self.max_message_bytes, self.max_text_chars),
+            )
+            for f in [self._pool.submit(_helper_prepare, [], now_utc()) for _ in range(self.processes)]:
+                f.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def prepare(self, records: Sequence[RawRecord], ingested_at: datetime) -> list[dict | str]:
+        """Per record, in order: its document fields (see :meth:`fields`) or why it was rejected."""
+        out: list[dict | str] = []
+        for record in records:
+            try:
+                out.append(self.fields(parse(record, self.max_message_bytes), ingested_at))
+            except Rejected as exc:
+                out.append(str(exc))
+        return out
+
+    def _prepare_all(self, records: Sequence[RawRecord], ingested_at: datetime) -> list[dict | str]:
+        if not self.processes or len(records) < self.parallel_from:
+            return self.prepare(records, ingested_at)
+        self.start()
+        assert self._pool is not None
+        # helpers take an equal share each and this process the last one, while they work
+        share = len(records) // (self.processes + 1)
+        futures = [self._pool.submit(_helper_prepare, records[i * share:(i + 1) * share], ingested_at)
+                   for i in range(self.processes)]
+        mine = self.prepare(records[self.processes * share:], ingested_at)
+        return [p for f in futures for p in f.result()] + mine
 
     def fields(self, item: NewsItem | SocialPost, ingested_at: datetime) -> dict:
         """A document's fields but ``duplicate_of``: normalized, scrubbed, with entities and id.
@@ -143,14 +202,14 @@ class Ingestor:
 
     def process(self, records: Sequence[RawRecord]) -> list[Document | DeadLetter]:
         """One outcome per record, in order. Duplicates are flagged for the whole batch at once."""
-        now = now_utc()
         out: list[Document | DeadLetter | None] = [None] * len(records)
         pending: list[tuple[int, dict]] = []
-        for i, record in enumerate(records):
-            try:
-                pending.append((i, self.fields(parse(record, self.max_message_bytes), now)))
-            except Rejected as exc:
-                out[i] = dead_letter("ingest", str(exc), record.value, record.topic, record.partition, record.offset)
+        for i, (record, prepared) in enumerate(zip(records, self._prepare_all(records, now_utc()))):
+            if isinstance(prepared, str):
+                out[i] = dead_letter("ingest", prepared, record.value, record.topic, record.partition, record.offset,
+                                     record.index)
+            else:
+                pending.append((i, prepared))
         # news: the same story re-published (exact or near); social: copies of one post (exact only:
         # two people writing "TSLA looks weak" independently are two opinions)
         originals = self.dedup.check_batch([
@@ -158,17 +217,37 @@ class Ingestor:
             for _, f in pending
         ])
         for (i, f), original in zip(pending, originals):
-            out[i] = Document(**f, duplicate_of=original)
+            # our own fields from validated input: the scoring stage validates the document it receives
+            out[i] = Document.model_construct(**f, duplicate_of=original)
         return out  # type: ignore[return-value]
 
 
-def dead_letter(stage: str, reason: str, value: bytes | None, topic: str, partition: int, offset: int) -> DeadLetter:
+_helper: Ingestor | None = None
+
+
+def _helper_init(key: bytes, max_message_bytes: int, max_text_chars: int) -> None:
+    from streams.broker import die_with_parent
+
+    die_with_parent()
+    global _helper
+    _helper = Ingestor(key, max_message_bytes=max_message_bytes, max_text_chars=max_text_chars)
+
+
+def _helper_prepare(records: Sequence[RawRecord], ingested_at: datetime) -> list[dict | str]:
+    assert _helper is not None
+    return _helper.prepare(records, ingested_at)
+
+
+def dead_letter(stage: str, reason: str, value: bytes | None, topic: str, partition: int, offset: int,
+                index: int | None = None) -> DeadLetter:
+    """The dead letter of one item: ``value`` is its original bytes (the line, for an item of a JSON Lines message)."""
     return DeadLetter(
         stage=stage,  # type: ignore[arg-type]
         reason=reason,
         topic=topic,
         partition=partition,
         offset=offset,
+        index=index,
         original=base64.b64encode(value or b"").decode(),
         failed_at=now_utc(),
     )

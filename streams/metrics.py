@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 STAGES = ("ingest", "scoring", "sink")
 _SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -13,6 +15,10 @@ produced = Counter("sentimon_produced", "messages a stage produced (ingest, scor
 dead_letters = Counter("sentimon_dead_letters", "messages sent to the dead-letter topic", ["stage"])
 duplicates = Counter("sentimon_duplicates", "documents flagged as a duplicate of an earlier story")
 redelivered = Counter("sentimon_redelivered", "documents the sink skipped because they were already stored")
+first_batch = Gauge("sentimon_first_batch_timestamp_seconds", "when a stage's first micro-batch started (unix time)",
+                    ["stage"])
+last_batch = Gauge("sentimon_last_batch_timestamp_seconds", "when a stage last finished a micro-batch (unix time)",
+                   ["stage"])
 batch_size = Histogram("sentimon_batch_size", "micro-batch sizes", ["stage"], buckets=_SIZES)
 batch_seconds = Histogram("sentimon_batch_seconds", "time to process one micro-batch", ["stage"], buckets=_SECONDS)
 inference_seconds = Histogram("sentimon_inference_seconds", "classifier time per micro-batch", buckets=_SECONDS)
@@ -25,19 +31,36 @@ pipeline_seconds = Histogram(
 )
 
 
+_SNAPSHOT = {"consumed": consumed, "produced": produced, "dead_letters": dead_letters, "duplicates": duplicates,
+             "redelivered": redelivered, "first_batch": first_batch, "last_batch": last_batch}
+_started: set[str] = set()
+
+
+def batch_done(stage: str, size: int, seconds: float) -> None:
+    """Record one finished micro-batch of ``size`` items that took ``seconds``."""
+    batch_size.labels(stage).observe(size)
+    batch_seconds.labels(stage).observe(seconds)
+    now = time.time()
+    if stage not in _started:
+        _started.add(stage)
+        first_batch.labels(stage).set(now - seconds)
+    last_batch.labels(stage).set(now)
+
+
 def exposition() -> tuple[bytes, str]:
     """The text exposition of all metrics and its content type."""
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
 def snapshot() -> dict[str, float]:
-    """Counter totals by name and stage, e.g. ``{'consumed.ingest': 1200.0}`` (for summaries and tests)."""
+    """Counter totals and batch timestamps by name and stage, e.g. ``{'consumed.ingest': 1200.0,
+    'last_batch.ingest': 1796.5e6}`` (for summaries, benchmarks and tests)."""
     out: dict[str, float] = {}
-    for metric in (consumed, produced, dead_letters, duplicates, redelivered):
+    for name, metric in _SNAPSHOT.items():
         for sample in metric.collect()[0].samples:
-            if sample.name.endswith("_total"):
+            if sample.name.endswith("_total") or isinstance(metric, Gauge):
                 stage = sample.labels.get("stage")
-                out[metric._name.removeprefix("sentimon_") + (f".{stage}" if stage else "")] = sample.value
+                out[name + (f".{stage}" if stage else "")] = sample.value
     return out
 
 

@@ -17,6 +17,7 @@ _INVISIBLE = dict.fromkeys(
     [c for c in range(0x20) if c not in (9, 10, 13)] + [0x7F, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF], " "
 )
 _SPACE = re.compile(r"\s+")
+_WWW = re.compile(r"www\.", re.IGNORECASE)
 
 
 def find_urls(text: str) -> list[str]:
@@ -25,17 +26,23 @@ def find_urls(text: str) -> list[str]:
 
 def normalize(text: str) -> str:
     """Clean text for storage and scoring; idempotent (``normalize(normalize(x)) == normalize(x)``)."""
-    text = _BLOCK_TAG.sub(" ", text)
-    text = _TAG.sub("", text)
-    # feeds double-escape (&amp;amp;): unescape until stable, at most three rounds
-    for _ in range(3):
-        unescaped = html.unescape(text)
-        if unescaped == text:
-            break
-        text = unescaped
-    text = _TAG.sub("", text)
-    text = unicodedata.normalize("NFKC", text)
-    text = URL.sub(" ", text)
+    # each step runs only when its marker is present: most items have no markup (a third of the stage's cost)
+    if "<" in text:
+        text = _BLOCK_TAG.sub(" ", text)
+        text = _TAG.sub("", text)
+    if "&" in text:
+        # feeds double-escape (&amp;amp;): unescape until stable, at most three rounds
+        for _ in range(3):
+            unescaped = html.unescape(text)
+            if unescaped == text:
+                break
+            text = unescaped
+        if "<" in text:
+            text = _TAG.sub("", text)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    if "://" in text or _WWW.search(text):
+        text = URL.sub(" ", text)
     text = text.translate(_INVISIBLE)
     return _SPACE.sub(" ", text).strip()
 

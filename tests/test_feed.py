@@ -1,6 +1,8 @@
 import orjson
 
-from streams.feed import read_file
+from streams.envelope import split_raw
+from streams.feed import messages, read_file
+from streams.kafka.producer import OutMessage
 
 
 def test_jsonl_is_published_byte_for_byte_with_kind_guessed(tmp_path):
@@ -22,3 +24,14 @@ def test_csv_rows_become_json_items(tmp_path):
     assert orjson.loads(value) == {"id": "7", "platform": "x", "author": "@bob", "created_at": "2026-11-29T07:00:00Z",
                                    "text": "$TSLA, down", "cashtags": ["TSLA", "F"],
                                    "engagement": {"likes": 3, "reposts": 1}}
+
+
+def test_items_are_joined_into_json_lines_messages_per_kind():
+    topics = {"news": "raw-news", "social": "raw-social"}
+    items = [("news", b'{"n":1}'), ("social", b'{"s":1}'), ("news", b'{"n":2}'), ("news", b'{"n":3}')]
+    assert messages(items, topics) == [OutMessage("raw-news", v) for v in (b'{"n":1}', b'{"n":2}', b'{"n":3}')] + [
+        OutMessage("raw-social", b'{"s":1}')]
+    batched = messages(items, topics, per_message=2)
+    assert [(m.topic, m.value) for m in batched] == [
+        ("raw-news", b'{"n":1}\n{"n":2}'), ("raw-news", b'{"n":3}'), ("raw-social", b'{"s":1}')]
+    assert [split_raw(m.value) for m in batched] == [[b'{"n":1}', b'{"n":2}'], None, None]

@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from schemas import DeadLetter, Document
-from streams.ingest import Ingestor, RawRecord, doc_id
+from streams.ingest import Ingestor, RawRecord, doc_id, records
 
 
 @pytest.fixture()
@@ -81,3 +81,35 @@ def test_bad_input_is_dead_lettered_with_reason_and_bytes(ingestor, kind, value,
     assert reason in bad.reason
     assert bad.original_bytes() == value and base64.b64decode(bad.original) == value
     assert (bad.topic, bad.partition, bad.offset, bad.stage) == (f"raw-{kind}", 1, 2, "ingest")
+
+
+def test_a_json_lines_message_is_one_item_per_line_and_a_bad_line_is_dead_lettered_alone(ingestor):
+    value = b"\n".join([news(id="a"), b'{"id": "b", "headline": ', news(id="c")])
+    items = records("news", value, "raw-news", 2, 17)
+    assert [(r.index, r.offset, r.partition) for r in items] == [(0, 17, 2), (1, 17, 2), (2, 17, 2)]
+    out = ingestor.process(items)
+    assert isinstance(out[0], Document) and isinstance(out[2], Document) and out[0].doc_id != out[2].doc_id
+    letter = out[1]
+    assert isinstance(letter, DeadLetter) and "malformed JSON" in letter.reason
+    assert (letter.index, letter.offset, letter.original_bytes()) == (1, 17, b'{"id": "b", "headline": ')
+    [single] = records("news", news(), "raw-news", 0, 1)
+    assert single.index is None and ingestor.process([single])[0].doc_id == doc_id("news", "reuters", "n1")
+
+
+def test_helper_processes_give_the_same_documents_as_one_process():
+    items = [rec("news", news(id=f"n{i}", headline=f"Apple &amp; Tesla <b>story</b> number {i % 40}"), i) for i in range(300)]
+    items += [rec("social", post(id=f"p{i}"), 300 + i) for i in range(40)] + [rec("news", b"{broken", 999)]
+    inline = Ingestor(b"k", max_message_bytes=4096, max_text_chars=500).process(items)
+    helped = Ingestor(b"k", max_message_bytes=4096, max_text_chars=500, processes=1, parallel_from=100)
+    try:
+        parallel = helped.process(items)
+        assert helped._pool is not None  # the batch did go through the helper
+    finally:
+        helped.close()
+
+    def comparable(outcomes):
+        return [o.model_dump(exclude={"ingested_at", "failed_at"}) for o in outcomes]
+
+    assert comparable(parallel) == comparable(inline)
+    assert sum(isinstance(o, DeadLetter) for o in parallel) == 1
+    assert sum(bool(o.duplicate_of) for o in parallel if isinstance(o, Document)) > 200  # 40 stories, 300 items

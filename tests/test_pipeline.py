@@ -75,29 +75,41 @@ def test_n_in_n_stored_and_bad_messages_dead_lettered(cluster):
         ("news", orjson.dumps({"id": "x5", "source": "r", "published_at": "2026-11-29T07:00:00Z",
                                "headline": "fine", "sentiment": "positive"})),  # unknown field
     ]
+    # a JSON Lines message (a feed's bulk delivery): three items and, among them, one malformed line
+    lines = [orjson.dumps({"id": f"jl-{i}", "source": "bulkwire", "published_at": "2026-11-29T07:00:00Z",
+                           "headline": f"Apple shares {word} after the bulk delivery number {i}"})
+             for i, word in enumerate(("rise", "fall", "drift"))]
+    broken = b'{"id": "jl-x", "headline": '
+    bulk = b"\n".join([lines[0], broken, lines[1], lines[2]])
     items = list(good)
     for i, b in enumerate(bad):
         items.insert(40 + 50 * i, b)
+    items.insert(100, ("news", bulk))
+    n_good = len(good) + len(lines)
     store = cluster.start_worker("store")
     pipeline = cluster.start_worker("pipeline")
     assert publish(cluster.settings, items) == len(items)
-    wait_until(lambda: store.metrics().get("produced.sink", 0) >= len(good), 180, "all good documents stored",
+    wait_until(lambda: store.metrics().get("produced.sink", 0) >= n_good, 180, "all good documents stored",
                [store, pipeline])
     letters = [orjson.loads(m.value()) for m in read(cluster.settings.kafka, cluster.settings.topics.name("dead_letters"))]
-    assert len(letters) == len(bad)
+    assert len(letters) == len(bad) + 1
     by_original = {bytes(__import__("base64").b64decode(d["original"])): d for d in letters}
-    assert set(by_original) == {value for _, value in bad}
+    assert set(by_original) == {value for _, value in bad} | {broken}
     reasons = [by_original[value]["reason"] for _, value in bad]
     for reason, expected in zip(reasons, ("malformed JSON", "binary", "oversized message", "wrong schema for social",
                                           "unknown field 'sentiment'")):
         assert expected in reason
     for d in letters:
         assert d["stage"] == "ingest" and d["topic"].endswith(("raw-news", "raw-social")) and d["offset"] >= 0
-    assert pipeline.metrics()["dead_letters.ingest"] == len(bad)
+    assert "malformed JSON" in by_original[broken]["reason"] and by_original[broken]["index"] == 1
+    assert all(by_original[value]["index"] is None for _, value in bad)
+    assert pipeline.metrics()["dead_letters.ingest"] == len(bad) + 1
     counts = stored_counts(cluster)
-    assert counts == {"documents": 300, "scores": 300, "aggregated_docs": 300, "rows": 300,
+    assert counts == {"documents": n_good, "scores": n_good, "aggregated_docs": n_good, "rows": n_good,
                       "aggregated_stories": counts["aggregated_stories"]}
-    assert 0 < counts["aggregated_stories"] < 300  # the synthetic feed republishes some stories
+    assert 0 < counts["aggregated_stories"] < n_good  # the synthetic feed republishes some stories
+    with cluster.store() as s:
+        assert s.query("SELECT count() FROM {db}.documents WHERE source = 'bulkwire'")[0][0] == 3
 
 
 def test_workers_killed_mid_stream_lose_nothing_and_count_nothing_twice(cluster):

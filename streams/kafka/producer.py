@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaError, Message
 from confluent_kafka import Producer as _Producer
@@ -22,6 +22,15 @@ class DeliveryError(RuntimeError):
     """Kafka refused or timed out messages of a batch."""
 
 
+class OutMessage(NamedTuple):
+    """One message to produce; ``partition`` None: chosen from the key (or spread when there is no key)."""
+
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    partition: int | None = None
+
+
 class BatchProducer:
     def __init__(self, kafka: KafkaSettings, **extra: Any):
         self._producer = _Producer(
@@ -30,19 +39,30 @@ class BatchProducer:
                 **{"enable.idempotence": True, "linger.ms": 5, "acks": "all", **extra},
             )
         )
+        self._partitions: dict[str, int] = {}
 
-    def produce(self, messages: Iterable[tuple[str, bytes | None, bytes]]) -> list[KafkaError]:
-        """Produce (topic, key, value) messages and block until all are acknowledged; returns errors."""
+    def partitions(self, topic: str, timeout_s: float = 10.0) -> int:
+        """How many partitions ``topic`` has (asked once per topic; the topic must exist)."""
+        if topic not in self._partitions:
+            meta = self._producer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+            if meta is None or meta.error is not None or not meta.partitions:
+                raise DeliveryError(f"topic {topic!r} is missing: run 'sentimon topics' ({meta.error if meta else 'no metadata'})")
+            self._partitions[topic] = len(meta.partitions)
+        return self._partitions[topic]
+
+    def produce(self, messages: Iterable[OutMessage]) -> list[KafkaError]:
+        """Produce the messages and block until all are acknowledged; returns the errors."""
         errors: list[KafkaError] = []
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
             if err is not None:
                 errors.append(err)
 
-        for topic, key, value in messages:
+        for topic, value, key, partition in messages:
+            extra = {} if partition is None else {"partition": partition}
             while True:
                 try:
-                    self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                    self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery, **extra)
                     break
                 except BufferError:  # local queue full: let deliveries drain
                     self._producer.poll(0.05)
@@ -52,7 +72,7 @@ class BatchProducer:
             errors.append(KafkaError(KafkaError._MSG_TIMED_OUT, f"{remaining} messages not delivered in 60 s"))
         return errors
 
-    async def send(self, messages: list[tuple[str, bytes | None, bytes]]) -> None:
+    async def send(self, messages: list[OutMessage]) -> None:
         """Deliver a batch without blocking the event loop; :class:`DeliveryError` if any message failed."""
         if not messages:
             return
