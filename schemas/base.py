@@ -18,10 +18,15 @@ def _utc(value: datetime) -> datetime:
     return value - timedelta(microseconds=extra) if extra else value
 
 
+def iso_ms(value: datetime) -> str:
+    """The wire form of a UTC instant: ISO-8601 with milliseconds and ``Z``."""
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 UtcTime = Annotated[
     datetime,
     AfterValidator(_utc),
-    PlainSerializer(lambda v: v.isoformat(timespec="milliseconds").replace("+00:00", "Z"), return_type=str, when_used="json"),
+    PlainSerializer(iso_ms, return_type=str, when_used="json"),
 ]
 """A timezone-aware instant, converted to UTC and cut to milliseconds (ClickHouse DateTime64(3, 'UTC'))."""
 

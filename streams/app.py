@@ -25,20 +25,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import faust
-import orjson
 from mode import CrashingSupervisor
 from pydantic import ValidationError
 
-from schemas import DeadLetter, Document, ScoredDocument
+from schemas import DeadLetter, ScoredDocument
 from schemas.base import now_utc
 from sentimon.settings import Settings
 from streams import metrics
 from streams.dedup import Deduplicator
 from streams.envelope import pack, shard, unpack
-from streams.ingest import Ingestor, dead_letter, records
+from streams.ingest import Ingested, Ingestor, dead_letter, records
 from streams.kafka.config import faust_broker, limit_fetch_wait
 from streams.kafka.producer import BatchProducer, OutMessage
-from streams.scorer import Scorer, make_scorer, score_documents
+from streams.scorer import Scorer, make_scorer, scorable, score_documents
 from streams.sink import StoreSink
 from streams.store import Store
 
@@ -176,8 +175,8 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
             items = [r for e in events for r in records(kinds.get(e.message.topic, "news"), *_position(e))]
             out = new_outbox()
             for outcome in ingestor.process(items):
-                if isinstance(outcome, Document):
-                    out.add(documents_topic, outcome.doc_id, outcome.model_dump_json().encode())
+                if isinstance(outcome, Ingested):
+                    out.add(documents_topic, outcome.doc_id, outcome.json)
                     if outcome.duplicate_of:
                         metrics.duplicates.inc()
                 else:
@@ -199,11 +198,11 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
             docs, n = [], 0
             for e, i, item in _items(events):
                 n += 1
-                try:
-                    Document.__pydantic_validator__.validate_json(item)
-                    docs.append((e, i, item, orjson.loads(item)))
-                except ValidationError as exc:
-                    out.reject(e, f"invalid document: {exc.errors()[0]['msg']}", item, i)
+                doc = scorable(item)
+                if isinstance(doc, str):
+                    out.reject(e, doc, item, i)
+                else:
+                    docs.append((e, i, item, doc))
             t0 = time.perf_counter()
             results = await asyncio.to_thread(score_documents, scorer_, [d for *_, d in docs]) if docs else []
             metrics.inference_seconds.observe(time.perf_counter() - t0)

@@ -133,7 +133,7 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
         classifier = Classifier.load(ref.path, batch_size=settings.scoring.batch_size)
         model_items = _items(n_model, seed=2)
         docs = Ingestor(b"bench").process([RawRecord(k, v, "t", 0, 0) for k, v in model_items])
-        texts = [d.text for d in docs]  # exactly what the scoring stage will see
+        texts = [orjson.loads(d.json)["text"] for d in docs]  # exactly what the scoring stage will see
         classifier.predict(texts[:64])  # warm up
         t0 = time.perf_counter()
         classifier.predict(texts)

@@ -20,6 +20,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -78,6 +79,38 @@ class Candidate:
     near: bool = True
 
 
+class Key(NamedTuple):
+    """What duplicate detection needs of one document, computed without the window (pure, so helper
+    processes can compute it): the exact fingerprint and, for near duplicates, the MinHash signature
+    (``NUM_PERM`` uint64 values as bytes) with its LSH band keys. A tuple: cheap to pass between processes."""
+
+    doc_id: str
+    scope: str
+    fingerprint: str
+    signature: bytes | None = None
+    bands: tuple[int, ...] = ()
+
+
+def keys(items: Sequence[Candidate], min_words: int = 6) -> list[Key]:
+    """The :class:`Key` of each candidate, signatures computed for the whole batch at once."""
+    prepared = []
+    for item in items:
+        tokens = words(item.text)
+        near = shingles(tokens) if item.near and len(tokens) >= min_words else None
+        prepared.append((item, fingerprint(item.text, item.scope), near))
+    near_sets = [p[2] for p in prepared if p[2] is not None]
+    sig_array = signatures(near_sets) if near_sets else np.empty((0, NUM_PERM), np.uint64)
+    sigs = iter(zip(sig_array, band_keys(sig_array)))
+    out = []
+    for item, fp, near in prepared:
+        if near is None:
+            out.append(Key(item.doc_id, item.scope, fp))
+        else:
+            values, bands = next(sigs)
+            out.append(Key(item.doc_id, item.scope, fp, values.tobytes(), tuple(bands)))
+    return out
+
+
 class Deduplicator:
     def __init__(self, window: int = 50_000, threshold: float = 0.6, min_words: int = 6):
         self.window = window
@@ -102,24 +135,22 @@ class Deduplicator:
 
     def check_batch(self, items: Sequence[Candidate]) -> list[str]:
         """:meth:`check` for a batch, in order (a document can be a duplicate of one earlier in the batch)."""
-        prepared = []
-        for item in items:
-            tokens = words(item.text)
-            wants_near = item.near and len(tokens) >= self.min_words and item.doc_id not in self._seen
-            prepared.append((item, fingerprint(item.text, item.scope), shingles(tokens) if wants_near else None))
-        near_sets = [p[2] for p in prepared if p[2] is not None]
-        sig_array = signatures(near_sets) if near_sets else np.empty((0, NUM_PERM), np.uint64)
-        sigs = iter(zip(sig_array, band_keys(sig_array)))
+        return self.check_keys(keys(items, self.min_words))
+
+    def check_keys(self, batch: Sequence[Key]) -> list[str]:
+        """:meth:`check_batch` for keys computed beforehand (see :func:`keys`)."""
         out = []
-        for item, fp, shingle_set in prepared:
-            signature = next(sigs) if shingle_set is not None else None
-            if item.doc_id in self._seen:
-                out.append(self._seen[item.doc_id])
+        for key in batch:
+            if key.doc_id in self._seen:
+                out.append(self._seen[key.doc_id])
                 continue
-            original = self._exact.get(fp, "")
+            signature = None
+            if key.signature is not None:
+                signature = (np.frombuffer(key.signature, np.uint64), list(key.bands))
+            original = self._exact.get(key.fingerprint, "")
             if not original and signature is not None:
-                original = self._near(signature, item.scope)
-            self._remember(item.doc_id, original, fp, item.scope, signature)
+                original = self._near(signature, key.scope)
+            self._remember(key.doc_id, original, key.fingerprint, key.scope, signature)
             out.append(original)
         return out
 

@@ -14,7 +14,7 @@ import orjson
 
 from models.classifier import Prediction, PredictionError
 from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
-from schemas.base import now_utc
+from schemas.base import iso_ms, now_utc
 from sentimon.settings import Settings
 
 
@@ -82,8 +82,27 @@ def score_fields(doc_id: str, p: Prediction, scored_at: str) -> dict:
     }
 
 
+def scorable(item: bytes) -> dict | str:
+    """A document as received on the documents topic: its JSON object when it has what scoring needs
+    (a ``doc_id`` and a ``text``), else why not.
+
+    Only what this stage uses is checked: the full :class:`Document` schema was met when ingest wrote it
+    and is validated again by the store before anything is written (a full validation here was the
+    largest cost of the stage)."""
+    try:
+        doc = orjson.loads(item)
+    except orjson.JSONDecodeError as exc:
+        return f"invalid document: malformed JSON: {exc}"
+    if not isinstance(doc, dict):
+        return f"invalid document: expected a JSON object, got {type(doc).__name__}"
+    for name in ("doc_id", "text"):
+        if not isinstance(doc.get(name), str) or not doc[name]:
+            return f"invalid document: '{name}' must be a non-empty string"
+    return doc
+
+
 def score_documents(scorer: Scorer, documents: Sequence[dict]) -> list[bytes | str]:
-    """Score validated documents (their JSON objects, as received); per document, in order, the
+    """Score documents (their JSON objects, as received, see :func:`scorable`); per document, in order, the
     :class:`ScoredDocument` message bytes or the reason it could not be scored.
 
     Works on plain objects and orjson: building and validating pydantic models of data this stage made
@@ -92,7 +111,7 @@ def score_documents(scorer: Scorer, documents: Sequence[dict]) -> list[bytes | s
     results = scorer.score([d["text"] for d in documents])
     if len(results) != len(documents):
         raise RuntimeError(f"scorer {scorer.name} returned {len(results)} results for {len(documents)} texts")
-    now = now_utc().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = iso_ms(now_utc())
     return [
         orjson.dumps({"schema_version": 1, "document": d, "score": score_fields(d["doc_id"], r, now)})
         if isinstance(r, Prediction) else f"not scorable: {r.error}"

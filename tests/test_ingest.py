@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from schemas import DeadLetter, Document
-from streams.ingest import Ingestor, RawRecord, doc_id, records
+from streams.ingest import Ingested, Ingestor, RawRecord, doc_id, records
 
 
 @pytest.fixture()
@@ -28,8 +28,20 @@ def rec(kind, value, offset=0) -> RawRecord:
     return RawRecord(kind, value, f"raw-{kind}", 1, offset)
 
 
+def run(ingestor: Ingestor, records) -> list[Document | DeadLetter]:
+    """The outcomes, documents parsed back from the JSON the stage emits (which must be a valid Document)."""
+    out = []
+    for outcome in ingestor.process(records):
+        if isinstance(outcome, Ingested):
+            doc = outcome.document()
+            assert (doc.doc_id, doc.duplicate_of) == (outcome.doc_id, outcome.duplicate_of)
+            outcome = doc
+        out.append(outcome)
+    return out
+
+
 def test_news_becomes_a_clean_document(ingestor):
-    [d] = ingestor.process([rec("news", news())])
+    [d] = run(ingestor, [rec("news", news())])
     assert isinstance(d, Document)
     assert d.text == "Tesla & Ford slump" and d.title == d.text
     assert d.tickers == ["F", "TSLA"] and d.sectors == ["Consumer Discretionary"]
@@ -38,19 +50,19 @@ def test_news_becomes_a_clean_document(ingestor):
 
 
 def test_social_post_is_scrubbed_before_storage(ingestor):
-    [d] = ingestor.process([rec("social", post())])
+    [d] = run(ingestor, [rec("social", post())])
     assert "a@b.com" not in d.model_dump_json() and "Trader" not in d.model_dump_json()
     assert d.author_hash and d.engagement == 3 and d.tickers == ["NVDA"]
 
 
 def test_doc_id_is_stable_across_redelivery(ingestor):
-    [a] = ingestor.process([rec("news", news())])
-    [b] = ingestor.process([rec("news", news(), offset=99)])
+    [a] = run(ingestor, [rec("news", news())])
+    [b] = run(ingestor, [rec("news", news(), offset=99)])
     assert a.doc_id == b.doc_id and a.duplicate_of == b.duplicate_of == ""
 
 
 def test_republished_story_is_flagged(ingestor):
-    first, copy = ingestor.process([rec("news", news(headline="Tesla shares slump after deliveries miss estimates badly")),
+    first, copy = run(ingestor, [rec("news", news(headline="Tesla shares slump after deliveries miss estimates badly")),
                                     rec("news", news(id="z9", source="bloomberg",
                                                      headline="UPDATE 1-Tesla shares slump after deliveries miss estimates badly"))])
     assert copy.duplicate_of == first.doc_id
@@ -74,7 +86,7 @@ def test_republished_story_is_flagged(ingestor):
     ],
 )
 def test_bad_input_is_dead_lettered_with_reason_and_bytes(ingestor, kind, value, reason):
-    good_before, bad, good_after = ingestor.process([rec("news", news(id="g1"), 1), rec(kind, value, 2),
+    good_before, bad, good_after = run(ingestor, [rec("news", news(id="g1"), 1), rec(kind, value, 2),
                                                      rec("news", news(id="g2"), 3)])
     assert isinstance(good_before, Document) and isinstance(good_after, Document)
     assert isinstance(bad, DeadLetter)
@@ -87,22 +99,22 @@ def test_a_json_lines_message_is_one_item_per_line_and_a_bad_line_is_dead_letter
     value = b"\n".join([news(id="a"), b'{"id": "b", "headline": ', news(id="c")])
     items = records("news", value, "raw-news", 2, 17)
     assert [(r.index, r.offset, r.partition) for r in items] == [(0, 17, 2), (1, 17, 2), (2, 17, 2)]
-    out = ingestor.process(items)
+    out = run(ingestor, items)
     assert isinstance(out[0], Document) and isinstance(out[2], Document) and out[0].doc_id != out[2].doc_id
     letter = out[1]
     assert isinstance(letter, DeadLetter) and "malformed JSON" in letter.reason
     assert (letter.index, letter.offset, letter.original_bytes()) == (1, 17, b'{"id": "b", "headline": ')
     [single] = records("news", news(), "raw-news", 0, 1)
-    assert single.index is None and ingestor.process([single])[0].doc_id == doc_id("news", "reuters", "n1")
+    assert single.index is None and run(ingestor, [single])[0].doc_id == doc_id("news", "reuters", "n1")
 
 
 def test_helper_processes_give_the_same_documents_as_one_process():
     items = [rec("news", news(id=f"n{i}", headline=f"Apple &amp; Tesla <b>story</b> number {i % 40}"), i) for i in range(300)]
     items += [rec("social", post(id=f"p{i}"), 300 + i) for i in range(40)] + [rec("news", b"{broken", 999)]
-    inline = Ingestor(b"k", max_message_bytes=4096, max_text_chars=500).process(items)
+    inline = run(Ingestor(b"k", max_message_bytes=4096, max_text_chars=500), items)
     helped = Ingestor(b"k", max_message_bytes=4096, max_text_chars=500, processes=1, parallel_from=100)
     try:
-        parallel = helped.process(items)
+        parallel = run(helped, items)
         assert helped._pool is not None  # the batch did go through the helper
     finally:
         helped.close()

@@ -13,6 +13,7 @@ from streams.broker import Broker
 from streams.cluster import LocalCluster
 from streams.feed import publish
 from streams.kafka.consumer import read
+from streams.kafka.producer import BatchProducer, OutMessage
 from streams.synthetic import SyntheticFeed
 
 pytestmark = pytest.mark.slow
@@ -89,9 +90,21 @@ def test_n_in_n_stored_and_bad_messages_dead_lettered(cluster):
     store = cluster.start_worker("store")
     pipeline = cluster.start_worker("pipeline")
     assert publish(cluster.settings, items) == len(items)
-    wait_until(lambda: store.metrics().get("produced.sink", 0) >= n_good, 180, "all good documents stored",
-               [store, pipeline])
-    letters = [orjson.loads(m.value()) for m in read(cluster.settings.kafka, cluster.settings.topics.name("dead_letters"))]
+    # an envelope written to the documents topic by someone else: a malformed line (scoring rejects it)
+    # and a line scoring can use but that is not a Document (the store rejects it before writing)
+    not_json, not_a_document = b'{"doc_id": "zz1", "te', b'{"doc_id": "zz2", "text": "Apple falls", "kind": "blog"}'
+    producer = BatchProducer(cluster.settings.kafka)
+    assert not producer.produce([OutMessage(cluster.settings.topics.name("documents"), not_json + b"\n" + not_a_document)])
+    producer.close()
+    wait_until(lambda: store.metrics().get("produced.sink", 0) >= n_good and store.metrics().get("dead_letters.sink"),
+               180, "all good documents stored", [store, pipeline])
+    all_letters = [orjson.loads(m.value()) for m in read(cluster.settings.kafka, cluster.settings.topics.name("dead_letters"))]
+    later = {d["stage"]: d for d in all_letters if d["stage"] != "ingest"}
+    assert set(later) == {"scoring", "sink"} and len(all_letters) == len(bad) + 3
+    assert "malformed JSON" in later["scoring"]["reason"] and later["scoring"]["index"] == 0
+    assert __import__("base64").b64decode(later["scoring"]["original"]) == not_json
+    assert "invalid scored document" in later["sink"]["reason"] and later["sink"]["topic"].endswith("scores")
+    letters = [d for d in all_letters if d["stage"] == "ingest"]
     assert len(letters) == len(bad) + 1
     by_original = {bytes(__import__("base64").b64decode(d["original"])): d for d in letters}
     assert set(by_original) == {value for _, value in bad} | {broken}

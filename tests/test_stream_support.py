@@ -11,7 +11,7 @@ from schemas import ScoredDocument
 from sentimon.settings import Settings
 from streams import metrics
 from streams.cluster import settings_env
-from streams.scorer import NoopScorer, score_documents
+from streams.scorer import NoopScorer, scorable, score_documents
 
 
 def test_histogram_quantiles():
@@ -65,3 +65,12 @@ def test_kafka_security_settings_reach_both_clients(tmp_path):
     assert credentials.username == "sentimon" and credentials.password == "s3cret"
     assert isinstance(credentials.ssl_context, ssl.SSLContext)
     assert "broker_credentials" not in faust_broker(KafkaSettings())  # plaintext by default
+
+
+def test_scorable_takes_what_scoring_needs_and_names_what_is_missing():
+    good = {"doc_id": "d1", "text": "Apple beats", "kind": "news"}
+    assert scorable(orjson.dumps(good)) == good
+    assert "malformed JSON" in scorable(b'{"doc_id": ')
+    assert "expected a JSON object, got list" in scorable(b"[1]")
+    assert scorable(orjson.dumps({"doc_id": "d1"})) == "invalid document: 'text' must be a non-empty string"
+    assert scorable(orjson.dumps({"doc_id": 7, "text": "x"})) == "invalid document: 'doc_id' must be a non-empty string"

@@ -32,7 +32,7 @@ def test_injected_negative_burst_dominates_its_ticker_during_the_event():
     ingest = Ingestor(b"k")
     during, other = [], []
     for t, kind, item in feed.items(3000, 10.0):
-        doc = ingest.process([RawRecord(kind, orjson.dumps(item), "t", 0, 0)])[0]
+        doc = ingest.process([RawRecord(kind, orjson.dumps(item), "t", 0, 0)])[0].document()
         if "TSLA" in doc.tickers:
             (during if 100 <= t < 200 else other).append(doc.text)
     assert len(during) > 5 * max(1, len(other) / 2)  # far more TSLA stories while the event lasts
@@ -46,7 +46,7 @@ def test_daily_rhythm_peaks_in_market_hours():
 def test_republished_stories_are_flagged_by_ingest():
     feed = SyntheticFeed(seed=11, duplicate_rate=0.5)
     ingest = Ingestor(b"k")
-    docs = [ingest.process([RawRecord(k, orjson.dumps(i), "t", 0, 0)])[0] for _, k, i in feed.items(300, 10.0)]
+    docs = [ingest.process([RawRecord(k, orjson.dumps(i), "t", 0, 0)])[0].document() for _, k, i in feed.items(300, 10.0)]
     flagged = [d for d in docs if d.duplicate_of]
     assert len(flagged) > 20
     by_id = {d.doc_id: d for d in docs}
