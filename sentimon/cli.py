@@ -368,6 +368,7 @@ def feed(
     rate: Annotated[Optional[float], typer.Option(help="items per second; default as fast as possible")] = None,
     event: Annotated[Optional[list[str]], typer.Option(help="inject into the synthetic feed, e.g. negative:TSLA@30s/40s")] = None,
     seed: Annotated[int, typer.Option(help="seed of the synthetic feed")] = 7,
+    per_message: Annotated[int, typer.Option(help="items per Kafka message, as JSON Lines (bulk feeds); 1: one each")] = 1,
 ) -> None:
     """Publish items to the raw news and social topics."""
     import orjson
@@ -378,6 +379,8 @@ def feed(
 
     if kind not in (None, "news", "social"):
         _fail(f"unknown kind {kind!r}: use 'news' or 'social'")
+    if per_message < 1:
+        _fail("--per-message must be at least 1")
     if synthetic:
         try:
             events = tuple(Injected.parse(e) for e in event or ())
@@ -394,12 +397,12 @@ def feed(
         total = None
     else:
         _fail("give files to publish or --synthetic N")
-    with tqdm(total=total, unit="msg", desc="publishing", disable=None) as bar:
+    with tqdm(total=total, unit="item", desc="publishing", disable=None) as bar:
         try:
-            n = publish(get_settings(), items, rate, on_progress=bar.update)
+            n = publish(get_settings(), items, rate, per_message=per_message, on_progress=bar.update)
         except Exception as exc:  # broker unreachable, delivery failures: say what and where
             _fail(f"{exc} (Kafka at {get_settings().kafka.bootstrap_servers}; start one with `sentimon broker`)")
-    _log(f"published {n} messages")
+    _log(f"published {n} items" + (f" (up to {per_message} per message)" if per_message > 1 else ""))
 
 
 def _store_or_api():

@@ -26,9 +26,8 @@ from typing import Any, Literal
 
 import faust
 from mode import CrashingSupervisor
-from pydantic import ValidationError
 
-from schemas import DeadLetter, ScoredDocument
+from schemas import DeadLetter
 from schemas.base import now_utc
 from sentimon.settings import Settings
 from streams import metrics
@@ -38,10 +37,11 @@ from streams.ingest import Ingested, Ingestor, dead_letter, records
 from streams.kafka.config import faust_broker, limit_fetch_wait
 from streams.kafka.producer import BatchProducer, OutMessage
 from streams.scorer import Scorer, make_scorer, scorable, score_documents
-from streams.sink import StoreSink
+from streams.sink import StoreSink, validate_scored
 from streams.store import Store
 
 Role = Literal["pipeline", "store"]
+LATENCY_SAMPLE = 256
 log = logging.getLogger("sentimon.stream")
 
 
@@ -242,13 +242,13 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
         async for events in stream.noack_take(settings.stream.sink_max_envelopes, within=within):
             started = time.perf_counter()
             out = new_outbox()
-            items, n = [], 0
-            for e, i, item in _items(events):
-                n += 1
-                try:
-                    items.append(ScoredDocument.model_validate_json(item))
-                except ValidationError as exc:
-                    out.reject(e, f"invalid scored document: {exc.errors()[0]['msg']}", item, i)
+            received = list(_items(events))
+            items = []
+            for (e, i, item), valid in zip(received, validate_scored([item for *_, item in received])):
+                if isinstance(valid, str):
+                    out.reject(e, valid, item, i)
+                else:
+                    items.append(valid)
             t0 = time.perf_counter()
             new = await asyncio.to_thread(sink.write, items) if items else 0
             metrics.sink_seconds.observe(time.perf_counter() - t0)
@@ -257,11 +257,14 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
             stored_at = now_utc()
             unique = {i.document.doc_id: i.document for i in items}
             metrics.redelivered.inc(len(unique) - new)
-            for doc in unique.values():
+            # latency histograms: up to LATENCY_SAMPLE documents per batch, evenly spread (observing every
+            # document cost a sixth of the stage; the quantiles stay unbiased)
+            docs = list(unique.values())
+            for doc in docs[:: max(1, len(docs) // LATENCY_SAMPLE)]:
                 metrics.end_to_end_seconds.observe(max(0.0, (stored_at - doc.event_time).total_seconds()))
                 metrics.pipeline_seconds.observe(max(0.0, (stored_at - doc.ingested_at).total_seconds()))
             out.items = new
-            _count("sink", n, out, started)
+            _count("sink", len(received), out, started)
 
     @app.page("/api/summary")
     async def summary(view, request):

@@ -24,15 +24,18 @@ batch_seconds = Histogram("sentimon_batch_seconds", "time to process one micro-b
 inference_seconds = Histogram("sentimon_inference_seconds", "classifier time per micro-batch", buckets=_SECONDS)
 sink_seconds = Histogram("sentimon_sink_write_seconds", "store write time per micro-batch", buckets=_SECONDS)
 end_to_end_seconds = Histogram(
-    "sentimon_end_to_end_seconds", "event time to stored, per document", buckets=_SECONDS + (120, 300, 900, 3600)
+    "sentimon_end_to_end_seconds", "event time to stored, per document (sampled: up to 256 per batch)",
+    buckets=_SECONDS + (120, 300, 900, 3600),
 )
 pipeline_seconds = Histogram(
-    "sentimon_pipeline_seconds", "ingested to stored, per document (the pipeline's own latency)", buckets=_SECONDS
+    "sentimon_pipeline_seconds", "ingested to stored, per document (the pipeline's own latency; sampled)",
+    buckets=_SECONDS,
 )
 
 
 _SNAPSHOT = {"consumed": consumed, "produced": produced, "dead_letters": dead_letters, "duplicates": duplicates,
              "redelivered": redelivered, "first_batch": first_batch, "last_batch": last_batch}
+_TIME_SPENT = {"inference_seconds": inference_seconds, "sink_write_seconds": sink_seconds}  # totals, in snapshots
 _started: set[str] = set()
 
 
@@ -53,14 +56,16 @@ def exposition() -> tuple[bytes, str]:
 
 
 def snapshot() -> dict[str, float]:
-    """Counter totals and batch timestamps by name and stage, e.g. ``{'consumed.ingest': 1200.0,
-    'last_batch.ingest': 1796.5e6}`` (for summaries, benchmarks and tests)."""
+    """Counter totals, batch timestamps and time spent by name and stage, e.g. ``{'consumed.ingest':
+    1200.0, 'last_batch.ingest': 1796.5e6, 'inference_seconds': 12.5}`` (for summaries, benchmarks, tests)."""
     out: dict[str, float] = {}
     for name, metric in _SNAPSHOT.items():
         for sample in metric.collect()[0].samples:
             if sample.name.endswith("_total") or isinstance(metric, Gauge):
                 stage = sample.labels.get("stage")
                 out[name + (f".{stage}" if stage else "")] = sample.value
+    for name, histogram in _TIME_SPENT.items():
+        out[name] = next(s.value for s in histogram.collect()[0].samples if s.name.endswith("_sum"))
     return out
 
 

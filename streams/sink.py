@@ -13,8 +13,36 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
+from pydantic import TypeAdapter, ValidationError
+
 from schemas import ScoredDocument
 from streams.store import Store
+
+_MANY = TypeAdapter(list[ScoredDocument])
+
+
+def validate_scored(lines: Sequence[bytes]) -> list[ScoredDocument | str]:
+    """Each line as a :class:`ScoredDocument`, or why it is not one, in order.
+
+    All lines are validated in one call (the common case: every line is fine); when that fails, or
+    lines did not map one-to-one to items, each line is validated alone to name the bad ones."""
+    if not lines:
+        return []
+    try:
+        many = _MANY.validate_json(b"[" + b",".join(lines) + b"]")
+        if len(many) == len(lines):
+            return list(many)
+    except ValidationError:
+        pass
+    out: list[ScoredDocument | str] = []
+    for line in lines:
+        try:
+            out.append(ScoredDocument.model_validate_json(line))
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            out.append(f"invalid scored document: {where + ': ' if where else ''}{first['msg']}")
+    return out
 
 T = TypeVar("T")
 log = logging.getLogger("sentimon.sink")

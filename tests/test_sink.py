@@ -4,7 +4,8 @@ import threading
 
 import pytest
 
-from streams.sink import BatchingSink, SinkClosed
+from conftest import scored
+from streams.sink import BatchingSink, SinkClosed, validate_scored
 
 
 class FakeFlakyStore(BatchingSink[int]):
@@ -34,3 +35,15 @@ def test_closing_during_failures_raises_so_nothing_is_acknowledged():
     with pytest.raises(SinkClosed):
         sink.write([1])
     assert sink.stored == []
+
+
+def test_scored_lines_are_validated_together_and_bad_ones_named_alone():
+    good = [scored(f"d{i}").model_dump_json().encode() for i in range(3)]
+    assert [v.document.doc_id for v in validate_scored(good)] == ["d0", "d1", "d2"]
+    two_in_one = good[0] + b"," + good[1]  # one line that would pass as two items of the joined array
+    wrong = good[2].replace(b'"kind":"news"', b'"kind":"blog"')
+    out = validate_scored([good[0], b'{"broken', two_in_one, wrong, good[1]])
+    assert out[0].document.doc_id == "d0" and out[4].document.doc_id == "d1"
+    assert all(isinstance(o, str) and o.startswith("invalid scored document") for o in out[1:4])
+    assert "document.kind" in out[3]
+    assert validate_scored([]) == []
