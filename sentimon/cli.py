@@ -271,6 +271,55 @@ app.add_typer(query_app, name="query")
 
 
 @app.command()
+def export(
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="model name, version directory or 'auto'")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="model repository to write; default: triton.repository")] = None,
+    instances: Annotated[Optional[int], typer.Option(help="model instances (default: triton.instances)")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="KIND_CPU or KIND_GPU (default: triton.kind)")] = None,
+) -> None:
+    """Write a Triton model repository (python backend) for a trained model version."""
+    from models import artifact
+    from models.export import Serving, export_python
+
+    s = get_settings()
+    t = s.triton
+    try:
+        ref = artifact.resolve(model or s.model, s.models_dir)
+        serving = Serving(t.max_batch_size, tuple(t.preferred_batch_sizes), t.queue_delay_us,
+                          instances or t.instances, (kind or t.kind), t.threads)  # type: ignore[arg-type]
+        version_dir = export_python(ref, out or s.triton_repository, serving)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    _log(f"exported {ref.name}/{ref.version} (python backend, {serving.instances} x {serving.kind}) to {version_dir}")
+
+
+@app.command()
+def triton(
+    repository: Annotated[Optional[Path], typer.Option(help="model repository; default: triton.repository")] = None,
+) -> None:
+    """Run the real tritonserver (from nvidia-pytriton, CPU) on the model repository until Ctrl-C."""
+    import time
+
+    from streams.triton.server import TritonServer, TritonUnavailable
+
+    s = get_settings()
+    t = s.triton
+    server = TritonServer(repository or s.triton_repository, s.var_dir / "triton", t.host, t.grpc_port, t.http_port,
+                          t.metrics_port)
+    _log(f"starting tritonserver on {server.repository} (log: {server.log})")
+    try:
+        with server:
+            _log(f"ready: gRPC {server.grpc_url}, HTTP {server.http_url}, metrics {server.metrics_url}")
+            while server.alive():
+                time.sleep(0.5)
+            _fail(f"tritonserver exited with {server.process.returncode if server.process else '?'}:\n{server.tail()}")
+    except TritonUnavailable as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _log("stopped")
+
+
+@app.command()
 def broker(
     port: Annotated[int, typer.Option(help="port to listen on (0: a free one)")] = 9092,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",

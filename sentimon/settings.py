@@ -118,6 +118,22 @@ class WorkerSettings(BaseModel):
     log_format: Literal["json", "text"] = Field("json", description="worker logs: JSON lines or plain text")
 
 
+class TritonSettings(BaseModel):
+    """Triton Inference Server: the repository ``sentimon export`` writes and ``sentimon triton`` serves."""
+
+    host: str = Field("127.0.0.1", description="address the local server listens on / the server to use")
+    grpc_port: int = Field(8001, ge=0, description="gRPC port (0: a free one, local server only)")
+    http_port: int = Field(8000, ge=0, description="HTTP port: health, metadata")
+    metrics_port: int = Field(8002, ge=0, description="Prometheus metrics port")
+    repository: str = Field("", description="model repository; empty: <var_dir>/triton_repo")
+    instances: int = Field(1, ge=1, description="model instances (instance_group count), set at export")
+    kind: Literal["KIND_CPU", "KIND_GPU"] = Field("KIND_CPU", description="instance kind, set at export")
+    threads: int = Field(1, ge=1, description="torch threads per instance (1 on these 2 cores: FIELD_NOTES)")
+    max_batch_size: int = Field(256, ge=1, description="largest batch Triton forms")
+    preferred_batch_sizes: list[int] = Field([32, 64], description="dynamic batching: batch sizes to aim for")
+    queue_delay_us: int = Field(2000, ge=0, description="dynamic batching: longest wait to form a batch, microseconds")
+
+
 class Settings(BaseSettings):
     """Configuration of Sentimon. Paths may be relative to the working directory."""
 
@@ -147,6 +163,11 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     privacy: PrivacySettings = PrivacySettings()
     worker: WorkerSettings = WorkerSettings()
+    triton: TritonSettings = TritonSettings()
+
+    @property
+    def triton_repository(self) -> Path:
+        return Path(self.triton.repository) if self.triton.repository else self.var_dir / "triton_repo"
 
     @property
     def store_dsn(self) -> str:

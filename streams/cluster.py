@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-import signal
-import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,7 +21,8 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 
 from sentimon.settings import Settings
-from streams.broker import Broker, die_with_parent, free_port
+from streams.broker import Broker
+from streams.process import ChildProcess, free_port
 from streams.store import Store
 
 
@@ -46,9 +45,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-class WorkerProcess:
-    def __init__(self, role: str, name: str, port: int, process: subprocess.Popen, log: Path, host: str):
-        self.role, self.name, self.port, self.process, self.log, self.host = role, name, port, process, log, host
+class WorkerProcess(ChildProcess):
+    """A ``sentimon worker ROLE`` subprocess and its web endpoints."""
+
+    stop_timeout_s = 30.0
+
+    def __init__(self, role: str, name: str, port: int, log: Path, host: str):
+        super().__init__(log)
+        self.role, self.name, self.port, self.host = role, name, port, host
 
     @property
     def url(self) -> str:
@@ -72,7 +76,8 @@ class WorkerProcess:
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if not self.alive():
+                assert self.process is not None
                 raise RuntimeError(f"worker {self.name} exited with {self.process.returncode}; see {self.log}:\n{self.tail()}")
             body = self.health()
             if body and body.get("ready"):
@@ -80,30 +85,11 @@ class WorkerProcess:
             time.sleep(0.3)
         raise TimeoutError(f"worker {self.name} not ready after {timeout_s} s; see {self.log}:\n{self.tail()}")
 
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
     def kill(self) -> None:
         """SIGKILL: no shutdown, no final commit (what a crash looks like)."""
-        if self.alive():
+        if self.process is not None and self.alive():
             self.process.kill()
             self.process.wait()
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """SIGTERM and wait; SIGKILL if it does not stop in time."""
-        if not self.alive():
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
 
 
 class LocalCluster:
@@ -135,11 +121,8 @@ class LocalCluster:
         env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
         env.pop("SENTIMON_CONFIG", None)  # everything is in the variables
         log = self.workdir / f"{name}.log"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sentimon.cli", "worker", role, "--web-port", str(port)],
-            stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env, cwd=os.getcwd(), preexec_fn=die_with_parent,
-        )
-        worker = WorkerProcess(role, name, port, process, log, settings.worker.host)
+        worker = WorkerProcess(role, name, port, log, settings.worker.host)
+        worker.spawn([sys.executable, "-m", "sentimon.cli", "worker", role, "--web-port", str(port)], env)
         self.workers.append(worker)
         if wait:
             worker.wait_ready()

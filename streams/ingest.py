@@ -278,7 +278,7 @@ _helper: Ingestor | None = None
 
 
 def _helper_init(key: bytes, max_message_bytes: int, max_text_chars: int) -> None:
-    from streams.broker import die_with_parent
+    from streams.process import die_with_parent
 
     die_with_parent()
     global _helper

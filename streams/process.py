@@ -1,0 +1,84 @@
+"""Child processes the project starts itself (the broker, Triton): free ports, readiness, clean stops."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, timeout_s: float, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with code {process.returncode} before opening {host}:{port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.03)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s} s")
+
+
+def die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux), so no broker outlives its owner."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class ChildProcess:
+    """A long-running child process with its output in ``log`` (or discarded); a context manager whose
+    exit stops it (SIGTERM, then SIGKILL after ``stop_timeout_s``). It dies with its parent."""
+
+    stop_timeout_s = 5.0
+
+    def __init__(self, log: Path | None = None):
+        self.log = log
+        self.process: subprocess.Popen | None = None
+
+    def spawn(self, command: list[str], env: dict[str, str]) -> None:
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                        preexec_fn=die_with_parent)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def tail(self, lines: int = 30) -> str:
+        """The end of the log (what to show when the process failed)."""
+        try:
+            return "\n".join(Path(self.log).read_text(errors="replace").splitlines()[-lines:]) if self.log else ""
+        except OSError:
+            return ""
+
+    def start(self) -> "ChildProcess":
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if not self.alive():
+            return
+        assert self.process is not None
+        self.process.terminate()
+        try:
+            self.process.wait(self.stop_timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
