@@ -110,24 +110,40 @@ class Classifier:
 
     def predict(self, texts: Sequence[object]) -> list[Prediction | PredictionError]:
         """Score texts; each item gets a Prediction or a PredictionError, in input order."""
-        checked = [check_text(item, MAX_CHARS) for item in texts]
-        valid = [i for i, (text, _, _) in enumerate(checked) if text is not None]
-        probs = self.proba([checked[i][0] for i in valid])  # type: ignore[misc]
-        results: list[Prediction | PredictionError] = [
-            PredictionError(error or "", self.name, self.version) for _, error, _ in checked
-        ]
-        sentiment_names, topic_names = LABELS["sentiment"], LABELS["topic"]
-        for row, i in enumerate(valid):
-            ps, pt = probs["sentiment"][row], probs["topic"][row]
-            s_probs = {name: float(p) for name, p in zip(sentiment_names, ps)}
-            results[i] = Prediction(
-                sentiment=sentiment_names[int(ps.argmax())],
-                sentiment_probs=s_probs,
-                score=signed_score(s_probs["negative"], s_probs["positive"]),
-                topic=topic_names[int(pt.argmax())],
-                topic_probs={name: float(p) for name, p in zip(topic_names, pt)},
-                model=self.name,
-                version=self.version,
-                truncated=checked[i][2],
-            )
-        return results
+        checked = check_texts(texts)
+        return predictions(checked, self.proba([c[0] for c in checked if c[0] is not None]), self.name, self.version)
+
+
+Checked = tuple[str | None, str | None, bool]
+
+
+def check_texts(texts: Sequence[object]) -> list[Checked]:
+    """Per input: (prepared text, error, truncated), see :func:`models.preprocess.check_text`."""
+    return [check_text(item, MAX_CHARS) for item in texts]
+
+
+def predictions(checked: Sequence[Checked], probs: dict[Task, np.ndarray], name: str, version: str
+                ) -> list[Prediction | PredictionError]:
+    """Predictions from the probabilities of the valid inputs (rows in input order), errors for the rest.
+    Every backend (in-process, Triton) ends here, so they label and score identically."""
+    results: list[Prediction | PredictionError] = []
+    sentiment_names, topic_names = LABELS["sentiment"], LABELS["topic"]
+    row = 0
+    for text, error, truncated in checked:
+        if text is None:
+            results.append(PredictionError(error or "", name, version))
+            continue
+        ps, pt = probs["sentiment"][row], probs["topic"][row]
+        row += 1
+        s_probs = {label: float(p) for label, p in zip(sentiment_names, ps)}
+        results.append(Prediction(
+            sentiment=sentiment_names[int(ps.argmax())],
+            sentiment_probs=s_probs,
+            score=signed_score(s_probs["negative"], s_probs["positive"]),
+            topic=topic_names[int(pt.argmax())],
+            topic_probs={label: float(p) for label, p in zip(topic_names, pt)},
+            model=name,
+            version=version,
+            truncated=truncated,
+        ))
+    return results

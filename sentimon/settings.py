@@ -91,11 +91,15 @@ class StreamSettings(BaseModel):
 class ScoringSettings(BaseModel):
     """The classifier behind the scoring stage."""
 
-    backend: Literal["local", "noop"] = Field(
-        "local", description="'local': the model in-process; 'noop': constant scores (measures pipeline overhead)"
+    backend: Literal["local", "triton", "noop"] = Field(
+        "local", description="'local': the model in-process; 'triton': a Triton server (triton.*); "
+        "'noop': constant scores (measures pipeline overhead)"
     )
     int8: bool = Field(False, description="quantize the local model to int8")
-    batch_size: int = Field(64, ge=1, description="texts per forward pass")
+    batch_size: int = Field(64, ge=1, description="texts per forward pass (per Triton request)")
+    in_flight: int = Field(4, ge=1, description="Triton requests outstanding at once")
+    timeout_s: float = Field(30.0, gt=0, description="Triton request timeout, seconds")
+    retries: int = Field(3, ge=0, description="retries of a failed Triton request before backing off")
 
 
 class StoreSettings(BaseModel):

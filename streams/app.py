@@ -36,7 +36,7 @@ from streams.envelope import pack, shard, unpack
 from streams.ingest import Ingested, Ingestor, dead_letter, records
 from streams.kafka.config import faust_broker, limit_fetch_wait
 from streams.kafka.producer import BatchProducer, OutMessage
-from streams.scorer import Scorer, make_scorer, scorable, score_documents
+from streams.scorer import Scorer, ScorerUnavailable, make_scorer, scorable, scored_messages
 from streams.sink import StoreSink, validate_scored
 from streams.store import Store
 
@@ -160,7 +160,7 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
         dedup=Deduplicator(settings.stream.dedup_window, settings.stream.near_duplicate_threshold),
         processes=settings.stream.ingest_processes,
     )
-    state = {"scorer": scorer}
+    state: dict[str, Any] = {"scorer": scorer, "unavailable": ""}
 
     async def outbox(stage: str, *topics: str) -> Callable[[], Outbox]:
         counts = {topic: await asyncio.to_thread(producer.partitions, topic) for topic in topics}
@@ -188,7 +188,7 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
     @app.agent(documents, name="scoring", supervisor_strategy=CrashingSupervisor)
     async def scoring(stream):
         if state["scorer"] is None:
-            state["scorer"] = await asyncio.to_thread(make_scorer, settings)
+            state["scorer"] = await make_scorer(settings)
             log.info("scorer ready: %s/%s", state["scorer"].name, state["scorer"].version)
         scorer_ = state["scorer"]
         new_outbox = await outbox("scoring", scores_topic)
@@ -204,9 +204,9 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
                 else:
                     docs.append((e, i, item, doc))
             t0 = time.perf_counter()
-            results = await asyncio.to_thread(score_documents, scorer_, [d for *_, d in docs]) if docs else []
+            results = await _score(scorer_, [d["text"] for *_, d in docs], state) if docs else []
             metrics.inference_seconds.observe(time.perf_counter() - t0)
-            for (e, i, item, doc), result in zip(docs, results):
+            for (e, i, item, doc), result in zip(docs, scored_messages([d for *_, d in docs], results)):
                 if isinstance(result, bytes):
                     out.add(scores_topic, doc["doc_id"], result)
                 else:
@@ -216,8 +216,11 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
             _count("scoring", n, out, started)
 
     def details():
-        ready = state["scorer"] is not None
-        return (200 if ready else 503), {"role": "pipeline", "ready": ready, "metrics": metrics.snapshot()}
+        ready = state["scorer"] is not None and not state["unavailable"]
+        body = {"role": "pipeline", "ready": ready, "metrics": metrics.snapshot()}
+        if state["unavailable"]:
+            body["scorer_unavailable"] = state["unavailable"]
+        return (200 if ready else 503), body
 
     _observability(app, "pipeline", details)
     app.sentimon_closers = [producer.close, ingestor.close]  # type: ignore[attr-defined]
@@ -298,6 +301,27 @@ def summarize(store: Store, window: int = 5, baseline: int = 30, limit: int = 10
         "movers": store.movers(window, baseline, limit=limit),
         "metrics": metrics.snapshot(),
     }
+
+
+async def _score(scorer: Scorer, texts: list[str], state: dict[str, Any], max_backoff_s: float = 10.0) -> list:
+    """The scorer's results for ``texts``, waiting as long as it takes while it is unavailable: the
+    stage stops pulling (backpressure) and nothing is acknowledged; the worker reports not ready."""
+    delay = 0.5
+    while True:
+        try:
+            results = await scorer.score(texts)
+        except ScorerUnavailable as exc:
+            if not state["unavailable"]:
+                log.warning("scorer unavailable, holding the batch and retrying: %s", exc)
+            state["unavailable"] = str(exc)
+            metrics.scorer_unavailable.inc()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_backoff_s)
+            continue
+        if state["unavailable"]:
+            log.info("scorer available again")
+            state["unavailable"] = ""
+        return results
 
 
 def _count(stage: str, n_in: int, out: Outbox, started: float) -> None:

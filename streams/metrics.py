@@ -14,6 +14,7 @@ consumed = Counter("sentimon_consumed", "messages a stage consumed", ["stage"])
 produced = Counter("sentimon_produced", "messages a stage produced (ingest, scoring) or stored (sink)", ["stage"])
 dead_letters = Counter("sentimon_dead_letters", "messages sent to the dead-letter topic", ["stage"])
 duplicates = Counter("sentimon_duplicates", "documents flagged as a duplicate of an earlier story")
+scorer_unavailable = Counter("sentimon_scorer_unavailable", "scoring attempts that found the scorer unavailable")
 redelivered = Counter("sentimon_redelivered", "documents the sink skipped because they were already stored")
 first_batch = Gauge("sentimon_first_batch_timestamp_seconds", "when a stage's first micro-batch started (unix time)",
                     ["stage"])
@@ -34,7 +35,7 @@ pipeline_seconds = Histogram(
 
 
 _SNAPSHOT = {"consumed": consumed, "produced": produced, "dead_letters": dead_letters, "duplicates": duplicates,
-             "redelivered": redelivered, "first_batch": first_batch, "last_batch": last_batch}
+             "redelivered": redelivered, "scorer_unavailable": scorer_unavailable, "first_batch": first_batch, "last_batch": last_batch}
 _TIME_SPENT = {"inference_seconds": inference_seconds, "sink_write_seconds": sink_seconds}  # totals, in snapshots
 _started: set[str] = set()
 

@@ -1,41 +1,52 @@
 """The scoring stage's classifier interface and its logic: documents -> scored documents (no I/O).
 
 :class:`Scorer` is the one small interface the stage talks to. ``LocalScorer`` runs the model
-in-process; ``NoopScorer`` returns neutral scores without a model, to measure the pipeline's own
-overhead (``make bench``). A Triton scorer arrives with the Triton issue behind the same interface.
+in-process; ``TritonScorer`` asks a Triton server; ``NoopScorer`` returns neutral scores without a
+model, to measure the pipeline's own overhead (``make bench``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
 import orjson
 
-from models.classifier import Prediction, PredictionError
+from models.classifier import Prediction, PredictionError, check_texts, predictions
 from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from schemas.base import iso_ms, now_utc
 from sentimon.settings import Settings
+
+
+class ScorerUnavailable(RuntimeError):
+    """The scorer cannot answer right now (a server down or overloaded); the stage waits and retries."""
 
 
 class Scorer(Protocol):
     name: str
     version: str
 
-    def score(self, texts: Sequence[str]) -> list[Prediction | PredictionError]:
-        """One result per text, in order; a bad text gives a PredictionError, never an exception."""
+    async def score(self, texts: Sequence[str]) -> list[Prediction | PredictionError]:
+        """One result per text, in order; a bad text gives a PredictionError. :class:`ScorerUnavailable`
+        when it cannot score now; any other exception is a fault (the worker stops)."""
         ...
+
+    async def close(self) -> None: ...
 
 
 class LocalScorer:
-    """The model in this process (:class:`models.classifier.Classifier`)."""
+    """The model in this process (:class:`models.classifier.Classifier`), in a thread off the event loop."""
 
     def __init__(self, classifier):
         self.classifier = classifier
         self.name, self.version = classifier.name, classifier.version
 
-    def score(self, texts: Sequence[str]) -> list[Prediction | PredictionError]:
-        return self.classifier.predict(texts)
+    async def score(self, texts: Sequence[str]) -> list[Prediction | PredictionError]:
+        return await asyncio.to_thread(self.classifier.predict, list(texts))
+
+    async def close(self) -> None:
+        pass
 
 
 class NoopScorer:
@@ -45,23 +56,63 @@ class NoopScorer:
     _probs = {label: (1.0 if label == "neutral" else 0.0) for label in SENTIMENT_LABELS}
     _topics = {label: 1.0 / len(TOPIC_LABELS) for label in TOPIC_LABELS}
 
-    def score(self, texts: Sequence[str]) -> list[Prediction | PredictionError]:
+    async def score(self, texts: Sequence[str]) -> list[Prediction | PredictionError]:
         one = Prediction("neutral", self._probs, 0.0, TOPIC_LABELS[9], self._topics, self.name, self.version)
         return [one] * len(texts)
 
+    async def close(self) -> None:
+        pass
 
-def make_scorer(settings: Settings) -> Scorer:
-    """The scorer the settings ask for; the local model is resolved like ``sentimon predict`` does."""
-    if settings.scoring.backend == "noop":
+
+class TritonScorer:
+    """The model served by Triton (:class:`streams.triton.client.TritonClient`): checked and labelled
+    here exactly as in-process (:func:`models.classifier.predictions`), probabilities from the server."""
+
+    def __init__(self, client):
+        self.client = client
+        self.name, self.version = client.name, client.version
+
+    async def score(self, texts: Sequence[str]) -> list[Prediction | PredictionError]:
+        checked = check_texts(texts)
+        probs = await self.client.proba([text for text, _, _ in checked if text is not None])
+        return predictions(checked, probs, self.name, self.version)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+async def make_scorer(settings: Settings) -> Scorer:
+    """The scorer the settings ask for; the model is resolved like ``sentimon predict`` does. For Triton
+    the served model must be that same name and version (checked now, with a clear error)."""
+    backend = settings.scoring.backend
+    if backend == "noop":
         return NoopScorer()
-    import torch
-
     from models import artifact
-    from models.classifier import Classifier
 
-    torch.set_num_threads(settings.threads)
     ref = artifact.resolve(settings.model, settings.models_dir)
-    return LocalScorer(Classifier.load(ref.path, int8=settings.scoring.int8, batch_size=settings.scoring.batch_size))
+    if backend == "triton":
+        from transformers import AutoTokenizer
+
+        from streams.triton.client import TritonClient
+
+        training = artifact.read_json(ref.path / "training.json") if (ref.path / "training.json").is_file() else {}
+        tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, str(ref.path), local_files_only=True)
+        t, sc = settings.triton, settings.scoring
+        client = TritonClient(f"{t.host}:{t.grpc_port}", ref.name, ref.version, tokenizer,
+                              int(training.get("config", {}).get("max_length", 64)), batch_size=sc.batch_size,
+                              in_flight=sc.in_flight, timeout_s=sc.timeout_s, retries=sc.retries)
+        await client.check()
+        return TritonScorer(client)
+
+    def load() -> Scorer:
+        import torch
+
+        from models.classifier import Classifier
+
+        torch.set_num_threads(settings.threads)
+        return LocalScorer(Classifier.load(ref.path, int8=settings.scoring.int8, batch_size=settings.scoring.batch_size))
+
+    return await asyncio.to_thread(load)
 
 
 def score_fields(doc_id: str, p: Prediction, scored_at: str) -> dict:
@@ -101,16 +152,15 @@ def scorable(item: bytes) -> dict | str:
     return doc
 
 
-def score_documents(scorer: Scorer, documents: Sequence[dict]) -> list[bytes | str]:
-    """Score documents (their JSON objects, as received, see :func:`scorable`); per document, in order, the
-    :class:`ScoredDocument` message bytes or the reason it could not be scored.
+def scored_messages(documents: Sequence[dict], results: Sequence[Prediction | PredictionError]) -> list[bytes | str]:
+    """Per document (its JSON object, as received, see :func:`scorable`) and its result, in order: the
+    :class:`ScoredDocument` message bytes, or the reason it could not be scored.
 
     Works on plain objects and orjson: building and validating pydantic models of data this stage made
     itself cost more per document than everything else in the stage (tests check the output validates).
     """
-    results = scorer.score([d["text"] for d in documents])
     if len(results) != len(documents):
-        raise RuntimeError(f"scorer {scorer.name} returned {len(results)} results for {len(documents)} texts")
+        raise RuntimeError(f"the scorer returned {len(results)} results for {len(documents)} texts")
     now = iso_ms(now_utc())
     return [
         orjson.dumps({"schema_version": 1, "document": d, "score": score_fields(d["doc_id"], r, now)})

@@ -1,5 +1,6 @@
 """Small pieces of the stream layer that need no servers: metrics, settings hand-over, scorer contract."""
 
+import asyncio
 import json
 
 import orjson
@@ -11,7 +12,7 @@ from schemas import ScoredDocument
 from sentimon.settings import Settings
 from streams import metrics
 from streams.cluster import settings_env
-from streams.scorer import NoopScorer, scorable, score_documents
+from streams.scorer import NoopScorer, scorable, scored_messages
 
 
 def test_histogram_quantiles():
@@ -37,7 +38,8 @@ def test_settings_reach_a_child_process_unchanged(monkeypatch):
 
 def test_scored_messages_follow_the_schema_in_order():
     docs = [scored(f"d{i}").document for i in range(5)]
-    out = score_documents(NoopScorer(), [orjson.loads(d.model_dump_json()) for d in docs])
+    objects = [orjson.loads(d.model_dump_json()) for d in docs]
+    out = scored_messages(objects, asyncio.run(NoopScorer().score([d["text"] for d in objects])))
     parsed = [ScoredDocument.model_validate_json(b) for b in out]
     assert [p.document for p in parsed] == docs
     assert all(p.score.sentiment == "neutral" and p.score.model == "noop" and p.score.doc_id == p.document.doc_id

@@ -81,3 +81,83 @@ def test_a_broken_model_stops_the_server_at_start_with_its_reason(tiny_model, tm
     shutil.rmtree(tmp_path / "repo")
     with pytest.raises(TritonUnavailable, match="sentimon export"):
         TritonServer(tmp_path / "repo", tmp_path / "work").start()
+
+
+def _scorer_settings(server, model_path, **scoring):
+    from sentimon.settings import Settings
+
+    return Settings(model=str(model_path), scoring={"backend": "triton", "retries": 1, "timeout_s": 10, **scoring},
+                    triton={"host": server.host, "grpc_port": server.grpc_port})
+
+
+def test_the_triton_scorer_gives_the_in_process_predictions(served, tiny_model):
+    import asyncio
+
+    from streams.scorer import LocalScorer, make_scorer
+
+    server, ref, classifier = served
+    texts = ["Tesla shares slump", "", "Apple beats estimates on iPhone demand", "x" * 30, "\x00binary"]
+
+    async def run():
+        scorer = await make_scorer(_scorer_settings(server, tiny_model[0], batch_size=2, in_flight=2))
+        try:
+            return scorer.name, scorer.version, await scorer.score(texts), await LocalScorer(classifier).score(texts)
+        finally:
+            await scorer.close()
+
+    name, version, remote, local = asyncio.run(run())
+    assert (name, version) == (ref.name, ref.version)
+    for r, l in zip(remote, local):
+        assert type(r) is type(l)
+        if hasattr(l, "sentiment_probs"):
+            assert r.sentiment == l.sentiment and r.topic == l.topic and abs(r.score - l.score) < 1e-5
+        else:
+            assert r.error == l.error
+
+
+def test_a_model_the_server_does_not_serve_is_refused_at_start(served, tiny_model, tmp_path):
+    import asyncio
+
+    from streams.scorer import make_scorer
+    from streams.triton.client import ModelMismatch
+
+    server, ref, _ = served
+    other = tmp_path / "models" / ref.name / "7"
+    shutil.copytree(tiny_model[0], other)
+    with pytest.raises(ModelMismatch, match=rf"does not serve model '{ref.name}' version '7'.*ready: {ref.name}/"):
+        asyncio.run(make_scorer(_scorer_settings(server, other)))
+
+
+def test_the_client_backs_off_while_triton_is_down_and_recovers_by_itself(tiny_model, tmp_path):
+    import asyncio
+
+    from streams.scorer import ScorerUnavailable, make_scorer
+
+    path = tiny_model[0]
+    export_python(ModelRef(path, path.parent.name, path.name), tmp_path / "repo")
+    server = TritonServer(tmp_path / "repo", tmp_path / "work").start()
+
+    async def run():
+        scorer = await make_scorer(_scorer_settings(server, path))
+        try:
+            before = await scorer.score(["Apple beats"])
+            server.stop()
+            with pytest.raises(ScorerUnavailable):
+                await scorer.score(["Apple beats"])
+            restarted = TritonServer(tmp_path / "repo", tmp_path / "work", grpc_port=server.grpc_port,
+                                     http_port=server.http_port, metrics_port=server.metrics_port).start()
+            try:
+                for _ in range(40):  # the breaker may still be open: the caller retries, as the stage does
+                    try:
+                        return before, await scorer.score(["Apple beats"])
+                    except ScorerUnavailable:
+                        await asyncio.sleep(0.5)
+                raise AssertionError("no recovery")
+            finally:
+                restarted.stop()
+        finally:
+            await scorer.close()
+            server.stop()
+
+    before, after = asyncio.run(run())
+    assert before[0].sentiment_probs == pytest.approx(after[0].sentiment_probs, abs=1e-6)
