@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast models models-full tune bench bench-pipeline evaluate demo clean help
+.PHONY: install test test-fast models models-full tune bench bench-triton bench-pipeline evaluate demo clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,9 +38,13 @@ tune: $(STAMP)  ## hyperparameter search on a subset (Optuna)
 evaluate: models  ## evaluate the newest model beside the baseline
 	$(BIN)/sentimon evaluate
 
-bench: models  ## benchmarks: models (float vs int8 vs baseline), then the pipeline (raw vs no-op vs model)
+bench: models  ## benchmarks: models (float vs int8 vs baseline), Triton vs in-process, the pipeline (raw vs no-op vs model)
 	$(BIN)/sentimon bench models
+	$(BIN)/sentimon bench triton
 	$(BIN)/sentimon bench pipeline
+
+bench-triton: models  ## only Triton vs in-process (batch sizes x requests in flight)
+	$(BIN)/sentimon bench triton
 
 bench-pipeline: models  ## only the pipeline benchmark (a few minutes)
 	$(BIN)/sentimon bench pipeline

@@ -1,8 +1,9 @@
 """Model artifacts -> a Triton model repository (``sentimon export``).
 
 Layout written (Triton's): ``<out>/<model name>/config.pbtxt`` and ``<out>/<model name>/<version>/``
-holding ``model.py`` (the python backend, from ``triton_repo/python/``) and ``artifact/`` (the model
-version's files). The model name and version are the artifact's, so every score records the same
+holding either ``model.py`` (the python backend, from ``triton_repo/python/``) and ``artifact/`` (the
+model version's files), or ``model.onnx`` (for the official container's onnxruntime/TensorRT backends,
+checked against torch with onnxruntime at export). The model name and version are the artifact's, so every score records the same
 ``model``/``model_version`` whichever backend produced it. Serving knobs (dynamic batching, instance
 kind and count, threads per instance) are written into ``config.pbtxt`` at export, i.e. at deploy time.
 """
@@ -15,10 +16,15 @@ from pathlib import Path
 from string import Template
 from typing import Literal
 
+import torch
+from torch import nn
+
 from models import artifact
 from models.artifact import ModelRef
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "triton_repo" / "python"
+CONTRACT_INPUT_NAMES = ("input_ids", "attention_mask")
+
+REPO_SOURCES = Path(__file__).resolve().parents[1] / "triton_repo"  # model.py and config templates
 ARTIFACT_FILES = ("model.safetensors", "config.json", "labels.json", "training.json", "tokenizer.json",
                   "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
@@ -43,8 +49,13 @@ class Serving:
             raise ValueError("instances and threads must be at least 1")
 
 
-def config_pbtxt(serving: Serving, max_length: int) -> str:
-    template = Template((TEMPLATES / "config.pbtxt").read_text())
+Backend = Literal["python", "onnx"]
+TENSORRT = ('optimization { execution_accelerators { gpu_execution_accelerator: [ { name: "tensorrt", '
+            'parameters { key: "precision_mode" value: "FP16" } } ] } }')
+
+
+def config_pbtxt(serving: Serving, max_length: int, backend: Backend = "python") -> str:
+    template = Template((REPO_SOURCES / backend / "config.pbtxt").read_text())
     return template.substitute(
         max_batch_size=serving.max_batch_size,
         preferred_batch_sizes=", ".join(str(b) for b in serving.preferred_batch_sizes),
@@ -53,11 +64,12 @@ def config_pbtxt(serving: Serving, max_length: int) -> str:
         kind=serving.kind,
         threads=serving.threads,
         max_length=max_length,
+        accelerator=TENSORRT if serving.kind == "KIND_GPU" else "",
     )
 
 
-def export_python(ref: ModelRef, out: Path, serving: Serving = Serving()) -> Path:
-    """Write (or replace) the python-backend version of ``ref`` under ``out``; returns its version directory."""
+def _version_dir(ref: ModelRef, out: Path, serving: Serving, backend: Backend) -> Path:
+    """An empty ``<out>/<name>/<version>`` with the model's ``config.pbtxt`` written beside it."""
     if not ref.version.isdigit():
         raise ValueError(f"Triton needs a numeric version directory, got {ref.path} (version {ref.version!r})")
     # the server's hard limit is the encoder's positions; clients truncate to the training length
@@ -66,10 +78,64 @@ def export_python(ref: ModelRef, out: Path, serving: Serving = Serving()) -> Pat
     version_dir = model_dir / ref.version
     if version_dir.exists():
         shutil.rmtree(version_dir)
-    (version_dir / "artifact").mkdir(parents=True)
-    shutil.copy2(TEMPLATES / "model.py", version_dir / "model.py")
+    version_dir.mkdir(parents=True)
+    (model_dir / "config.pbtxt").write_text(config_pbtxt(serving, max_length, backend))
+    return version_dir
+
+
+def export_python(ref: ModelRef, out: Path, serving: Serving = Serving()) -> Path:
+    """Write (or replace) the python-backend version of ``ref`` under ``out``; returns its version directory."""
+    version_dir = _version_dir(ref, out, serving, "python")
+    (version_dir / "artifact").mkdir()
+    shutil.copy2(REPO_SOURCES / "python" / "model.py", version_dir / "model.py")
     for name in ARTIFACT_FILES:
         if (ref.path / name).is_file():
             shutil.copy2(ref.path / name, version_dir / "artifact" / name)
-    (model_dir / "config.pbtxt").write_text(config_pbtxt(serving, max_length))
     return version_dir
+
+
+class _Probabilities(nn.Module):
+    """The network with the contract's outputs: softmax probabilities per head, in task order."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        logits = self.model(input_ids, attention_mask)
+        return tuple(torch.softmax(logits[task].float(), dim=-1) for task in self.model.tasks)
+
+
+CHECK_TEXTS = ("Tesla shares slump after deliveries miss estimates", "Apple beats",
+               "Fed holds rates steady; stocks rally into the close as yields fall", "$NVDA to the moon")
+
+
+def export_onnx(ref: ModelRef, out: Path, serving: Serving = Serving(), tolerance: float = 1e-4) -> tuple[Path, float]:
+    """Write the ONNX version of ``ref`` under ``out`` (for the official container's onnxruntime/TensorRT
+    backends) and check it against torch with onnxruntime; returns (version directory, largest absolute
+    difference of a probability). ValueError when the difference exceeds ``tolerance``."""
+    import warnings
+
+    import numpy as np
+    import onnxruntime
+
+    model, tokenizer, training = artifact.load(ref.path)
+    wrapped = _Probabilities(model).eval()
+    version_dir = _version_dir(ref, out, serving, "onnx")
+    dummy = torch.ones((2, 8), dtype=torch.long)
+    axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}}
+    axes.update({task: {0: "batch"} for task in model.tasks})
+    with warnings.catch_warnings():  # the TorchScript exporter warns that a newer one exists
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapped, (dummy, dummy), str(version_dir / "model.onnx"), dynamo=False, opset_version=17,
+                          input_names=list(CONTRACT_INPUT_NAMES), output_names=list(model.tasks), dynamic_axes=axes)
+    max_length = int(training.get("config", {}).get("max_length", 64))
+    enc = tokenizer(list(CHECK_TEXTS), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        expected = [t.numpy() for t in wrapped(enc["input_ids"], enc["attention_mask"])]
+    session = onnxruntime.InferenceSession(str(version_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {name: enc[name].numpy().astype(np.int64) for name in CONTRACT_INPUT_NAMES})
+    diff = max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
+    if diff > tolerance:
+        raise ValueError(f"the ONNX export differs from torch by {diff:.2e} > {tolerance:.0e}")
+    return version_dir, diff

@@ -235,7 +235,7 @@ def predict(
 
 @app.command()
 def bench(
-    part: Annotated[str, typer.Argument(help="which benchmark: 'models' or 'pipeline'")] = "models",
+    part: Annotated[str, typer.Argument(help="which benchmark: 'models', 'triton' or 'pipeline'")] = "models",
     model: ModelOpt = None,
     quick: Annotated[bool, typer.Option(help="fewer texts per cell (a smoke run)")] = False,
 ) -> None:
@@ -243,15 +243,20 @@ def bench(
     from models import artifact
     from models.bench import run_models_bench
 
-    if part not in ("models", "pipeline"):
-        _fail(f"unknown benchmark {part!r}: available: models, pipeline")
+    if part not in ("models", "triton", "pipeline"):
+        _fail(f"unknown benchmark {part!r}: available: models, triton, pipeline")
     s = get_settings()
+    if model:
+        s = s.model_copy(update={"model": model})
     if part == "pipeline":
         from streams.bench import run_pipeline_bench
 
-        if model:
-            s = s.model_copy(update={"model": model})
         run_pipeline_bench(s, s.var_dir / "bench", quick=quick, log=_log)
+        return
+    if part == "triton":
+        from streams.triton.bench import run_triton_bench
+
+        run_triton_bench(s, s.var_dir / "bench", quick=quick, log=_log)
         return
     try:
         ref = artifact.resolve(model or s.model, s.models_dir)
@@ -276,21 +281,29 @@ def export(
     out: Annotated[Optional[Path], typer.Option(help="model repository to write; default: triton.repository")] = None,
     instances: Annotated[Optional[int], typer.Option(help="model instances (default: triton.instances)")] = None,
     kind: Annotated[Optional[str], typer.Option(help="KIND_CPU or KIND_GPU (default: triton.kind)")] = None,
+    backend: Annotated[str, typer.Option(help="'python' (served here) or 'onnx' (official container, GPUs)")] = "python",
 ) -> None:
-    """Write a Triton model repository (python backend) for a trained model version."""
+    """Write a Triton model repository for a trained model version (python backend, or ONNX checked
+    against torch)."""
     from models import artifact
-    from models.export import Serving, export_python
+    from models.export import Serving, export_onnx, export_python
 
+    if backend not in ("python", "onnx"):
+        _fail(f"unknown backend {backend!r}: use python or onnx")
     s = get_settings()
     t = s.triton
     try:
         ref = artifact.resolve(model or s.model, s.models_dir)
         serving = Serving(t.max_batch_size, tuple(t.preferred_batch_sizes), t.queue_delay_us,
                           instances or t.instances, (kind or t.kind), t.threads)  # type: ignore[arg-type]
-        version_dir = export_python(ref, out or s.triton_repository, serving)
+        if backend == "onnx":
+            version_dir, diff = export_onnx(ref, out or s.triton_repository, serving)
+            _log(f"ONNX checked against torch with onnxruntime: largest difference {diff:.1e}")
+        else:
+            version_dir = export_python(ref, out or s.triton_repository, serving)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
-    _log(f"exported {ref.name}/{ref.version} (python backend, {serving.instances} x {serving.kind}) to {version_dir}")
+    _log(f"exported {ref.name}/{ref.version} ({backend}, {serving.instances} x {serving.kind}) to {version_dir}")
 
 
 @app.command()
@@ -566,21 +579,29 @@ def demo(
     rate: Annotated[float, typer.Option(help="synthetic items per second")] = 40.0,
     event: Annotated[str, typer.Option(help="injected event, KIND:TARGET (the timing is set from --duration)")] = "negative:TSLA",
     speed: Annotated[float, typer.Option(help="event time runs this many times faster than the clock")] = 10.0,
-    noop: Annotated[bool, typer.Option(help="score with the no-op classifier (no model needed)")] = False,
+    scorer: Annotated[str, typer.Option(help="'triton' (the local Triton server), 'local' (in-process model) or "
+                                             "'noop' (no model)")] = "triton",
 ) -> None:
     """The main job on the embedded default: broker, workers, store, a synthetic feed with an injected
     event, and a live summary; ends by itself after DURATION seconds with the final summary."""
     from sentimon.demo import run_demo
 
+    if scorer not in ("triton", "local", "noop"):
+        _fail(f"unknown scorer {scorer!r}: use triton, local or noop")
     s = get_settings()
-    if not noop and s.scoring.backend == "local":
+    if scorer != "noop":
         from models import artifact
 
         try:
             artifact.resolve(s.model, s.models_dir)
         except FileNotFoundError as exc:
-            _fail(f"{exc} (or run with --noop)")
-    run_demo(s, duration, rate, event, speed, noop=noop, console=Console())
+            _fail(f"{exc} (or run with --scorer noop)")
+    from streams.triton.server import TritonUnavailable
+
+    try:
+        run_demo(s, duration, rate, event, speed, scorer=scorer, console=Console())
+    except TritonUnavailable as exc:
+        _fail(f"{exc}\n(run the demo with --scorer local to score in-process)")
 
 
 def main() -> None:

@@ -83,7 +83,7 @@ def _final(console: Console, cluster: LocalCluster, store, pipeline, event: Inje
 
 
 def run_demo(settings: Settings, duration_s: float, rate: float, event_spec: str, speed: float = 10.0,
-             noop: bool = False, console: Console | None = None) -> dict:
+             scorer: str = "triton", console: Console | None = None) -> dict:
     console = console or Console()
     run_dir = settings.var_dir / "demo" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     store_dsn = f"chdb://{(run_dir / 'store').resolve()}"
@@ -93,12 +93,16 @@ def run_demo(settings: Settings, duration_s: float, rate: float, event_spec: str
     event = Injected(kind, target, at_s=duration_s * speed * 0.65, duration_s=duration_s * speed * 0.35)  # type: ignore[arg-type]
     settings = settings.model_copy(update={
         "store": settings.store.model_copy(update={"dsn": store_dsn}),
-        "scoring": settings.scoring.model_copy(update={"backend": "noop" if noop else settings.scoring.backend}),
+        "scoring": settings.scoring.model_copy(update={"backend": scorer}),
     })
     console.print(f"[bold]Sentimon demo[/bold]: {duration_s:.0f} s at {rate:.0f} items/s, event time x{speed:g}; "
                   f"starting tansu, the store worker and a pipeline worker (logs in {run_dir}) ...")
     cluster = LocalCluster(settings, run_dir)
     with cluster:
+        if scorer == "triton":
+            console.print("starting Triton (tritonserver, python backend on the CPU) with the model ...")
+            triton = cluster.start_triton()
+            console.print(f"Triton ready: gRPC {triton.grpc_url}, metrics {triton.metrics_url}")
         store = cluster.start_worker("store")
         pipeline = cluster.start_worker("pipeline")
         console.print(f"store API: {store.url}/api/summary   metrics: {store.url}/metrics, {pipeline.url}/metrics")

@@ -24,6 +24,7 @@ from sentimon.settings import Settings
 from streams.broker import Broker
 from streams.process import ChildProcess, free_port
 from streams.store import Store
+from streams.triton.server import TritonServer
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -85,22 +86,44 @@ class WorkerProcess(ChildProcess):
             time.sleep(0.3)
         raise TimeoutError(f"worker {self.name} not ready after {timeout_s} s; see {self.log}:\n{self.tail()}")
 
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no final commit (what a crash looks like)."""
-        if self.process is not None and self.alive():
-            self.process.kill()
-            self.process.wait()
-
 
 class LocalCluster:
-    """Broker plus workers under ``workdir`` (logs there). Use as a context manager."""
+    """Broker, optionally a Triton server, and workers under ``workdir`` (logs there). A context manager."""
 
     def __init__(self, settings: Settings, workdir: Path, start_broker: bool = True):
         self.settings = settings
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.broker = Broker(log=self.workdir / "broker.log") if start_broker else None
+        self.triton: TritonServer | None = None
         self.workers: list[WorkerProcess] = []
+
+    def start_triton(self) -> TritonServer:
+        """Export the settings' model to ``workdir/triton_repo``, serve it, and score through it from now on
+        (workers started later use ``scoring.backend = triton``)."""
+        from models import artifact
+        from models.export import Serving, export_python
+
+        ref = artifact.resolve(self.settings.model, self.settings.models_dir)
+        t = self.settings.triton
+        export_python(ref, self.workdir / "triton_repo", Serving(t.max_batch_size, tuple(t.preferred_batch_sizes),
+                                                                  t.queue_delay_us, t.instances, t.kind, t.threads))
+        self.triton = TritonServer(self.workdir / "triton_repo", self.workdir / "triton", t.host).start()
+        self.settings = self.settings.model_copy(update={
+            "triton": t.model_copy(update={"grpc_port": self.triton.grpc_port, "http_port": self.triton.http_port,
+                                           "metrics_port": self.triton.metrics_port}),
+            "scoring": self.settings.scoring.model_copy(update={"backend": "triton"}),
+        })
+        return self.triton
+
+    def restart_triton(self) -> TritonServer:
+        """A new Triton process on the same ports and repository (after a stop or a kill)."""
+        assert self.triton is not None, "start_triton first"
+        old = self.triton
+        old.stop()
+        self.triton = TritonServer(old.repository, old.work, old.host, old.grpc_port, old.http_port,
+                                   old.metrics_port).start()
+        return self.triton
 
     def start(self) -> "LocalCluster":
         if self.broker is not None:
@@ -142,6 +165,8 @@ class LocalCluster:
     def stop(self) -> None:
         for worker in reversed(self.workers):
             worker.stop()
+        if self.triton is not None:
+            self.triton.stop()
         if self.broker is not None:
             self.broker.stop()
 

@@ -66,6 +66,12 @@ class ChildProcess:
     def start(self) -> "ChildProcess":
         raise NotImplementedError
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown at all (what a crash looks like)."""
+        if self.process is not None and self.alive():
+            self.process.kill()
+            self.process.wait()
+
     def stop(self) -> None:
         if not self.alive():
             return

@@ -4,7 +4,7 @@ from typer.testing import CliRunner
 from sentimon.cli import app
 
 COMMANDS = ["config", "train", "tune", "evaluate", "predict", "bench", "broker", "worker", "topics", "feed", "demo",
-            "dead-letters", "db migrate", "schemas export", "query movers", "query entity"]
+            "dead-letters", "db migrate", "schemas export", "query movers", "query entity", "export", "triton"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -33,3 +33,15 @@ def test_export_writes_a_versioned_model_directory(tmp_path):
     assert 'string_value: "256"' in (tmp_path / "repo" / "sentimon-x" / "config.pbtxt").read_text()
     with pytest.raises(ValueError, match="numeric version"):
         export_python(ModelRef(art, "sentimon-x", "v3"), tmp_path / "repo")
+
+
+@pytest.mark.slow
+def test_onnx_export_matches_torch(tiny_model, tmp_path):
+    from models.export import export_onnx
+
+    path = tiny_model[0]
+    version_dir, diff = export_onnx(ModelRef(path, path.parent.name, path.name), tmp_path / "repo",
+                                    Serving(kind="KIND_GPU"))
+    assert (version_dir / "model.onnx").stat().st_size > 1000 and diff < 1e-5
+    config = (version_dir.parent / "config.pbtxt").read_text()
+    assert 'platform: "onnxruntime_onnx"' in config and "tensorrt" in config and "$" not in config.split("\n", 3)[3]

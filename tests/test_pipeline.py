@@ -159,3 +159,25 @@ def test_two_pipeline_workers_split_the_partitions(cluster):
     assert a["consumed.ingest"] + b["consumed.ingest"] >= n
     counts = stored_counts(cluster)
     assert counts["documents"] == counts["scores"] == counts["rows"] == counts["aggregated_docs"] == n
+
+
+def test_triton_killed_mid_stream_loses_nothing_and_the_pipeline_resumes_by_itself(cluster):
+    triton = cluster.start_triton()
+    n = 900
+    assert publish(cluster.settings, synthetic(n, seed=4)) == n
+    store = cluster.start_worker("store")
+    pipeline = cluster.start_worker("pipeline")  # ready only once the served model passed the start-up check
+    stored = lambda: store.metrics().get("produced.sink", 0)  # noqa: E731
+    wait_until(lambda: stored() >= 100, 240, "a first part stored through Triton", [store, pipeline])
+    triton.kill()
+    wait_until(lambda: pipeline.health() is None, 60, "the pipeline worker reporting not ready", [store, pipeline])
+    time.sleep(3)  # the stage holds its batch meanwhile
+    assert pipeline.alive() and stored() < n
+    cluster.restart_triton()
+    wait_until(lambda: stored() >= n, 300, "every document stored after Triton came back", [store, pipeline])
+    assert pipeline.health() is not None  # ready again, by itself
+    time.sleep(2)
+    counts = stored_counts(cluster)
+    assert counts["documents"] == counts["scores"] == counts["rows"] == counts["aggregated_docs"] == n
+    with cluster.store() as s:
+        assert s.query("SELECT DISTINCT model FROM {db}.scores")[0][0] == "sentimon-tiny"

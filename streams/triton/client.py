@@ -56,6 +56,7 @@ class TritonClient:
         self.breaker = breaker or CircuitBreaker()
         self._slots = asyncio.Semaphore(in_flight)
         self._client = grpc.InferenceServerClient(url)
+        self.latencies: list[float] | None = None  # seconds per request, when a benchmark asks for them
 
     async def check(self) -> None:
         """At start-up: the server is up and serves our model and version with the contract; else
@@ -114,8 +115,11 @@ class TritonClient:
                                         f"next try in {self.breaker.retry_in(time.monotonic()):.1f} s")
             try:
                 async with self._slots:
+                    started = time.perf_counter()
                     result = await self._client.infer(self.name, inputs, model_version=self.version, outputs=outputs,
                                                       client_timeout=self.timeout_s)
+                    if self.latencies is not None:
+                        self.latencies.append(time.perf_counter() - started)
             except Exception as exc:  # noqa: BLE001 - sorted into transient and final below
                 if not _transient(exc):
                     self.breaker.success()  # the server answered

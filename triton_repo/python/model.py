@@ -30,6 +30,9 @@ class TritonPythonModel:
 
         here = Path(args["model_repository"]) / args["model_version"]
         self.model, _, _ = load(here / params.get("artifact", "artifact"))
+        gpu = args.get("model_instance_kind") == "GPU" and torch.cuda.is_available()
+        self.device = torch.device(f"cuda:{args['model_instance_device_id']}" if gpu else "cpu")
+        self.model.to(self.device)
         self.tasks = tuple(self.model.tasks)
         self.vocab = int(self.model.config.vocab_size)
         self.max_length = int(params.get("max_length", "512"))
@@ -59,11 +62,11 @@ class TritonPythonModel:
 
             def batch(k: int) -> torch.Tensor:
                 return torch.from_numpy(np.concatenate(
-                    [np.pad(x[k], ((0, 0), (0, width - x[k].shape[1]))) for x in inputs]).astype(np.int64))
+                    [np.pad(x[k], ((0, 0), (0, width - x[k].shape[1]))) for x in inputs]).astype(np.int64)).to(self.device)
 
             with torch.inference_mode():
                 logits = self.model(batch(1), batch(2))
-                probs = {task: torch.softmax(logits[task].float(), dim=-1).numpy() for task in self.tasks}
+                probs = {task: torch.softmax(logits[task].float(), dim=-1).cpu().numpy() for task in self.tasks}
         responses, start = [], 0
         rows = {n: ids.shape[0] for n, ids, _ in inputs}
         for n in range(len(requests)):

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Prepared GPU benchmark: the `sentimon bench triton` table (texts/s, p50/p99 per request, batch sizes 1-64 x
+# 1-8 requests in flight, in-process vs Triton) with the model on the GPU. Run from the repository root on a
+# machine with an NVIDIA GPU and CUDA torch:
+#
+#   ops/gpu-bench.sh            # python backend on KIND_GPU instances (the tritonserver from nvidia-pytriton)
+#
+# The ONNX/TensorRT path needs the official container (its onnxruntime backend); the commands are below.
+# Results land in var/bench/triton-<time>.json; copy the table into the README's Triton section.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+make install models
+export SENTIMON_TRITON__KIND=KIND_GPU SENTIMON_TRITON__THREADS=1 SENTIMON_THREADS="${SENTIMON_THREADS:-8}"
+.venv/bin/python - <<'PY'
+import torch
+assert torch.cuda.is_available(), "no CUDA device visible to torch: this script measures the GPU path"
+print("GPU:", torch.cuda.get_device_name(0))
+PY
+.venv/bin/sentimon bench triton
+# ONNX + TensorRT in the official container (tritonserver with the onnxruntime backend):
+#   .venv/bin/sentimon export --backend onnx --kind KIND_GPU --out var/triton_onnx
+#   docker run --gpus all --rm -p 8001:8001 -p 8000:8000 -p 8002:8002 -v "$PWD/var/triton_onnx:/models" \
+#     nvcr.io/nvidia/tritonserver:24.10-py3 tritonserver --model-repository=/models
+#   then point the pipeline at it: SENTIMON_SCORING__BACKEND=triton SENTIMON_TRITON__HOST=<host>
