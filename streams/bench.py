@@ -7,13 +7,15 @@
    JSON Lines raw messages (``BULK`` items each, as a bulk feed delivers them);
 3. the model alone in this process (batch throughput, same threads, the texts the scoring stage will
    see), then the pipeline worker with the model (loaded before the backlog arrives), the store worker
-   beside it: the ratio says whether the pipeline is ever the bottleneck;
+   beside it: the ratio says whether the pipeline is ever the bottleneck; then the same through a
+   local Triton server: Triton alone (the stage's own client) vs the pipeline through it;
 4. latency at half of (3)'s capacity: live items, p50/p99 of ingested -> stored and event time ->
    stored, computed exactly from the store's ``stored_at`` column.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -31,6 +33,7 @@ from streams.feed import publish
 from streams.ingest import Ingestor, RawRecord
 from streams.kafka.consumer import read
 from streams.synthetic import SyntheticFeed
+from streams.triton.client import TritonClient
 
 BULK = 50  # items per raw message in the JSON Lines run
 
@@ -153,9 +156,46 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
         _wait(lambda: store.metrics().get("produced.sink", 0) >= n_model, 300)
         # the model alone before and after the pipeline run (a shared machine drifts): their mean
         after = alone()
-        del classifier
         result["model_alone_runs_per_s"] = [before, after]
         result["model_alone_per_s"] = (before + after) / 2
+        cluster.stop()
+
+        log("3b/4 Triton alone (the scoring stage's client, same texts), then the pipeline through Triton")
+        triton_cluster = _cluster(settings, workdir, "triton.", "local")
+        triton = triton_cluster.start_triton()
+        sc = triton_cluster.settings.scoring
+
+        def triton_alone() -> float:
+            async def run() -> float:
+                client = TritonClient(triton.grpc_url, ref.name, ref.version, classifier.tokenizer,
+                                      classifier.max_length, batch_size=sc.batch_size, in_flight=sc.in_flight)
+                try:
+                    await client.proba(texts[:64])  # warm up
+                    t0 = time.perf_counter()
+                    await client.proba(texts)
+                    return len(texts) / (time.perf_counter() - t0)
+                finally:
+                    await client.close()
+
+            return asyncio.run(run())
+
+        t_before = triton_alone()
+        store = triton_cluster.start_worker("store")
+        pipeline = triton_cluster.start_worker("pipeline")
+        publish(triton_cluster.settings, model_items)
+        result["triton_pipeline_per_s"] = _rate(pipeline, "ingest", "scoring", n_model, 1800, [store])
+        _wait(lambda: store.metrics().get("produced.sink", 0) >= n_model, 300)
+        t_after = triton_alone()
+        triton_cluster.stop()
+        del classifier
+        t = triton_cluster.settings.triton
+        result["triton_config"] = f"{t.instances} x {t.kind}, {t.threads} thread(s); {sc.in_flight} in flight of {sc.batch_size}"
+        result["triton_alone_runs_per_s"] = [t_before, t_after]
+        result["triton_alone_per_s"] = (t_before + t_after) / 2
+        result["triton_pipeline_vs_triton"] = result["triton_pipeline_per_s"] / result["triton_alone_per_s"]
+        cluster = _cluster(settings, workdir, "latency.", "local")
+        store = cluster.start_worker("store")
+        cluster.start_worker("pipeline")
 
         rate = max(1.0, result["model_pipeline_per_s"] / 2)
         log(f"4/4 latency at half capacity: {rate:.0f} live documents/s for {latency_s} s")
@@ -163,7 +203,7 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
         live = SyntheticFeed(seed=3, rhythm=False, live=True)
         n_live = int(rate * latency_s)
         publish(cluster.settings, ((k, orjson.dumps(i)) for _, k, i in live.items(n_live, rate)), rate)
-        _wait(lambda: store.metrics().get("produced.sink", 0) >= n_model + n_live, 300)
+        _wait(lambda: store.metrics().get("produced.sink", 0) >= n_live, 300)
         result["latency_rate_per_s"] = rate
         result["latency"] = _latencies(cluster, since)
         cluster.stop()
@@ -217,6 +257,10 @@ def _print(r: dict) -> None:
                   f">= 90% of the model alone: {r['model_pipeline_vs_model']:.0%}; "
                   f"the model ran {r['model_share_of_pipeline']:.0%} of the worker's time")
     lat = r["latency"]
+    table.add_row("Triton alone (the stage's client, same texts)", f"{r['triton_alone_per_s']:,.0f} texts/s",
+                  r["triton_config"] + "; mean of " + " and ".join(f"{v:,.0f}" for v in r["triton_alone_runs_per_s"]))
+    table.add_row("pipeline worker through Triton", f"{r['triton_pipeline_per_s']:,.0f} docs/s",
+                  f">= 90% of Triton alone: {r['triton_pipeline_vs_triton']:.0%}")
     table.add_row(f"latency at {r['latency_rate_per_s']:.0f} docs/s (half of the model pipeline), ingested -> stored",
                   f"p50 {lat['pipeline_p50_s']:.2f} s, p99 {lat['pipeline_p99_s']:.2f} s", f"{lat['documents']} documents")
     table.add_row("latency, event time -> stored", f"p50 {lat['end_to_end_p50_s']:.2f} s, p99 {lat['end_to_end_p99_s']:.2f} s", "")
