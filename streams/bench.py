@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -25,6 +24,8 @@ from pathlib import Path
 import orjson
 from rich.console import Console
 from rich.table import Table
+
+from models.bench import save_result
 
 from sentimon.settings import Settings
 from streams.broker import Broker
@@ -210,10 +211,7 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
 
     result["model_pipeline_vs_model"] = result["model_pipeline_per_s"] / result["model_alone_per_s"]
     _print(result)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"pipeline-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(result, indent=2))
-    log(f"saved {path}")
+    save_result(out_dir, "pipeline", result, log)
     return result
 
 

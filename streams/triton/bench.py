@@ -10,14 +10,14 @@ then each in-flight level) per batch size, so drift on a shared machine hits the
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+
+from models.bench import save_result
 
 from models import artifact
 from models.classifier import Classifier
@@ -123,10 +123,7 @@ def run_triton_bench(settings: Settings, out_dir: Path, *, quick: bool = False, 
     result["best_in_process_per_s"] = best_local
     result["triton_vs_in_process"] = best[2]["texts_per_s"] / best_local
     _print(result)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"triton-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(result, indent=2))
-    log(f"saved {path}")
+    save_result(out_dir, "triton", result, log)
     return result
 
 
