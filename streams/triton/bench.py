@@ -85,6 +85,24 @@ def _statistics(server: TritonServer, ref) -> dict:
             "compute_ms_per_execution": sum(int(b["compute_infer"]["ns"]) for b in batches) / executions / 1e6}
 
 
+PROMETHEUS = ("nv_inference_request_success", "nv_inference_exec_count", "nv_inference_queue_duration_us",
+              "nv_inference_compute_infer_duration_us")
+
+
+def _prometheus(server: TritonServer, name: str) -> dict[str, float]:
+    """Triton's own Prometheus counters for the model (summed over versions)."""
+    import urllib.request
+
+    with urllib.request.urlopen(server.metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    out = dict.fromkeys(PROMETHEUS, 0.0)
+    for line in text.splitlines():
+        metric, _, rest = line.partition("{")
+        if metric in out and f'model="{name}"' in rest:
+            out[metric] += float(line.rsplit(" ", 1)[1])
+    return out
+
+
 def run_triton_bench(settings: Settings, out_dir: Path, *, quick: bool = False, log=print) -> dict:
     import torch
 
@@ -113,6 +131,7 @@ def run_triton_bench(settings: Settings, out_dir: Path, *, quick: bool = False, 
                     log(f"  batch {batch}, {flight} in flight: {cells[f'{batch}/{flight}']['texts_per_s']:.0f} texts/s")
             result["triton"][name] = cells
             result["triton_stats"][name] = _statistics(server, ref)
+            result["triton_stats"][name]["prometheus"] = _prometheus(server, ref.name)
     # in-process: the mean of its rounds (one per Triton configuration)
     result["in_process"] = {b: {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
                             for b, runs in result["in_process"].items()}
@@ -145,8 +164,12 @@ def _print(r: dict) -> None:
     console = Console()
     console.print(table)
     for name, st in r["triton_stats"].items():
+        prom = st["prometheus"]
         console.print(f"Triton {name}: mean dynamic batch {st['mean_batch']:.1f}, queue {st['queue_ms_per_request']:.1f} "
-                      f"ms/request, compute {st['compute_ms_per_execution']:.1f} ms/execution")
+                      f"ms/request, compute {st['compute_ms_per_execution']:.1f} ms/execution; Prometheus: "
+                      f"{prom['nv_inference_request_success']:.0f} requests in {prom['nv_inference_exec_count']:.0f} "
+                      f"executions, queue {prom['nv_inference_queue_duration_us'] / 1e6:.1f} s, compute "
+                      f"{prom['nv_inference_compute_infer_duration_us'] / 1e6:.1f} s (summed over requests)")
     b = r["best_triton"]
     console.print(f"best Triton {b['texts_per_s']:.0f} texts/s ({b['config']}, batch/in flight {b['cell']}) vs best "
                   f"in-process {r['best_in_process_per_s']:.0f}: {r['triton_vs_in_process']:.0%} (target >= 90%)")
