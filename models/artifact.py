@@ -91,9 +91,22 @@ def load(path: Path) -> tuple[MultiTaskClassifier, PreTrainedTokenizerBase, dict
     )
     load_weights(model, path)
     model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    training = read_json(path / "training.json") if (path / "training.json").is_file() else {}
-    return model, tokenizer, training
+    return model, load_tokenizer(path), load_training(path)
+
+
+def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
+    """The version's own tokenizer (every backend tokenizes with it)."""
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+
+
+def load_training(path: Path) -> dict[str, Any]:
+    """The version's ``training.json`` ({} when absent)."""
+    return read_json(Path(path) / "training.json") if (Path(path) / "training.json").is_file() else {}
+
+
+def max_length(training: dict[str, Any]) -> int:
+    """Tokens the model was trained on; inference truncates every text to it, on every backend."""
+    return int(training.get("config", {}).get("max_length", 64))
 
 
 def load_weights(model: MultiTaskClassifier, path: Path, *, zero_adjustments: bool = False) -> None:

@@ -100,7 +100,7 @@ class Classifier:
             tokenizer,
             name or path.parent.name,
             version,
-            max_length=int(training.get("config", {}).get("max_length", 64)),
+            max_length=artifact.max_length(training),
             batch_size=batch_size,
             training=training,
         )

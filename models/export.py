@@ -48,6 +48,14 @@ class Serving:
         if self.instances < 1 or self.threads < 1:
             raise ValueError("instances and threads must be at least 1")
 
+    @classmethod
+    def of(cls, triton, **overrides) -> "Serving":
+        """From the ``triton`` settings (:class:`sentimon.settings.TritonSettings`), fields overridable."""
+        fields = dict(max_batch_size=triton.max_batch_size, preferred_batch_sizes=tuple(triton.preferred_batch_sizes),
+                      queue_delay_us=triton.queue_delay_us, instances=triton.instances, kind=triton.kind,
+                      threads=triton.threads)
+        return cls(**{**fields, **{k: v for k, v in overrides.items() if v is not None}})
+
 
 Backend = Literal["python", "onnx"]
 TENSORRT = ('optimization { execution_accelerators { gpu_execution_accelerator: [ { name: "tensorrt", '
@@ -129,8 +137,8 @@ def export_onnx(ref: ModelRef, out: Path, serving: Serving = Serving(), toleranc
         warnings.simplefilter("ignore")
         torch.onnx.export(wrapped, (dummy, dummy), str(version_dir / "model.onnx"), dynamo=False, opset_version=17,
                           input_names=list(CONTRACT_INPUT_NAMES), output_names=list(model.tasks), dynamic_axes=axes)
-    max_length = int(training.get("config", {}).get("max_length", 64))
-    enc = tokenizer(list(CHECK_TEXTS), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    enc = tokenizer(list(CHECK_TEXTS), truncation=True, max_length=artifact.max_length(training), padding=True,
+                    return_tensors="pt")
     with torch.inference_mode():
         expected = [t.numpy() for t in wrapped(enc["input_ids"], enc["attention_mask"])]
     session = onnxruntime.InferenceSession(str(version_dir / "model.onnx"), providers=["CPUExecutionProvider"])

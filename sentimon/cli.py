@@ -294,8 +294,7 @@ def export(
     t = s.triton
     try:
         ref = artifact.resolve(model or s.model, s.models_dir)
-        serving = Serving(t.max_batch_size, tuple(t.preferred_batch_sizes), t.queue_delay_us,
-                          instances or t.instances, (kind or t.kind), t.threads)  # type: ignore[arg-type]
+        serving = Serving.of(t, instances=instances, kind=kind)
         if backend == "onnx":
             version_dir, diff = export_onnx(ref, out or s.triton_repository, serving)
             _log(f"ONNX checked against torch with onnxruntime: largest difference {diff:.1e}")

@@ -106,8 +106,7 @@ class LocalCluster:
 
         ref = artifact.resolve(self.settings.model, self.settings.models_dir)
         t = self.settings.triton
-        export_python(ref, self.workdir / "triton_repo", Serving(t.max_batch_size, tuple(t.preferred_batch_sizes),
-                                                                  t.queue_delay_us, t.instances, t.kind, t.threads))
+        export_python(ref, self.workdir / "triton_repo", Serving.of(t))
         self.triton = TritonServer(self.workdir / "triton_repo", self.workdir / "triton", t.host).start()
         self.settings = self.settings.model_copy(update={
             "triton": t.model_copy(update={"grpc_port": self.triton.grpc_port, "http_port": self.triton.http_port,

@@ -91,15 +91,12 @@ async def make_scorer(settings: Settings) -> Scorer:
 
     ref = artifact.resolve(settings.model, settings.models_dir)
     if backend == "triton":
-        from transformers import AutoTokenizer
-
         from streams.triton.client import TritonClient
 
-        training = artifact.read_json(ref.path / "training.json") if (ref.path / "training.json").is_file() else {}
-        tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, str(ref.path), local_files_only=True)
+        tokenizer = await asyncio.to_thread(artifact.load_tokenizer, ref.path)
         t, sc = settings.triton, settings.scoring
         client = TritonClient(f"{t.host}:{t.grpc_port}", ref.name, ref.version, tokenizer,
-                              int(training.get("config", {}).get("max_length", 64)), batch_size=sc.batch_size,
+                              artifact.max_length(artifact.load_training(ref.path)), batch_size=sc.batch_size,
                               in_flight=sc.in_flight, timeout_s=sc.timeout_s, retries=sc.retries)
         await client.check()
         return TritonScorer(client)

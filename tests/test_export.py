@@ -45,3 +45,13 @@ def test_onnx_export_matches_torch(tiny_model, tmp_path):
     assert (version_dir / "model.onnx").stat().st_size > 1000 and diff < 1e-5
     config = (version_dir.parent / "config.pbtxt").read_text()
     assert 'platform: "onnxruntime_onnx"' in config and "tensorrt" in config and "$" not in config.split("\n", 3)[3]
+
+
+def test_serving_comes_from_the_triton_settings_with_overrides():
+    from sentimon.settings import TritonSettings
+
+    t = TritonSettings(instances=3, preferred_batch_sizes=[8, 16], queue_delay_us=100)
+    assert Serving.of(t) == Serving(256, (8, 16), 100, 3, "KIND_CPU", 1)
+    assert Serving.of(t, instances=None, kind="KIND_GPU").kind == "KIND_GPU" and Serving.of(t, instances=None).instances == 3
+    with pytest.raises(ValueError):
+        Serving.of(t, kind="KIND_TPU")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.batching import length_batches
+from models.batching import length_batches, pad
 from models.labels import LABELS, Task
 from streams.scorer import ScorerUnavailable
 from streams.triton.breaker import CircuitBreaker
@@ -88,12 +88,8 @@ class TritonClient:
         batches = length_batches([len(x) for x in ids], self.batch_size, seed=None)
 
         async def one(batch: list[int]) -> None:
-            width = max(len(ids[i]) for i in batch)
-            input_ids = np.zeros((len(batch), width), np.int64)
-            mask = np.zeros((len(batch), width), np.int64)
-            for row, i in enumerate(batch):
-                input_ids[row, : len(ids[i])] = ids[i]
-                mask[row, : len(ids[i])] = 1
+            # padded like in-process (models.batching.pad), so both backends see the same tensors
+            input_ids, mask = (t.numpy() for t in pad([ids[i] for i in batch], self.tokenizer.pad_token_id))
             result = await self._infer(input_ids, mask)
             for task in out:
                 out[task][batch] = result[task]
