@@ -31,10 +31,10 @@ from sentimon.settings import Settings
 from streams.broker import Broker
 from streams.cluster import LocalCluster, WorkerProcess
 from streams.feed import publish
-from streams.ingest import Ingestor, RawRecord
+from streams.ingest import Ingested, Ingestor, RawRecord
 from streams.kafka.consumer import read
 from streams.synthetic import SyntheticFeed
-from streams.triton.client import TritonClient
+from streams.triton.bench import through_triton
 
 BULK = 50  # items per raw message in the JSON Lines run
 
@@ -43,6 +43,25 @@ def _items(n: int, seed: int) -> list[tuple[str, bytes]]:
     """A backlog of ``n`` items with event times a day in the past (apart from the live latency items)."""
     start = datetime.now(timezone.utc) - timedelta(days=1)
     return [(k, orjson.dumps(i)) for _, k, i in SyntheticFeed(seed=seed, start=start, rhythm=False).items(n, 50.0)]
+
+
+def scoring_texts(items: list[tuple[str, bytes]]) -> list[str]:
+    """The texts the scoring stage sees for these raw items (ingested as the pipeline does)."""
+    outcomes = Ingestor(b"bench").process([RawRecord(k, v, "t", 0, 0) for k, v in items])
+    return [orjson.loads(d.json)["text"] for d in outcomes if isinstance(d, Ingested)]
+
+
+def _pipeline_vs_alone(cluster: LocalCluster, items, alone: Callable[[], float]) -> tuple[float, list[float], dict]:
+    """The pipeline worker's docs/s over ``items`` (the store worker beside it), the scorer's own rate
+    measured by ``alone`` before and after (a shared machine drifts), and the worker's counters."""
+    before = alone()
+    store = cluster.start_worker("store")
+    pipeline = cluster.start_worker("pipeline")  # ready: the scorer is loaded / reachable
+    publish(cluster.settings, items)
+    rate = _rate(pipeline, "ingest", "scoring", len(items), 1800, [store])
+    counters = pipeline.metrics()
+    _wait(lambda: store.metrics().get("produced.sink", 0) >= len(items), 300)
+    return rate, [before, alone()], counters
 
 
 def _rate(worker: WorkerProcess, first: str, last: str, n: int, timeout_s: float, others=()) -> float:
@@ -136,8 +155,7 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
         ref = artifact.resolve(settings.model, settings.models_dir)
         classifier = Classifier.load(ref.path, batch_size=settings.scoring.batch_size)
         model_items = _items(n_model, seed=2)
-        docs = Ingestor(b"bench").process([RawRecord(k, v, "t", 0, 0) for k, v in model_items])
-        texts = [orjson.loads(d.json)["text"] for d in docs]  # exactly what the scoring stage will see
+        texts = scoring_texts(model_items)
         classifier.predict(texts[:64])  # warm up
 
         def alone() -> float:
@@ -145,21 +163,13 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
             classifier.predict(texts)
             return len(texts) / (time.perf_counter() - t0)
 
-        before = alone()
         result["model"] = f"{ref.name}/{ref.version}"
         cluster = _cluster(settings, workdir, "model.", "local")
-        store = cluster.start_worker("store")
-        pipeline = cluster.start_worker("pipeline")  # ready: the model is loaded
-        publish(cluster.settings, model_items)
-        result["model_pipeline_per_s"] = _rate(pipeline, "ingest", "scoring", n_model, 1800, [store])
-        m = pipeline.metrics()
-        result["model_share_of_pipeline"] = m["inference_seconds"] / (m["last_batch.scoring"] - m["first_batch.ingest"])
-        _wait(lambda: store.metrics().get("produced.sink", 0) >= n_model, 300)
-        # the model alone before and after the pipeline run (a shared machine drifts): their mean
-        after = alone()
-        result["model_alone_runs_per_s"] = [before, after]
-        result["model_alone_per_s"] = (before + after) / 2
+        result["model_pipeline_per_s"], result["model_alone_runs_per_s"], m = _pipeline_vs_alone(cluster, model_items,
+                                                                                                   alone)
         cluster.stop()
+        result["model_share_of_pipeline"] = m["inference_seconds"] / (m["last_batch.scoring"] - m["first_batch.ingest"])
+        result["model_alone_per_s"] = sum(result["model_alone_runs_per_s"]) / 2
 
         log("3b/4 Triton alone (the scoring stage's client, same texts), then the pipeline through Triton")
         triton_cluster = _cluster(settings, workdir, "triton.", "local")
@@ -167,32 +177,16 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
         sc = triton_cluster.settings.scoring
 
         def triton_alone() -> float:
-            async def run() -> float:
-                client = TritonClient(triton.grpc_url, ref.name, ref.version, classifier.tokenizer,
-                                      classifier.max_length, batch_size=sc.batch_size, in_flight=sc.in_flight)
-                try:
-                    await client.proba(texts[:64])  # warm up
-                    t0 = time.perf_counter()
-                    await client.proba(texts)
-                    return len(texts) / (time.perf_counter() - t0)
-                finally:
-                    await client.close()
+            cell = asyncio.run(through_triton(triton, ref, classifier, texts, sc.batch_size, sc.in_flight))
+            return cell["texts_per_s"]
 
-            return asyncio.run(run())
-
-        t_before = triton_alone()
-        store = triton_cluster.start_worker("store")
-        pipeline = triton_cluster.start_worker("pipeline")
-        publish(triton_cluster.settings, model_items)
-        result["triton_pipeline_per_s"] = _rate(pipeline, "ingest", "scoring", n_model, 1800, [store])
-        _wait(lambda: store.metrics().get("produced.sink", 0) >= n_model, 300)
-        t_after = triton_alone()
+        result["triton_pipeline_per_s"], result["triton_alone_runs_per_s"], _ = _pipeline_vs_alone(
+            triton_cluster, model_items, triton_alone)
         triton_cluster.stop()
         del classifier
         t = triton_cluster.settings.triton
         result["triton_config"] = f"{t.instances} x {t.kind}, {t.threads} thread(s); {sc.in_flight} in flight of {sc.batch_size}"
-        result["triton_alone_runs_per_s"] = [t_before, t_after]
-        result["triton_alone_per_s"] = (t_before + t_after) / 2
+        result["triton_alone_per_s"] = sum(result["triton_alone_runs_per_s"]) / 2
         result["triton_pipeline_vs_triton"] = result["triton_pipeline_per_s"] / result["triton_alone_per_s"]
         cluster = _cluster(settings, workdir, "latency.", "local")
         store = cluster.start_worker("store")

@@ -30,16 +30,6 @@ BATCH_SIZES = (1, 8, 32, 64)
 IN_FLIGHT = (1, 4, 8)
 
 
-def _texts(n: int) -> list[str]:
-    from streams.bench import _items
-    from streams.ingest import Ingestor, RawRecord
-
-    import orjson
-
-    docs = Ingestor(b"bench").process([RawRecord(k, v, "t", 0, 0) for k, v in _items(n, seed=5)])
-    return [orjson.loads(d.json)["text"] for d in docs if hasattr(d, "json")]
-
-
 def _cell(n: int, seconds: float, latencies: list[float]) -> dict:
     arr = np.asarray(latencies) if latencies else np.zeros(1)
     return {"texts_per_s": n / seconds, "p50_ms": float(np.percentile(arr, 50) * 1e3),
@@ -56,8 +46,9 @@ def _in_process(classifier: Classifier, texts: list[str], batch: int) -> dict:
     return _cell(len(texts), time.perf_counter() - started, latencies)
 
 
-async def _through_triton(server: TritonServer, ref, classifier: Classifier, texts: list[str], batch: int,
-                          in_flight: int) -> dict:
+async def through_triton(server: TritonServer, ref, classifier: Classifier, texts: list[str], batch: int,
+                         in_flight: int) -> dict:
+    """One cell: ``texts`` scored through the stage's own client (``batch`` per request, ``in_flight`` at once)."""
     client = TritonClient(server.grpc_url, ref.name, ref.version, classifier.tokenizer, classifier.max_length,
                           batch_size=batch, in_flight=in_flight, retries=0)
     try:
@@ -110,7 +101,9 @@ def run_triton_bench(settings: Settings, out_dir: Path, *, quick: bool = False, 
     ref = artifact.resolve(settings.model, settings.models_dir)
     classifier = Classifier.load(ref.path)
     n = 128 if quick else 512
-    texts = (_texts(n) * 2)[:n]
+    from streams.bench import _items, scoring_texts
+
+    texts = (scoring_texts(_items(n, seed=5)) * 2)[:n]
     classifier.proba(texts[:64])  # warm up
     configs = [(1, 1)] if quick else [(1, 1), (2, 1)]
     work = out_dir / "triton-run"
@@ -119,14 +112,14 @@ def run_triton_bench(settings: Settings, out_dir: Path, *, quick: bool = False, 
     for instances, threads in configs:
         name = f"{instances}x{threads}"
         log(f"Triton {instances} instance(s) x {threads} thread(s): exporting and starting the server")
-        export_python(ref, work / name / "repo", Serving(instances=instances, threads=threads, kind=settings.triton.kind,
-                                                          max_batch_size=max(BATCH_SIZES) * max(IN_FLIGHT)))
+        export_python(ref, work / name / "repo", Serving.of(
+            settings.triton, instances=instances, threads=threads, max_batch_size=max(BATCH_SIZES) * max(IN_FLIGHT)))
         with TritonServer(work / name / "repo", work / name) as server:
             cells = {}
             for batch in BATCH_SIZES:
                 result["in_process"].setdefault(str(batch), []).append(_in_process(classifier, texts, batch))
                 for flight in IN_FLIGHT:
-                    cells[f"{batch}/{flight}"] = asyncio.run(_through_triton(server, ref, classifier, texts, batch,
+                    cells[f"{batch}/{flight}"] = asyncio.run(through_triton(server, ref, classifier, texts, batch,
                                                                              flight))
                     log(f"  batch {batch}, {flight} in flight: {cells[f'{batch}/{flight}']['texts_per_s']:.0f} texts/s")
             result["triton"][name] = cells
