@@ -155,8 +155,8 @@ class Deduplicator:
         return out
 
     def _near(self, signature: tuple[np.ndarray, list[int]], scope: str) -> str:
-        values, keys = signature
-        candidates = {d for key in keys for d in self._buckets.get(key, ())}
+        values, bands = signature
+        candidates = {d for band in bands for d in self._buckets.get(band, ())}
         matches = [
             c for c in candidates
             if self._scope.get(c) == scope and np.count_nonzero(values == self._signature[c][0]) >= self._agree

@@ -56,8 +56,8 @@ class Ingested:
     """A document ready for the documents topic: its id, the story it repeats ('' if none), and its JSON.
 
     The JSON is written straight from fields this stage derived from validated input (building a pydantic
-    model per document only to serialize it was a fifth of the stage); the scoring stage validates every
-    document it receives, and the tests check the output against :class:`Document`."""
+    model per document only to serialize it was a fifth of the stage); the store validates every document
+    against :class:`Document` before writing it, and the tests check this output against it."""
 
     doc_id: str
     duplicate_of: str
@@ -179,7 +179,7 @@ class Ingestor:
         if self.processes and self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_helper_init,
-                initargs=(self.key, self.max_message_bytes, self.max_text_chars),
+                initargs=(self.key, self.max_message_bytes, self.max_text_chars, self.entities, self.dedup.min_words),
             )
             for f in [self._pool.submit(_helper_prepare, [], now_utc()) for _ in range(self.processes)]:
                 f.result()
@@ -277,12 +277,14 @@ _HELPER_WEIGHT = 1.5  # a helper's share of a batch relative to this process's (
 _helper: Ingestor | None = None
 
 
-def _helper_init(key: bytes, max_message_bytes: int, max_text_chars: int) -> None:
+def _helper_init(key: bytes, max_message_bytes: int, max_text_chars: int, entities: EntityIndex, min_words: int) -> None:
+    """A helper's Ingestor: the worker's limits, entity index and duplicate-key rule (no window of its own)."""
     from streams.process import die_with_parent
 
     die_with_parent()
     global _helper
-    _helper = Ingestor(key, max_message_bytes=max_message_bytes, max_text_chars=max_text_chars)
+    _helper = Ingestor(key, max_message_bytes=max_message_bytes, max_text_chars=max_text_chars, entities=entities,
+                       dedup=Deduplicator(min_words=min_words))
 
 
 def _helper_prepare(records: Sequence[RawRecord], ingested_at: datetime) -> list[Prepared | str]:

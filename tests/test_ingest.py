@@ -125,3 +125,18 @@ def test_helper_processes_give_the_same_documents_as_one_process():
     assert comparable(parallel) == comparable(inline)
     assert sum(isinstance(o, DeadLetter) for o in parallel) == 1
     assert sum(bool(o.duplicate_of) for o in parallel if isinstance(o, Document)) > 200  # 40 stories, 300 items
+
+
+def test_helpers_use_the_workers_entity_index():
+    from streams.entities import Company, EntityIndex
+
+    index = EntityIndex([Company("ZZZ", "Zeta Widgets", "Energy", ())])
+    items = [rec("news", news(id=f"z{i}", headline=f"Zeta Widgets wins contract number {i}", tickers=[]), i)
+             for i in range(120)]
+    helped = Ingestor(b"k", entities=index, processes=1, parallel_from=10)
+    try:
+        docs = run(helped, items)
+        assert helped._pool is not None
+    finally:
+        helped.close()
+    assert all(d.tickers == ["ZZZ"] and d.sectors == ["Energy"] for d in docs)
