@@ -14,7 +14,7 @@ class DeadLetter(Event):
     """``original`` is the message value exactly as received, base64-encoded (it may not be text)."""
 
     schema_version: Literal[1] = 1
-    stage: Literal["ingest", "scoring", "sink"]
+    stage: Literal["ingest", "scoring", "sink", "notify"]
     reason: str = Field(description="what was wrong and, where it helps, what to do")
     topic: str
     partition: int

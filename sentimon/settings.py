@@ -141,6 +141,16 @@ class TritonSettings(BaseModel):
     queue_delay_us: int = Field(2000, ge=0, description="dynamic batching: longest wait to form a batch, microseconds")
 
 
+class AlertsSettings(BaseModel):
+    """Anomaly rules and notifications (the rules file holds rules, routes, receivers, inhibition)."""
+
+    enabled: bool = Field(True, description="evaluate rules in the store worker and deliver notifications")
+    rules_file: str = Field("", description="alerts YAML; empty: the rules shipped in alerts/rules/default.yaml")
+    lateness_s: float = Field(30.0, ge=0, description="allowed lateness of event time: a window is evaluated once "
+                              "every partition has seen events this long after its end")
+    evaluator: str = Field("default", description="name of the evaluator's progress record (one per deployment)")
+
+
 class Settings(BaseSettings):
     """Configuration of Sentimon. Paths may be relative to the working directory."""
 
@@ -171,6 +181,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = PrivacySettings()
     worker: WorkerSettings = WorkerSettings()
     triton: TritonSettings = TritonSettings()
+    alerts: AlertsSettings = AlertsSettings()
 
     @property
     def triton_repository(self) -> Path:

@@ -18,6 +18,7 @@ message is then paid once per envelope, not once per document.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import faust
+import orjson
 from mode import CrashingSupervisor
 
 from schemas import DeadLetter
@@ -231,13 +233,14 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
     """The sink stage (consumer group ``<prefix>sentimon-store``); owns the store in this process."""
     app = _app(settings, "store", settings.worker.store_port if web_port is None else web_port)
     t = settings.topics
-    scores_topic, dead_topic = t.name("scores"), t.name("dead_letters")
+    scores_topic, dead_topic, alerts_topic = t.name("scores"), t.name("dead_letters"), t.name("alerts")
     scores = app.topic(scores_topic, value_serializer="raw", key_serializer="raw", allow_empty=True)
     # the store pays a fixed cost per insert (a part per table and view): larger batches than the other stages
     within = max(settings.stream.max_wait_s, settings.stream.sink_max_wait_s)
     store = Store.open(settings)
     sink = StoreSink(store)
     producer = BatchProducer(settings.kafka)
+    alerting = _alerting(app, settings, store, producer) if settings.alerts.enabled else None
 
     @app.agent(scores, name="sink", supervisor_strategy=CrashingSupervisor)
     async def sink_stage(stream):
@@ -252,10 +255,19 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
                     out.reject(e, valid, item, i)
                 else:
                     items.append(valid)
+                    if alerting is not None:
+                        alerting.observe(e.message.partition, valid.document.event_time)
             t0 = time.perf_counter()
             new = await asyncio.to_thread(sink.write, items) if items else 0
             metrics.sink_seconds.observe(time.perf_counter() - t0)
             await producer.send(out.messages())
+            if alerting is not None and alerting.due():
+                # evaluated after the batch is stored; published before the progress is recorded, so a
+                # crash in between evaluates the same windows again (the same changes, deduplicated downstream)
+                changes = await asyncio.to_thread(alerting.evaluate)
+                await producer.send([OutMessage(alerts_topic, a.model_dump_json().encode(), key=a.fingerprint.encode())
+                                     for a in changes])
+                await asyncio.to_thread(alerting.commit, changes)
             await _ack(stream, events)
             stored_at = now_utc()
             unique = {i.document.doc_id: i.document for i in items}
@@ -290,6 +302,54 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
     _observability(app, "store", details)
     app.sentimon_closers = [sink.close, producer.close, store.close]  # type: ignore[attr-defined]
     return app
+
+
+def _alerting(app: faust.App, settings: Settings, store: Store, producer: BatchProducer):
+    """The notification side of alerting: an agent on the alerts topic feeds the dispatcher, a task
+    delivers; an alert change is acknowledged only once its notification was delivered or parked in
+    the dead letters (so a crash redelivers it, with the same webhook-id)."""
+    from alerts.service import Alerting
+    from schemas.alert import Alert
+
+    alerting = Alerting(settings, store)
+    t = settings.topics
+    alerts_topic, dead_topic = t.name("alerts"), t.name("dead_letters")
+    topic = app.topic(alerts_topic, value_serializer="raw", key_serializer="raw", allow_empty=True)
+    held: dict[str, Any] = {}
+
+    @app.agent(topic, name="notify", supervisor_strategy=CrashingSupervisor)
+    async def notify(stream):
+        held["stream"] = stream
+        async for event in stream.noack():
+            try:
+                alert = Alert.model_validate_json(event.message.value)
+            except ValueError as exc:
+                await producer.send([OutMessage(dead_topic, dead_letter("notify", f"not an alert: {exc}", *_position(event))
+                                                .model_dump_json().encode())])
+                await stream.ack(event)
+                continue
+            for token in alerting.add(alert, event):
+                await stream.ack(token)
+
+    async def ack(event) -> None:
+        await held["stream"].ack(event)
+
+    async def park(notification, outcome, events) -> None:
+        log.error("notification %s to %s parked in the dead letters: %s", notification.id, outcome.notifier, outcome.reason)
+        last = events[-1].message if events else None
+        letter = DeadLetter(stage="notify", reason=f"{outcome.notifier}: {outcome.reason}", topic=alerts_topic,
+                            partition=last.partition if last else -1, offset=last.offset if last else -1,
+                            original=base64.b64encode(orjson.dumps(notification.payload())).decode(), failed_at=now_utc())
+        await producer.send([OutMessage(dead_topic, letter.model_dump_json().encode())])
+
+    @app.task
+    async def deliver_notifications():
+        while "stream" not in held:
+            await asyncio.sleep(0.2)
+        await alerting.notify_forever(ack, park)
+
+    app.sentimon_alerting = alerting  # type: ignore[attr-defined]
+    return alerting
 
 
 def summarize(store: Store, window: int = 5, baseline: int = 30, limit: int = 10) -> dict[str, Any]:

@@ -32,10 +32,15 @@ pipeline_seconds = Histogram(
     "sentimon_pipeline_seconds", "ingested to stored, per document (the pipeline's own latency; sampled)",
     buckets=_SECONDS,
 )
+alert_changes = Counter("sentimon_alert_changes", "alert state changes the evaluator published", ["status"])
+notifications = Counter("sentimon_notifications", "notifications per outcome (delivered, parked, nothing new)",
+                        ["outcome"])
+watermark = Gauge("sentimon_watermark_timestamp_seconds", "event-time watermark of the alert evaluator (unix time)")
 
 
 _SNAPSHOT = {"consumed": consumed, "produced": produced, "dead_letters": dead_letters, "duplicates": duplicates,
-             "redelivered": redelivered, "scorer_unavailable": scorer_unavailable, "first_batch": first_batch, "last_batch": last_batch}
+             "redelivered": redelivered, "scorer_unavailable": scorer_unavailable, "first_batch": first_batch, "last_batch": last_batch,
+             "alert_changes": alert_changes, "notifications": notifications, "watermark": watermark}
 _TIME_SPENT = {"inference_seconds": inference_seconds, "sink_write_seconds": sink_seconds}  # totals, in snapshots
 _started: set[str] = set()
 
@@ -63,8 +68,8 @@ def snapshot() -> dict[str, float]:
     for name, metric in _SNAPSHOT.items():
         for sample in metric.collect()[0].samples:
             if sample.name.endswith("_total") or isinstance(metric, Gauge):
-                stage = sample.labels.get("stage")
-                out[name + (f".{stage}" if stage else "")] = sample.value
+                label = sample.labels.get("stage") or sample.labels.get("status") or sample.labels.get("outcome")
+                out[name + (f".{label}" if label else "")] = sample.value
     for name, histogram in _TIME_SPENT.items():
         out[name] = next(s.value for s in histogram.collect()[0].samples if s.name.endswith("_sum"))
     return out

@@ -90,6 +90,13 @@ class Store:
         with self._lock:
             return self.client.query(sql.replace("{db}", self.db), parameters=parameters or {}).result_rows
 
+    def insert_rows(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        """Insert rows into one of our tables (small writes: alerts, silences, state)."""
+        if rows:
+            with self._lock:
+                self.client.insert(f"{self.db}.{check_identifier(table)}", [list(r) for r in rows],
+                                   column_names=list(columns))
+
     def stored(self, doc_ids: Sequence[str]) -> set[str]:
         """The subset of ``doc_ids`` already in the scores table."""
         if not doc_ids:
