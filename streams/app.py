@@ -295,6 +295,9 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
         series = await asyncio.to_thread(store.entity_series, entity, int(q.get("minutes", 60)), int(q.get("bucket", 5)))
         return view.json({"entity": entity, "series": series})
 
+    if alerting is not None:
+        _alerts_api(app, store)
+
     def details():
         return 200, {"role": "store", "ready": True, "store": settings.store_dsn, "metrics": metrics.snapshot(),
                      "latency": metrics.latencies()}
@@ -302,6 +305,47 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
     _observability(app, "store", details)
     app.sentimon_closers = [sink.close, producer.close, store.close]  # type: ignore[attr-defined]
     return app
+
+
+def _alerts_api(app: faust.App, store: Store) -> None:
+    """/api/silences (GET list, POST add, DELETE /api/silences/{id}) and /api/alerts (recent changes):
+    how ``sentimon alerts silence`` and the dashboards reach a store this worker owns."""
+    from alerts import silence as silences
+    from alerts.silence import Silence
+
+    @app.page("/api/silences")
+    class SilencesView(faust.web.View):
+        async def get(self, request):
+            expired = request.query.get("expired", "0") in ("1", "true")
+            found = await asyncio.to_thread(silences.load, store, expired)
+            return self.json([orjson.loads(s.model_dump_json()) for s in found])
+
+        async def post(self, request):
+            try:
+                silence = Silence.model_validate_json(await request.read())
+            except ValueError as exc:
+                return self.json({"error": str(exc)}, status=400)
+            await asyncio.to_thread(silences.save, store, silence)
+            return self.json({"id": silence.id})
+
+    @app.page("/api/silences/{silence_id}")
+    class SilenceView(faust.web.View):
+        async def delete(self, request, silence_id):
+            try:
+                ended = await asyncio.to_thread(silences.expire, store, silence_id)
+            except KeyError:
+                return self.json({"error": f"no silence with id {silence_id}"}, status=404)
+            return self.json({"id": ended.id, "ends_at": ended.ends_at.isoformat()})
+
+    @app.page("/api/alerts")
+    async def alert_changes(view, request):
+        limit = int(request.query.get("limit", 100))
+        rows = await asyncio.to_thread(store.query, (
+            "SELECT fingerprint, status, labels, annotations, starts_at, ends_at, at, value FROM {db}.alerts FINAL "
+            "ORDER BY at DESC, fingerprint LIMIT {limit:UInt32}"), {"limit": limit})
+        keys = ("fingerprint", "status", "labels", "annotations", "starts_at", "ends_at", "at", "value")
+        return view.json([{k: (v.isoformat() + "Z" if hasattr(v, "isoformat") else v) for k, v in zip(keys, r)}
+                          for r in rows])
 
 
 def _alerting(app: faust.App, settings: Settings, store: Store, producer: BatchProducer):

@@ -119,13 +119,25 @@ def _link(base: str, alert: Alert) -> str:
 
 
 @dataclass
+class _Held:
+    """A change's token, held until every group it went to has flushed (then it may be acknowledged)."""
+
+    token: Any
+    groups: int
+
+    def release(self) -> bool:
+        self.groups -= 1
+        return self.groups == 0
+
+
+@dataclass
 class Group:
     key: str
     route: Routed
     labels: dict[str, str]
     next_flush: float
     alerts: dict[str, Alert] = field(default_factory=dict)
-    tokens: list[Any] = field(default_factory=list)
+    tokens: list[_Held] = field(default_factory=list)
     notified: dict[str, str] = field(default_factory=dict)  # fingerprint -> status last notified
     last_sent: float | None = None
     repeats: int = 0
@@ -134,7 +146,8 @@ class Group:
 @dataclass
 class Flush:
     """What one group's flush produced: a notification (None when there was nothing new to say) and the
-    tokens it covers (acknowledge them after delivery, or at once when there is no notification)."""
+    tokens of the changes no group holds any more (acknowledge them once the notification is delivered
+    or parked, at once when there is none)."""
 
     notification: Notification | None
     tokens: list[Any]
@@ -158,10 +171,10 @@ class Dispatcher:
             if group is None:
                 group = self.groups[key] = Group(key, routed, values, now + routed.group_wait)
             groups.append(group)
+        held = _Held(token, len(groups))
         for group in groups:
             group.alerts[alert.fingerprint] = alert
-        # the token is acknowledged with the last group's flush that covers it
-        groups[-1].tokens.append(token)
+            group.tokens.append(held)
         return []
 
     def firing(self) -> list[Mapping[str, str]]:
@@ -203,7 +216,7 @@ class Dispatcher:
                 group.notified = {a.fingerprint: a.status for a in still_firing}
             # muted firing alerts stay in the group (they notify when the silence ends); resolved ones leave
             group.alerts = {fp: a for fp, a in group.alerts.items() if a.status == "firing"}
-            out.append(Flush(notification, group.tokens, muted))
+            out.append(Flush(notification, [h.token for h in group.tokens if h.release()], muted))
             group.tokens = []
             group.next_flush = now + group.route.group_interval
             if not group.alerts:
