@@ -136,12 +136,15 @@ _DETECTORS = {SentimentShift: sentiment_shift, NegativeShare: negative_share, Vo
 
 
 def detect(spec, series: Series, end: datetime) -> Finding:
-    """The finding of any detector (an :class:`AllOf` fires when all of its detectors fire)."""
+    """The finding of any detector. An :class:`AllOf` fires when all of its detectors fire; its numbers
+    are the first detector's, then the others' not named yet, and each detector's under its type
+    (``sentiment_shift.z``, ``volume_spike.z``)."""
     if isinstance(spec, AllOf):
         findings = [detect(d, series, end) for d in spec.detectors]
         numbers: dict[str, Any] = {}
-        for f in findings:
+        for d, f in zip(spec.detectors, findings):
             for k, v in f.numbers.items():
                 numbers.setdefault(k, v)
+            numbers[d.type] = f.numbers
         return Finding(all(f.active for f in findings), findings[0].value, numbers)
     return _DETECTORS[type(spec)](spec, series, end)

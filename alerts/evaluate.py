@@ -23,7 +23,7 @@ from alerts.fingerprint import fingerprint
 from alerts.lifecycle import AlertState, step
 from alerts.template import render
 from schemas.alert import Alert
-from schemas.base import now_utc
+from schemas.base import assume_utc, now_utc
 
 log = logging.getLogger("sentimon.alerts")
 
@@ -55,10 +55,6 @@ def _naive(t: datetime) -> datetime:
     return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
 
 
-def _utc(t: datetime) -> datetime:
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t
-
-
 def floor_minute(t: datetime) -> datetime:
     return t.replace(second=0, microsecond=0)
 
@@ -87,7 +83,7 @@ class Evaluator:
             return
         until, states = rows[0]
         rules = {r.name for r in self.config.rules}
-        self.evaluated_until = _utc(until)
+        self.evaluated_until = assume_utc(until)
         for s in json.loads(states):
             if s["labels"].get("alertname") in rules:  # alerts of removed rules are dropped
                 self.states[s["fingerprint"]] = AlertState(
@@ -119,7 +115,7 @@ class Evaluator:
 
     def _first_end(self) -> datetime | None:
         rows = self.store.query("SELECT min(minute), count() FROM {db}.entity_minute WHERE entity_kind = 'market'")
-        return floor_minute(_utc(rows[0][0])) + MINUTE if rows and rows[0][1] else None
+        return floor_minute(assume_utc(rows[0][0])) + MINUTE if rows and rows[0][1] else None
 
     def advance(self, watermark: datetime | None) -> list[Alert]:
         """Evaluate every window end up to ``watermark``; the alert changes, in order. Call :meth:`commit`
@@ -152,12 +148,12 @@ class Evaluator:
         params = {"kind": rule.scope.kind, "start": _naive(start), "end": _naive(end), "entities": rule.scope.entities}
         series: dict[str, dict[datetime, Minute]] = defaultdict(dict)
         for entity, minute, stories, score_sum, negative in self.store.query(_SERIES, params):
-            series[entity][_utc(minute)] = Minute(int(stories), float(score_sum), int(negative))
+            series[entity][assume_utc(minute)] = Minute(int(stories), float(score_sum), int(negative))
         topics = sorted({d.topic for d in rule.detectors if isinstance(d, TopicBurst)})
         if topics:
             counts: dict[tuple[str, datetime], dict[str, int]] = defaultdict(dict)
             for entity, minute, topic, stories in self.store.query(_TOPICS, {**params, "topics": topics}):
-                counts[(entity, _utc(minute))][topic] = int(stories)
+                counts[(entity, assume_utc(minute))][topic] = int(stories)
             for (entity, minute), by_topic in counts.items():
                 m = series[entity].get(minute, Minute())
                 series[entity][minute] = Minute(m.stories, m.score_sum, m.negative, by_topic)

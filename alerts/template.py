@@ -2,7 +2,8 @@
 
 Names a template may use: ``rule``, ``entity``, ``entity_kind``, ``severity``, ``value``, the detector's
 numbers (``z``, ``mean``, ``baseline``, ``share``, ``stories``, ``ratio`` ... as the detector gives them),
-``window`` (minutes), ``headlines`` (a list), ``labels`` (a dict).
+``window`` (minutes), ``headlines`` (a list), ``labels`` (a dict); in a combination (``type: all``) each
+detector's numbers also under its type (``volume_spike.ratio``, ``sentiment_shift.z``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ SAMPLE: dict[str, Any] = {
     "baseline_stories": 5.0, "ratio": 3.0, "topic": "M&A", "window": 5, "headlines": ["a headline"],
     "labels": {"alertname": "rule"},
 }
+SAMPLE.update({kind: dict(SAMPLE) for kind in ("sentiment_shift", "negative_share", "volume_spike", "topic_burst")})
 
 
 @lru_cache(maxsize=256)

@@ -39,3 +39,8 @@ class Event(BaseModel):
 
 def now_utc() -> datetime:
     return _utc(datetime.now(timezone.utc))
+
+
+def assume_utc(value: datetime) -> datetime:
+    """A ClickHouse result (naive, UTC) as an aware UTC instant; aware values pass through."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value

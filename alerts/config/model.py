@@ -14,9 +14,16 @@ _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
 def parse_duration(value: object) -> timedelta:
-    """``'90s'``, ``'5m'``, ``'1h30m'``, or seconds as a number."""
+    """``'90s'``, ``'5m'``, ``'1h30m'``, ISO 8601 (``'PT5M'``), or seconds as a number."""
     if isinstance(value, timedelta):
         return value
+    if isinstance(value, str) and value.startswith("P"):
+        from pydantic import TypeAdapter, ValidationError
+
+        try:
+            return TypeAdapter(timedelta).validate_python(value)
+        except ValidationError:
+            pass
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return timedelta(seconds=value)
     m = _DURATION.match(str(value).strip()) if value not in ("", None) else None

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerts.matcher import Matcher, as_matchers, matches_all
-from schemas.base import UtcTime, now_utc
+from schemas.base import UtcTime, assume_utc, now_utc
 
 
 class Silence(BaseModel):
@@ -66,7 +66,7 @@ def load(store, include_expired: bool = False, now: datetime | None = None) -> l
         "SELECT id, argMax(matchers, updated_at), argMax(starts_at, updated_at), argMax(ends_at, updated_at), "
         "argMax(created_by, updated_at), argMax(comment, updated_at) FROM {db}.silences GROUP BY id ORDER BY id"
     )
-    out = [Silence(id=i, matchers=json.loads(m), starts_at=s, ends_at=e, created_by=c, comment=t)
+    out = [Silence(id=i, matchers=json.loads(m), starts_at=assume_utc(s), ends_at=assume_utc(e), created_by=c, comment=t)
            for i, m, s, e, c, t in rows]
     return out if include_expired else [s for s in out if s.ends_at > now]
 
