@@ -86,10 +86,15 @@ def sentiment_shift(spec: SentimentShift, series: Series, end: datetime) -> Find
     now = totals(series, end - spec.window, end)
     if now.stories < spec.min_docs:
         return Finding(False, numbers={"stories": now.stories})
-    means = [t.mean for t in _baseline(series, spec, end) if t.stories]
-    if len(means) < 3:  # not enough history to know what normal is
+    before = [t for t in _baseline(series, spec, end) if t.stories]
+    if len(before) < 3:  # not enough history to know what normal is
         return Finding(False, numbers={"stories": now.stories, "mean": now.mean})
-    med, sigma = _robust(means, spec.min_sigma)
+    med, spread = _robust([t.mean for t in before], 0.0)
+    # the spread of a window's mean shrinks with its stories (1/sqrt(n)): the baseline windows' spread is
+    # rescaled from their typical count to this window's, so a burst of many stories is judged against
+    # the noise of a window that size; min_sigma keeps real day-to-day variation in
+    typical = median(t.stories for t in before)
+    sigma = max(spread * (typical / now.stories) ** 0.5, spec.min_sigma)
     z = (now.mean - med) / sigma
     active = {"negative": z <= -spec.threshold, "positive": z >= spec.threshold,
               "both": abs(z) >= spec.threshold}[spec.direction]

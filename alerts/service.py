@@ -20,9 +20,12 @@ from alerts.notify.receivers import build
 from alerts.silence import Silence, load as load_silences
 from alerts.watermark import Watermark
 from schemas.alert import Alert
+from schemas.base import now_utc
 from streams import metrics
 
 log = logging.getLogger("sentimon.alerts")
+Ack = Callable[[Any], Awaitable[None]]
+Park = Callable[[Notification, Outcome, list[Any]], Awaitable[None]]
 SILENCES_REFRESH_S = 5.0
 
 
@@ -32,13 +35,19 @@ class Alerting:
         self.config = config or load(a.rules_file or None)
         self.store = store
         self.evaluator = Evaluator(self.config, store, a.evaluator)
-        self.watermark = Watermark(timedelta(seconds=a.lateness_s))
+        self.watermark = Watermark(timedelta(seconds=a.lateness_s), idle_s=a.idle_partition_s)
         self.dispatcher = Dispatcher(self.config)
         self.notifiers = build(self.config)
         self._silences: list[Silence] = []
         self._silences_at = 0.0
+        self._clock = 0.0
+        self._lock = asyncio.Lock()
+        self._progress = (self.evaluator.evaluated_until, time.monotonic())
 
     # --- evaluation (event time) ------------------------------------------------------------------
+
+    def assign(self, partitions) -> None:
+        self.watermark.assign(partitions)
 
     def observe(self, partition: Any, event_time: datetime) -> None:
         self.watermark.observe(partition, event_time)
@@ -58,25 +67,48 @@ class Alerting:
 
     def commit(self, changes: list[Alert]) -> None:
         self.evaluator.commit(changes)
+        self._progress = (self.evaluator.evaluated_until, time.monotonic())
         for a in changes:
             metrics.alert_changes.labels(a.status).inc()
 
-    # --- notification (wall clock) ----------------------------------------------------------------
+    # --- notification -----------------------------------------------------------------------------
 
-    def add(self, alert: Alert, token: Any) -> list[Any]:
-        """An alert change from the alerts topic; returns tokens to acknowledge right away."""
-        return self.dispatcher.add(alert, time.time(), token)
+    def clock(self) -> float:
+        """The dispatcher's time (Unix seconds): event time as far as it has been evaluated or seen in an
+        alert change, moving on with the wall clock while evaluation waits for data. A replay or a
+        catch-up is thus grouped and timed as it was live (group_wait, group_interval, repeat_interval in
+        event time), and a quiet stream still flushes its groups. Never goes back."""
+        until, at = self._progress
+        if until is not None:
+            self._clock = max(self._clock, until.timestamp() + time.monotonic() - at)
+        return self._clock
+
+    async def add(self, alert: Alert, token: Any, ack: Ack, park: Park) -> None:
+        """An alert change from the alerts topic. Groups that were due before it (in event time) are
+        flushed first, so a burst of changes read at once (a catch-up) is notified as it happened."""
+        async with self._lock:
+            at = alert.at.timestamp()
+            await self._flush(at, ack, park)
+            self._clock = max(self._clock, at)
+            for t in self.dispatcher.add(alert, self._clock, token):
+                await ack(t)
 
     def _refresh_silences(self) -> None:
         if time.monotonic() - self._silences_at >= SILENCES_REFRESH_S:
             self._silences = load_silences(self.store)
             self._silences_at = time.monotonic()
 
-    async def notify_once(self, ack: Callable[[Any], Awaitable[None]],
-                          park: Callable[[Notification, Outcome, list[Any]], Awaitable[None]]) -> None:
-        """Flush the groups that are due, deliver, park what could not be delivered, then acknowledge."""
+    async def notify_once(self, ack: Ack, park: Park) -> None:
+        """Flush the groups that are due now, deliver, park what could not be delivered, acknowledge."""
+        async with self._lock:
+            await self._flush(self.clock(), ack, park)
+
+    async def _flush(self, now: float, ack: Ack, park: Park) -> None:
+        due = self.dispatcher.next_due()
+        if due is None or due > now:
+            return
         await asyncio.to_thread(self._refresh_silences)
-        for flush in self.dispatcher.flush(time.time(), self._silences):
+        for flush in self.dispatcher.flush(now, self._silences, wall=now_utc):
             n = flush.notification
             if n is not None:
                 notifiers = self.notifiers.get(n.receiver, [])
@@ -92,7 +124,8 @@ class Alerting:
             for token in flush.tokens:
                 await ack(token)
 
-    async def notify_forever(self, ack, park, stopping: Callable[[], bool] = lambda: False, tick_s: float = 0.25) -> None:
+    async def notify_forever(self, ack: Ack, park: Park, stopping: Callable[[], bool] = lambda: False,
+                             tick_s: float = 0.25) -> None:
         while not stopping():
             try:
                 await self.notify_once(ack, park)

@@ -4,23 +4,45 @@ The watermark is the smallest, over the input partitions, of the latest event ti
 the allowed lateness: no partition is expected to bring events older than it any more. A window is
 evaluated once the watermark has passed its end, so the same stream gives the same alerts however fast
 it is replayed and however the partitions interleave.
+
+Every *assigned* partition counts, including one not seen yet (a backlog is read unevenly: a
+partition read late must not find its windows already evaluated). A partition that brought nothing
+for ``idle`` seconds of wall time stops holding the watermark back (a topic with a quiet partition
+would otherwise never be evaluated), until it brings data again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import time
+from collections.abc import Callable, Hashable, Iterable
 from datetime import datetime, timedelta
 
 
 class Watermark:
-    def __init__(self, lateness: timedelta):
-        self.lateness = lateness
+    def __init__(self, lateness: timedelta, idle_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.lateness, self.idle_s, self.clock = lateness, idle_s, clock
         self.latest: dict[Hashable, datetime] = {}
+        self._seen: dict[Hashable, float] = {}  # wall time a partition last brought data (or was assigned)
+        self.partitions: set[Hashable] = set()
+
+    def assign(self, partitions: Iterable[Hashable]) -> None:
+        """The partitions this worker reads now (from the consumer's assignment)."""
+        now = self.clock()
+        self.partitions = set(partitions)
+        for p in self.partitions:
+            self._seen.setdefault(p, now)
 
     def observe(self, partition: Hashable, event_time: datetime) -> None:
         if partition not in self.latest or event_time > self.latest[partition]:
             self.latest[partition] = event_time
+        self._seen[partition] = self.clock()
 
     def value(self) -> datetime | None:
-        """None until an event was seen."""
-        return min(self.latest.values()) - self.lateness if self.latest else None
+        """None while a partition that is not idle has brought nothing yet (or nothing was seen at all)."""
+        now = self.clock()
+        parts = (self.partitions or set(self.latest)) | set(self.latest)
+        waiting = [p for p in parts if now - self._seen.get(p, now) < self.idle_s]
+        if any(p not in self.latest for p in waiting):
+            return None
+        holding = [self.latest[p] for p in waiting] or list(self.latest.values())
+        return min(holding) - self.lateness if holding else None

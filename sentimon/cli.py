@@ -371,6 +371,13 @@ def worker(
 
     if role not in ("pipeline", "store"):
         _fail(f"unknown role {role!r}: use 'pipeline' or 'store'")
+    if role == "store" and get_settings().alerts.enabled:
+        from alerts.notify.receivers import build
+
+        try:  # a bad rules file or a missing webhook secret stops the worker before it consumes anything
+            build(_alerts_config(None))
+        except ValueError as exc:
+            _fail(str(exc))
     try:
         run(role, get_settings(), web_port, loglevel)  # type: ignore[arg-type]
     except (ConnectionError, StoreUnavailable, FileNotFoundError) as exc:

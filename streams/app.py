@@ -261,6 +261,8 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
             new = await asyncio.to_thread(sink.write, items) if items else 0
             metrics.sink_seconds.observe(time.perf_counter() - t0)
             await producer.send(out.messages())
+            if alerting is not None:
+                alerting.assign(tp.partition for tp in app.consumer.assignment() if tp.topic == scores_topic)
             if alerting is not None and alerting.due():
                 # evaluated after the batch is stored; published before the progress is recorded, so a
                 # crash in between evaluates the same windows again (the same changes, deduplicated downstream)
@@ -364,16 +366,16 @@ def _alerting(app: faust.App, settings: Settings, store: Store, producer: BatchP
     @app.agent(topic, name="notify", supervisor_strategy=CrashingSupervisor)
     async def notify(stream):
         held["stream"] = stream
-        async for event in stream.noack():
-            try:
-                alert = Alert.model_validate_json(event.message.value)
-            except ValueError as exc:
-                await producer.send([OutMessage(dead_topic, dead_letter("notify", f"not an alert: {exc}", *_position(event))
-                                                .model_dump_json().encode())])
-                await stream.ack(event)
-                continue
-            for token in alerting.add(alert, event):
-                await stream.ack(token)
+        async for events in stream.noack_take(64, within=0.2):
+            for event in events:
+                try:
+                    alert = Alert.model_validate_json(event.message.value)
+                except ValueError as exc:
+                    letter = dead_letter("notify", f"not an alert: {exc}", *_position(event))
+                    await producer.send([OutMessage(dead_topic, letter.model_dump_json().encode())])
+                    await stream.ack(event)
+                    continue
+                await alerting.add(alert, event, ack, park)
 
     async def ack(event) -> None:
         await held["stream"].ack(event)

@@ -208,3 +208,23 @@ def test_permanent_errors_and_410_stop_at_once_and_410_disables():
     assert not outcome.delivered and gone.disabled
     outcome, _ = _deliver(gone)  # later notifications are parked without a request
     assert outcome.attempts == 0 and "disabled" in outcome.reason and gone.calls == 1
+
+
+def test_watermark_waits_for_every_assigned_partition_and_skips_idle_ones():
+    from alerts.watermark import Watermark
+
+    now = [0.0]
+    w = Watermark(timedelta(seconds=30), idle_s=60, clock=lambda: now[0])
+    w.assign([0, 1, 2])
+    w.observe(0, T + timedelta(minutes=10))
+    w.observe(1, T + timedelta(minutes=5))
+    assert w.value() is None  # partition 2 has brought nothing yet: a backlog read unevenly
+    w.observe(2, T + timedelta(minutes=7))
+    assert w.value() == T + timedelta(minutes=5, seconds=-30)  # the slowest partition, minus lateness
+    w.observe(1, T + timedelta(minutes=3))  # late data does not move it back
+    assert w.value() == T + timedelta(minutes=5, seconds=-30)
+    now[0] = 61.0  # partitions 1 and 2 quiet for a minute: idle, no longer holding back
+    w.observe(0, T + timedelta(minutes=11))
+    assert w.value() == T + timedelta(minutes=10, seconds=30)
+    w.observe(2, T + timedelta(minutes=8))  # partition 2 speaks again: it holds back again
+    assert w.value() == T + timedelta(minutes=7, seconds=30)

@@ -106,3 +106,45 @@ def test_silences_are_stored_listed_and_expired(store):
     expire(store, s.id, now=now)
     assert load(store, now=now + timedelta(seconds=1)) == []
     assert load(store, include_expired=True)[0].comment == "known story"
+
+
+def test_a_catch_up_is_notified_as_it_happened(store):
+    """Changes read at once (a backlog) are grouped in event time: the firing is notified before the
+    resolved one, as if live, instead of both falling into one group_wait and being dropped."""
+    import asyncio
+
+    from alerts.notify import Notifier
+    from alerts.service import Alerting
+    from sentimon.settings import Settings
+
+    class RecordingNotifier(Notifier):  # a fake endpoint: records what it is sent
+        kind, sent = "fake", []
+
+        @property
+        def target(self) -> str:
+            return "fake"
+
+        async def send(self, notification) -> None:
+            self.sent.append([(a.status, a.labels["entity"]) for a in notification.alerts])
+
+    alerting = Alerting(Settings(), store, RULES)
+    alerting.notifiers = {"log": [RecordingNotifier()]}
+    alerting.watermark.observe(0, T0 + timedelta(minutes=70))
+    changes = alerting.evaluate()
+    alerting.commit(changes)
+    acked = []
+
+    async def ack(token):
+        acked.append(token)
+
+    async def park(*_):
+        raise AssertionError("nothing should be parked")
+
+    async def run():
+        for i, change in enumerate(changes):
+            await alerting.add(change, i, ack, park)
+        await alerting.notify_once(ack, park)
+
+    asyncio.run(run())
+    assert RecordingNotifier.sent == [[("firing", "TSLA")], [("resolved", "TSLA")]]
+    assert sorted(acked) == list(range(len(changes)))

@@ -66,7 +66,8 @@ class _Baselined(_Windowed):
     def _baseline_windows(self):
         _whole_minutes(self.baseline)
         if self.baseline % self.window or self.baseline // self.window < 3:
-            raise ValueError(f"baseline must be at least 3 windows and a multiple of the window ({self.window})")
+            raise ValueError(f"baseline must be at least 3 windows and a multiple of the window "
+                             f"({int(self.window.total_seconds() // 60)}m)")
         return self
 
 

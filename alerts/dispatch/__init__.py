@@ -8,8 +8,9 @@ notification, or when ``repeat_interval`` has passed with alerts still firing. S
 alerts are left out. Each notification carries the *tokens* (e.g. Kafka events) of the changes it
 covers: the caller acknowledges them once the notification is delivered or parked.
 
-Time here is the wall clock (seconds), like Alertmanager's timers; the alerts themselves are decided
-in event time (:mod:`alerts.lifecycle`).
+``now`` is a clock in seconds supplied by the caller: the service runs it in event time (see
+:meth:`alerts.service.Alerting.clock`), so a replay is grouped as it was live. Silences are judged
+at ``wall()`` (people silence in real time).
 """
 
 from __future__ import annotations
@@ -184,7 +185,8 @@ class Dispatcher:
         return min((g.next_flush for g in self.groups.values()), default=None)
 
     def flush(self, now: float, silences: Iterable[Silence] = (), wall: Callable | None = None) -> list[Flush]:
-        """Notifications of every group that is due at ``now``."""
+        """Notifications of every group that is due at ``now``; silences are judged at ``wall()`` (default:
+        ``now`` as Unix time)."""
         from datetime import datetime, timezone
 
         when = wall() if wall else datetime.fromtimestamp(now, timezone.utc)
