@@ -49,8 +49,17 @@ class Alerting:
     def assign(self, partitions) -> None:
         self.watermark.assign(partitions)
 
-    def observe(self, partition: Any, event_time: datetime) -> None:
-        self.watermark.observe(partition, event_time)
+    def observe(self, partition: Any, watermark: datetime) -> None:
+        """The watermark a partition's input carries."""
+        self.watermark.observe(partition, watermark)
+
+    def seen(self, event_time: datetime) -> None:
+        """The latest event time of a batch's documents (used once the input is drained)."""
+        self.watermark.seen(event_time)
+
+    def drained(self) -> None:
+        """No new input for a while: evaluate up to the latest event time seen (see :class:`Watermark`)."""
+        self.watermark.release()
 
     def due(self) -> bool:
         """Whether the watermark passed a window end not evaluated yet."""
@@ -89,8 +98,7 @@ class Alerting:
         async with self._lock:
             at = alert.at.timestamp()
             await self._flush(at, ack, park)
-            self._clock = max(self._clock, at)
-            for t in self.dispatcher.add(alert, self._clock, token):
+            for t in self.dispatcher.add(alert, at, token):
                 await ack(t)
 
     def _refresh_silences(self) -> None:

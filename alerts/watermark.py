@@ -8,7 +8,9 @@ it is replayed and however the partitions interleave.
 Every *assigned* partition counts, including one not seen yet (a backlog is read unevenly: a
 partition read late must not find its windows already evaluated). A partition that brought nothing
 for ``idle`` seconds of wall time stops holding the watermark back (a topic with a quiet partition
-would otherwise never be evaluated), until it brings data again.
+would otherwise never be evaluated), until it brings data again. When the whole input has been quiet
+for a while (``release``: the stream is drained, e.g. a backlog was read to its end), the watermark is
+the latest event time of the data itself (:meth:`seen`), so the last windows are evaluated too.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class Watermark:
         self.latest: dict[Hashable, datetime] = {}
         self._seen: dict[Hashable, float] = {}  # wall time a partition last brought data (or was assigned)
         self.partitions: set[Hashable] = set()
+        self._drained = False
+        self.newest: datetime | None = None  # the latest event time of the data (not of a watermark)
 
     def assign(self, partitions: Iterable[Hashable]) -> None:
         """The partitions this worker reads now (from the consumer's assignment)."""
@@ -32,13 +36,25 @@ class Watermark:
         for p in self.partitions:
             self._seen.setdefault(p, now)
 
+    def seen(self, event_time: datetime) -> None:
+        """An event's own time (the watermarks observed may lag behind the data)."""
+        if self.newest is None or event_time > self.newest:
+            self.newest = event_time
+
+    def release(self) -> None:
+        """The input is drained: everything sent so far has been seen (until the next observation)."""
+        self._drained = True
+
     def observe(self, partition: Hashable, event_time: datetime) -> None:
+        self._drained = False
         if partition not in self.latest or event_time > self.latest[partition]:
             self.latest[partition] = event_time
         self._seen[partition] = self.clock()
 
     def value(self) -> datetime | None:
         """None while a partition that is not idle has brought nothing yet (or nothing was seen at all)."""
+        if self._drained and (self.latest or self.newest):
+            return max([*self.latest.values(), *([self.newest] if self.newest else [])]) - self.lateness
         now = self.clock()
         parts = (self.partitions or set(self.latest)) | set(self.latest)
         waiting = [p for p in parts if now - self._seen.get(p, now) < self.idle_s]

@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import faust
@@ -33,8 +34,9 @@ from schemas import DeadLetter
 from schemas.base import now_utc
 from sentimon.settings import Settings
 from streams import metrics
+from alerts.watermark import Watermark
 from streams.dedup import Deduplicator
-from streams.envelope import pack, shard, unpack
+from streams.envelope import event_time_text, pack, read_watermark, shard, unpack, watermark_header
 from streams.ingest import Ingested, Ingestor, dead_letter, records
 from streams.kafka.config import faust_broker, limit_fetch_wait
 from streams.kafka.producer import BatchProducer, OutMessage
@@ -100,9 +102,11 @@ class Outbox:
         self.dead_letter(dead_letter(self.stage, reason, m.value if item is None else item, m.topic, m.partition,
                                      m.offset, index))
 
-    def messages(self) -> list[OutMessage]:
+    def messages(self, watermark: datetime | None = None) -> list[OutMessage]:
+        """Dead letters and envelopes; the envelopes carry ``watermark`` (see :mod:`streams.envelope`)."""
+        headers = watermark_header(watermark) if watermark is not None else None
         return self._letters + [
-            OutMessage(topic, envelope, partition=partition)
+            OutMessage(topic, envelope, partition=partition, headers=headers)
             for (topic, partition), items in self._shards.items()
             for envelope in pack(items, self.envelope_max_bytes)
         ]
@@ -168,6 +172,9 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
         counts = {topic: await asyncio.to_thread(producer.partitions, topic) for topic in topics}
         return lambda: Outbox(stage, dead_topic, counts, settings.stream.envelope_max_bytes)
 
+    # event time read so far from the raw partitions (each in event-time order, as feeds publish)
+    source = Watermark(timedelta(0), idle_s=settings.alerts.idle_partition_s)
+
     @app.agent(raw, name="ingest", supervisor_strategy=CrashingSupervisor)
     async def ingest(stream):
         new_outbox = await outbox("ingest", documents_topic)
@@ -176,14 +183,21 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
             started = time.perf_counter()
             items = [r for e in events for r in records(kinds.get(e.message.topic, "news"), *_position(e))]
             out = new_outbox()
-            for outcome in ingestor.process(items):
+            latest: dict[tuple[str, int], str] = {}
+            for item, outcome in zip(items, ingestor.process(items)):
                 if isinstance(outcome, Ingested):
                     out.add(documents_topic, outcome.doc_id, outcome.json)
+                    t, where = event_time_text(outcome.json), (item.topic, item.partition)
+                    if t > latest.get(where, ""):
+                        latest[where] = t
                     if outcome.duplicate_of:
                         metrics.duplicates.inc()
                 else:
                     out.dead_letter(outcome)
-            await producer.send(out.messages())
+            source.assign((tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in kinds)
+            for where, t in latest.items():
+                source.observe(where, datetime.fromisoformat(t.replace("Z", "+00:00")))
+            await producer.send(out.messages(source.value()))
             await _ack(stream, events)
             _count("ingest", len(items), out, started)
 
@@ -213,7 +227,8 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
                     out.add(scores_topic, doc["doc_id"], result)
                 else:
                     out.reject(e, result, item, i)
-            await producer.send(out.messages())
+            marks = [read_watermark(e.message.headers) for e in events]
+            await producer.send(out.messages(None if None in marks else min(marks)))
             await _ack(stream, events)
             _count("scoring", n, out, started)
 
@@ -250,26 +265,29 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
             out = new_outbox()
             received = list(_items(events))
             items = []
-            for (e, i, item), valid in zip(received, validate_scored([item for *_, item in received])):
+            last_input[0] = time.monotonic()
+            validated = validate_scored([item for *_, item in received])
+            for (e, i, item), valid in zip(received, validated):
                 if isinstance(valid, str):
                     out.reject(e, valid, item, i)
                 else:
                     items.append(valid)
-                    if alerting is not None:
-                        alerting.observe(e.message.partition, valid.document.event_time)
             t0 = time.perf_counter()
             new = await asyncio.to_thread(sink.write, items) if items else 0
             metrics.sink_seconds.observe(time.perf_counter() - t0)
             await producer.send(out.messages())
             if alerting is not None:
                 alerting.assign(tp.partition for tp in app.consumer.assignment() if tp.topic == scores_topic)
-            if alerting is not None and alerting.due():
-                # evaluated after the batch is stored; published before the progress is recorded, so a
-                # crash in between evaluates the same windows again (the same changes, deduplicated downstream)
-                changes = await asyncio.to_thread(alerting.evaluate)
-                await producer.send([OutMessage(alerts_topic, a.model_dump_json().encode(), key=a.fingerprint.encode())
-                                     for a in changes])
-                await asyncio.to_thread(alerting.commit, changes)
+                for (e, _, _), valid in zip(received, validated):
+                    # the watermark the envelope carries; without one (another producer), its documents' times
+                    mark = read_watermark(e.message.headers)
+                    if mark is not None:
+                        alerting.observe(e.message.partition, mark)
+                    elif not isinstance(valid, str):
+                        alerting.observe(e.message.partition, valid.document.event_time)
+                if items:
+                    alerting.seen(max(i.document.event_time for i in items))
+                await evaluate_alerts()
             await _ack(stream, events)
             stored_at = now_utc()
             unique = {i.document.doc_id: i.document for i in items}
@@ -282,6 +300,30 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
                 metrics.pipeline_seconds.observe(max(0.0, (stored_at - doc.ingested_at).total_seconds()))
             out.items = new
             _count("sink", len(received), out, started)
+
+    evaluating = asyncio.Lock()
+    last_input = [time.monotonic()]
+
+    async def evaluate_alerts() -> None:
+        """Evaluate the windows the watermark has passed (after the batch is stored); publish the changes
+        before recording the progress, so a crash in between evaluates the same windows again (the same
+        changes, deduplicated downstream)."""
+        assert alerting is not None
+        async with evaluating:
+            if not alerting.due():
+                return
+            changes = await asyncio.to_thread(alerting.evaluate)
+            await producer.send([OutMessage(alerts_topic, a.model_dump_json().encode(), key=a.fingerprint.encode())
+                                 for a in changes])
+            await asyncio.to_thread(alerting.commit, changes)
+
+    if alerting is not None:
+        @app.timer(interval=1.0)
+        async def evaluate_when_drained():
+            # no new scores for a while: the input is drained (a backlog read to its end, a quiet feed)
+            if time.monotonic() - last_input[0] >= settings.alerts.idle_partition_s:
+                alerting.drained()
+                await evaluate_alerts()
 
     @app.page("/api/summary")
     async def summary(view, request):

@@ -10,12 +10,17 @@ the micro-batches were cut).
 Raw feeds may do the same: a raw message holds one JSON object, or several as JSON Lines (a vendor's bulk
 delivery, a firehose adapter: ``sentimon feed --per-message N``). Each line is then an item of its own,
 with its own dead letter if it is bad.
+
+Envelopes carry the stream's *watermark* in a header: the ingest stage's event time so far (the smallest,
+over its raw partitions, of the latest event time read), passed on by scoring (the smallest of its
+inputs'), so the store knows which windows are complete even when a backlog is read unevenly.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
+from datetime import datetime, timezone
 
 import orjson
 
@@ -62,3 +67,30 @@ def split_raw(value: bytes | None) -> list[bytes] | None:
     except orjson.JSONDecodeError:
         return None
     return lines if isinstance(first, dict) else None
+
+
+# --- the event-time watermark travels with the envelopes, as a Kafka header ------------------------
+
+WATERMARK_HEADER = "sentimon-watermark"
+_EVENT_TIME = b'"event_time":"'
+
+
+def event_time_text(document_json: bytes) -> str:
+    """The ``event_time`` of a document's JSON as its ISO text (sorts as time; no parsing per document)."""
+    i = document_json.find(_EVENT_TIME) + len(_EVENT_TIME)
+    return document_json[i:document_json.index(b'"', i)].decode()
+
+
+def watermark_header(watermark: datetime) -> list[tuple[str, bytes]]:
+    return [(WATERMARK_HEADER, str(int(watermark.timestamp() * 1000)).encode())]
+
+
+def read_watermark(headers) -> datetime | None:
+    """The watermark a message carries (headers as a list of pairs or a mapping), or None."""
+    if not headers:
+        return None
+    pairs = headers.items() if hasattr(headers, "items") else headers
+    for key, value in pairs:
+        if key == WATERMARK_HEADER and value:
+            return datetime.fromtimestamp(int(value) / 1000, timezone.utc)
+    return None

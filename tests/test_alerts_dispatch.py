@@ -228,3 +228,18 @@ def test_watermark_waits_for_every_assigned_partition_and_skips_idle_ones():
     assert w.value() == T + timedelta(minutes=10, seconds=30)
     w.observe(2, T + timedelta(minutes=8))  # partition 2 speaks again: it holds back again
     assert w.value() == T + timedelta(minutes=7, seconds=30)
+
+
+def test_a_drained_input_releases_the_watermark_until_new_data():
+    from alerts.watermark import Watermark
+
+    w = Watermark(timedelta(seconds=30), idle_s=60, clock=lambda: 0.0)
+    w.assign([0, 1])
+    w.observe(0, T + timedelta(minutes=10))
+    w.observe(1, T + timedelta(minutes=4))
+    assert w.value() == T + timedelta(minutes=4, seconds=-30)
+    w.seen(T + timedelta(minutes=12))  # the data itself is further on than the watermarks it carried
+    w.release()  # nothing new for a while: everything sent has been seen
+    assert w.value() == T + timedelta(minutes=12, seconds=-30)
+    w.observe(1, T + timedelta(minutes=5))
+    assert w.value() == T + timedelta(minutes=5, seconds=-30)

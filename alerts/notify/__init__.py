@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from alerts.config.model import Delivery
 from alerts.dispatch import Notification
 
-log = logging.getLogger("sentimon.alerts.notify")
+logger = logging.getLogger("sentimon.alerts.notify")  # not `log`: the submodule alerts.notify.log would replace it
 
 
 class DeliveryError(Exception):
@@ -73,12 +73,12 @@ async def deliver(notifier: Notifier, notification: Notification, policy: Delive
         try:
             await notifier.send(notification)
             if attempt > 1:
-                log.info("delivered %s to %s after %d attempts", notification.id, name, attempt)
+                logger.info("delivered %s to %s after %d attempts", notification.id, name, attempt)
             return Outcome(name, True, attempt)
         except DeliveryError as exc:
             if exc.disable:
                 notifier.disabled = str(exc)
-                log.error("disabling %s: %s", name, exc)
+                logger.error("disabling %s: %s", name, exc)
             if exc.permanent:
                 return Outcome(name, False, attempt, str(exc))
             # full jitter: a random wait up to the capped exponential step (receivers coming back are not
@@ -88,6 +88,6 @@ async def deliver(notifier: Notifier, notification: Notification, policy: Delive
                 wait = max(wait, exc.retry_after)
             if clock() - started + wait > limit:
                 return Outcome(name, False, attempt, f"gave up after {attempt} attempts: {exc}")
-            log.warning("delivery of %s to %s failed (attempt %d, retry in %.1f s): %s", notification.id, name,
+            logger.warning("delivery of %s to %s failed (attempt %d, retry in %.1f s): %s", notification.id, name,
                         attempt, wait, exc)
             await sleep(wait)

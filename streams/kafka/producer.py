@@ -29,6 +29,7 @@ class OutMessage(NamedTuple):
     value: bytes
     key: bytes | None = None
     partition: int | None = None
+    headers: list[tuple[str, bytes]] | None = None
 
 
 class BatchProducer:
@@ -58,11 +59,13 @@ class BatchProducer:
             if err is not None:
                 errors.append(err)
 
-        for topic, value, key, partition in messages:
-            extra = {} if partition is None else {"partition": partition}
+        for m in messages:
+            extra: dict[str, Any] = {} if m.partition is None else {"partition": m.partition}
+            if m.headers:
+                extra["headers"] = m.headers
             while True:
                 try:
-                    self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery, **extra)
+                    self._producer.produce(m.topic, value=m.value, key=m.key, on_delivery=on_delivery, **extra)
                     break
                 except BufferError:  # local queue full: let deliveries drain
                     self._producer.poll(0.05)
