@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast models models-full tune bench bench-triton bench-pipeline evaluate demo clean help
+.PHONY: install test test-fast models models-full tune bench bench-triton bench-pipeline bench-alerts evaluate demo clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,16 +38,20 @@ tune: $(STAMP)  ## hyperparameter search on a subset (Optuna)
 evaluate: models  ## evaluate the newest model beside the baseline
 	$(BIN)/sentimon evaluate
 
-bench: models  ## benchmarks: models (float vs int8 vs baseline), Triton vs in-process, the pipeline (raw vs no-op vs model)
+bench: models  ## benchmarks: models (float vs int8 vs baseline), Triton vs in-process, the pipeline (raw vs no-op vs model), alerts
 	$(BIN)/sentimon bench models
 	$(BIN)/sentimon bench triton
 	$(BIN)/sentimon bench pipeline
+	$(BIN)/sentimon bench alerts
 
 bench-triton: models  ## only Triton vs in-process (batch sizes x requests in flight)
 	$(BIN)/sentimon bench triton
 
 bench-pipeline: models  ## only the pipeline benchmark (a few minutes)
 	$(BIN)/sentimon bench pipeline
+
+bench-alerts: models  ## only the alerts benchmark: detection quality (planted spikes), burst -> webhook latency
+	$(BIN)/sentimon bench alerts
 
 DURATION ?= 120
 demo: models  ## the main job: broker, workers, embedded store, synthetic feed with an injected event (DURATION s)

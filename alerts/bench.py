@@ -237,16 +237,16 @@ def run_alerts_bench(settings, out_dir: Path, *, quick: bool = False, log: Calla
     console = Console()
     log("1/2 detection quality of the shipped rules on a planted-spike synthetic set")
     quality = {name: detection_quality(name, hours=6.0 if quick else 12.0) for name in ("negative_burst", "negative_shift")}
-    table = Table(title="detection on planted negative bursts (80 entities; decoys: good-news volume, mood dips)")
-    for col in ("rule", "firings", "precision", "recall", "false/entity-day", "on decoys",
-                *(f"recall {s:g}x (delay min)" for s in STRENGTHS)):
-        table.add_column(col, justify="right")
+    table = Table(title="planted negative bursts, 80 entities (decoys: good-news volume, mood dips); "
+                        "per strength: recall (median delay, min)")
+    for col in ("rule", "fired", "prec.", "recall", "false/ent-day", "decoys", *(f"{s:g}x" for s in STRENGTHS)):
+        table.add_column(col, justify="right", no_wrap=True)
     for name, q in quality.items():
         cells = []
         for s in STRENGTHS:
             b = q["by_strength"][f"{s:g}x"]
-            cells.append("-" if b["recall"] is None else
-                         f"{b['recall']:.2f} ({b['delay_min_median'] if b['delay_min_median'] is not None else '-'})")
+            delay = b["delay_min_median"]
+            cells.append("-" if b["recall"] is None else f"{b['recall']:.2f} ({'-' if delay is None else f'{delay:g}'})")
         table.add_row(name, str(q["firings"]), f"{q['precision']:.2f}" if q["precision"] is not None else "-",
                       f"{q['recall']:.2f}", f"{q['false_firings_per_entity_day']:.2f}", str(q["firings_on_decoys"]), *cells)
     console.print(table)

@@ -235,7 +235,7 @@ def predict(
 
 @app.command()
 def bench(
-    part: Annotated[str, typer.Argument(help="which benchmark: 'models', 'triton' or 'pipeline'")] = "models",
+    part: Annotated[str, typer.Argument(help="which benchmark: 'models', 'triton', 'pipeline' or 'alerts'")] = "models",
     model: ModelOpt = None,
     quick: Annotated[bool, typer.Option(help="fewer texts per cell (a smoke run)")] = False,
 ) -> None:
@@ -243,11 +243,16 @@ def bench(
     from models import artifact
     from models.bench import run_models_bench
 
-    if part not in ("models", "triton", "pipeline"):
-        _fail(f"unknown benchmark {part!r}: available: models, triton, pipeline")
+    if part not in ("models", "triton", "pipeline", "alerts"):
+        _fail(f"unknown benchmark {part!r}: available: models, triton, pipeline, alerts")
     s = get_settings()
     if model:
         s = s.model_copy(update={"model": model})
+    if part == "alerts":
+        from alerts.bench import run_alerts_bench
+
+        run_alerts_bench(s, s.var_dir / "bench", quick=quick, log=_log)
+        return
     if part == "pipeline":
         from streams.bench import run_pipeline_bench
 

@@ -85,3 +85,41 @@ def scored(doc_id: str, minute: int = 0, score: float = 0.0, tickers=("AAPL",), 
     s = Score(doc_id=doc_id, model="m", model_version="1", scored_at=t, sentiment=sentiment, p_negative=p_neg,
               p_neutral=1 - p_pos - p_neg, p_positive=p_pos, score=score, topic=topic, topic_confidence=0.9)
     return ScoredDocument(document=doc, score=s)
+
+
+BURST_RULES = """
+rules:
+  - name: negative_burst
+    scope: {kind: ticker}
+    detector:
+      type: all
+      detectors:
+        - {type: sentiment_shift, window: 3m, baseline: 30m, threshold: 3, min_docs: 8}
+        - {type: volume_spike, window: 3m, baseline: 30m, threshold: 4, min_ratio: 3, min_docs: 8}
+    for: 1m
+"""
+"""The shape of the shipped negative_burst rule, for alert tests (severity and annotations left default)."""
+
+
+def wait_until(condition, timeout_s: float, what: str, workers=()) -> None:
+    """Poll ``condition`` until true; fail with the workers' last log lines (or if one died)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        for w in workers:
+            assert w.alive(), f"{w.name} died:\n{w.tail()}"
+        time.sleep(0.5)
+    logs = "\n".join(f"--- {w.name}\n{w.tail(20)}" for w in workers)
+    raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    """A tansu broker for one test module."""
+    from streams.broker import Broker
+
+    with Broker(log=tmp_path_factory.mktemp("broker") / "broker.log") as b:
+        yield b

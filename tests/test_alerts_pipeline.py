@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from alerts.receiver import WebhookReceiver
+from conftest import wait_until
 from sentimon.settings import Settings
-from streams.broker import Broker
 from streams.cluster import LocalCluster
 from streams.feed import publish
 from streams.synthetic import Injected, SyntheticFeed
@@ -31,24 +31,6 @@ def burst_feed(seed: int = 3, minutes: float = 40.0, rate: float = 3.0) -> list[
     event = Injected("negative", TARGET, at_s=18 * 60, duration_s=8 * 60)
     feed = SyntheticFeed(seed=seed, start=start, events=(event,), rhythm=False)
     return [(k, orjson.dumps(i)) for _, k, i in feed.items(int(minutes * 60 * rate), rate)]
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    with Broker(log=tmp_path_factory.mktemp("broker") / "broker.log") as b:
-        yield b
-
-
-def wait_until(condition, timeout_s: float, what: str, workers=()) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        for w in workers:
-            assert w.alive(), f"{w.name} died:\n{w.tail()}"
-        time.sleep(0.5)
-    logs = "\n".join(f"--- {w.name}\n{w.tail(20)}" for w in workers)
-    raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 
 def test_injected_burst_gives_one_firing_and_one_resolved_even_with_the_receiver_down(broker, tiny_model, tmp_path,

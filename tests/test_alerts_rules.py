@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from alerts.config import ConfigError, load, parse
+from conftest import BURST_RULES
 from alerts.config.model import NegativeShare, SentimentShift, TopicBurst, VolumeSpike
 from alerts.detect import MINUTE, Minute, detect
 from alerts.evaluate import run_rule
@@ -36,17 +37,7 @@ def ends(minutes: int = 180) -> list[datetime]:
     return [T0 + k * MINUTE for k in range(1, minutes + 1)]
 
 
-RULES = """
-rules:
-  - name: negative_burst
-    scope: {kind: ticker}
-    detector:
-      type: all
-      detectors:
-        - {type: volume_spike, window: 3m, baseline: 30m, threshold: 4, min_ratio: 3, min_docs: 8}
-        - {type: sentiment_shift, window: 3m, baseline: 30m, threshold: 3, min_docs: 8}
-    for: 1m
-"""
+RULES = BURST_RULES
 
 
 def test_shipped_rules_load():
@@ -80,7 +71,7 @@ def test_a_negative_shift_alone_is_not_a_burst():
     rule = parse(RULES).rules[0]
     quiet_but_negative = series(spike=(100, 110), spike_rate=6)
     assert run_rule(rule, {"X": quiet_but_negative}, ends(), {}) == []
-    shift = rule.detector.detectors[1]
+    shift = next(d for d in rule.detector.detectors if d.type == "sentiment_shift")
     assert any(detect(shift, quiet_but_negative, e).active for e in ends()[100:112])
 
 

@@ -8,23 +8,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from alerts.config import parse
+from conftest import BURST_RULES
 from alerts.evaluate import Evaluator
 from alerts.silence import Silence, expire, load, save
 from streams.store import Store
 
 T0 = datetime(2026, 11, 29, 10, 0, tzinfo=timezone.utc)
-RULES = parse("""
-rules:
-  - name: negative_burst
-    scope: {kind: ticker}
-    detector:
-      type: all
-      detectors:
-        - {type: volume_spike, window: 3m, baseline: 30m, threshold: 4, min_ratio: 3, min_docs: 8}
-        - {type: sentiment_shift, window: 3m, baseline: 30m, threshold: 3, min_docs: 8}
-    for: 1m
-    annotations:
-      summary: "{{ entity }} {{ stories }} stories, mean {{ mean | round(2) }} (z {{ sentiment_shift.z | round(1) }}, volume z {{ z | round(1) }})"
+RULES = parse(BURST_RULES + """    annotations:
+      summary: "{{ entity }} {{ stories }} stories, mean {{ mean | round(2) }} (z {{ sentiment_shift.z | round(1) }}, volume z {{ volume_spike.z | round(1) }})"
       first: "{{ headlines[0] }}"
 """)
 

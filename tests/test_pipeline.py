@@ -8,8 +8,8 @@ import time
 import orjson
 import pytest
 
+from conftest import wait_until
 from sentimon.settings import Settings
-from streams.broker import Broker
 from streams.cluster import LocalCluster
 from streams.feed import publish
 from streams.kafka.consumer import read
@@ -17,12 +17,6 @@ from streams.kafka.producer import BatchProducer, OutMessage
 from streams.synthetic import SyntheticFeed
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    with Broker(log=tmp_path_factory.mktemp("broker") / "broker.log") as b:
-        yield b
 
 
 @pytest.fixture()
@@ -42,18 +36,6 @@ def cluster(broker, tiny_model, tmp_path, request):
 
 def synthetic(n: int, seed: int = 1) -> list[tuple[str, bytes]]:
     return [(k, orjson.dumps(i)) for _, k, i in SyntheticFeed(seed=seed).items(n, 20.0)]
-
-
-def wait_until(condition, timeout_s: float, what: str, workers=()) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        for w in workers:
-            assert w.alive(), f"{w.name} died:\n{w.tail()}"
-        time.sleep(0.5)
-    logs = "\n".join(f"--- {w.name}\n{w.tail(15)}" for w in workers)
-    raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 
 def stored_counts(cluster: LocalCluster) -> dict[str, int]:
