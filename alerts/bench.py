@@ -26,7 +26,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from alerts.config import load, parse
+from alerts.config import load
 from alerts.detect import MINUTE, Minute
 from alerts.evaluate import run_rule
 
