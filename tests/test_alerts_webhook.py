@@ -184,3 +184,60 @@ def test_cli_test_webhook(secrets):
     bad = subprocess.run([sys.executable, "-m", "sentimon.cli", "alerts", "test-webhook", receiver.url, "--secret-env",
                           "T_UNSET_X"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "T_UNSET_X is not set" in bad.stderr
+
+
+class FakeGrafana:
+    """A fake Grafana for the annotations notifier (no Grafana can run here): records POST /api/annotations."""
+
+    def __init__(self, status: int = 200):
+        self.status, self.posts, self.auth = status, [], []
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+        self._ready.wait(5)
+
+    async def _handle(self, request):
+        self.posts.append(await request.json())
+        self.auth.append(request.headers.get("Authorization", ""))
+        return web.json_response({"id": len(self.posts), "message": "Annotation added"}, status=self.status)
+
+    def _run(self):
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_post("/api/annotations", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        self._ready.set()
+        self._loop.run_forever()
+
+    def close(self):
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def test_grafana_annotations_carry_the_alert_and_errors_are_classified(monkeypatch):
+    from alerts.config.model import GrafanaConfig
+    from alerts.notify.grafana import GrafanaNotifier
+
+    monkeypatch.setenv("T_GRAFANA", "glsa_test_token")
+    grafana = FakeGrafana()
+    try:
+        n = GrafanaNotifier(GrafanaConfig(url=grafana.url, token_env="T_GRAFANA"))
+        notification = sample_notification()
+        asyncio.run(n.send(notification))
+        (post,) = grafana.posts
+        alert = notification.alerts[0]
+        assert post["time"] == int(alert.starts_at.timestamp() * 1000) and post["timeEnd"] >= post["time"]
+        assert "sentimon" in post["tags"] and "firing" in post["tags"] and "entity:TSLA" in post["tags"]
+        assert post["text"].startswith("[firing] TSLA") and grafana.auth == ["Bearer glsa_test_token"]
+        grafana.status = 500
+        with pytest.raises(DeliveryError) as err:
+            asyncio.run(n.send(notification))
+        assert not err.value.permanent
+    finally:
+        grafana.close()
+    monkeypatch.delenv("T_GRAFANA")
+    with pytest.raises(ValueError, match="T_GRAFANA"):
+        GrafanaNotifier(GrafanaConfig(url="http://127.0.0.1:1", token_env="T_GRAFANA"))
