@@ -278,13 +278,13 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
             await producer.send(out.messages())
             if alerting is not None:
                 alerting.assign(tp.partition for tp in app.consumer.assignment() if tp.topic == scores_topic)
-                for (e, _, _), valid in zip(received, validated):
-                    # the watermark the envelope carries; without one (another producer), its documents' times
+                for e in events:
+                    # only the watermark an envelope carries: its documents' own times say nothing about
+                    # documents still on the way (a backlog is read unevenly). Envelopes without one (the
+                    # stream's first moments, another producer) count once the input is drained.
                     mark = read_watermark(e.message.headers)
                     if mark is not None:
                         alerting.observe(e.message.partition, mark)
-                    elif not isinstance(valid, str):
-                        alerting.observe(e.message.partition, valid.document.event_time)
                 if items:
                     alerting.seen(max(i.document.event_time for i in items))
                 await evaluate_alerts()

@@ -5,6 +5,7 @@ firing and one resolved notification, also when the receiver is down for a while
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 import sys
 import time
@@ -83,3 +84,14 @@ def test_injected_burst_gives_one_firing_and_one_resolved_even_with_the_receiver
             assert target == {"firing": 1, "pending": 1, "resolved": 1}, rows
             # elsewhere at most a pending that cleared ('inactive'): recorded, never notified
             assert {status for entity, status, _ in rows if entity != TARGET} <= {"pending", "inactive"}, rows
+
+
+def test_a_bad_rule_file_stops_the_store_worker_at_once(tmp_path):
+    bad = tmp_path / "rules.yaml"
+    bad.write_text("rules:\n  - name: x\n    detector: {type: sentiment_shift, window: 5m, baseline: 10m}\n")
+    run = subprocess.run([sys.executable, "-m", "sentimon.cli", "worker", "store"], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "SENTIMON_ALERTS__RULES_FILE": str(bad),
+                                          "SENTIMON_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    assert run.returncode == 2
+    message = " ".join(run.stderr.split())  # the console wraps long lines
+    assert f"{bad}:3: rules.0.detector: baseline must be at least 3 windows and a multiple of the window (5m)" in message, message
