@@ -88,15 +88,38 @@ def test_missing_secret_fails_at_start_and_is_never_shown(monkeypatch):
     assert NEW not in repr(n) and NEW[6:] not in repr(n)
 
 
-class StatusServer:
-    """A real HTTP endpoint answering a scripted sequence of statuses (and a slow answer)."""
+class LoopbackServer:
+    """A real aiohttp endpoint on loopback in its own thread: ``handler`` answers POST ``path``."""
+
+    def __init__(self, path: str, handler):
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        threading.Thread(target=self._run, args=(path, handler), daemon=True).start()
+        self._ready.wait(5)
+
+    def _run(self, path, handler):
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_post(path, handler)
+        runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        self._ready.set()
+        self._loop.run_forever()
+
+    def close(self):
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+class StatusServer(LoopbackServer):
+    """Answers a scripted sequence of statuses (and a slow answer)."""
 
     def __init__(self, script):
         self.script, self.hits = list(script), 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        threading.Thread(target=self._run, daemon=True).start()
-        self._ready.wait(5)
+        super().__init__("/hook", self._handle)
+        self.url = self.base + "/hook"
 
     async def _handle(self, request):
         self.hits += 1
@@ -104,21 +127,6 @@ class StatusServer:
         if delay:
             await asyncio.sleep(delay)
         return web.Response(status=status, headers=headers)
-
-    def _run(self):
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_post("/hook", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/hook"
-        self._ready.set()
-        self._loop.run_forever()
-
-    def close(self):
-        self._loop.call_soon_threadsafe(self._loop.stop)
 
 
 def _deliver(url, policy=Delivery(initial_backoff=timedelta(seconds=0.05)), timeout_s=5.0):
@@ -186,35 +194,18 @@ def test_cli_test_webhook(secrets):
     assert bad.returncode == 2 and "T_UNSET_X is not set" in bad.stderr
 
 
-class FakeGrafana:
+class FakeGrafana(LoopbackServer):
     """A fake Grafana for the annotations notifier (no Grafana can run here): records POST /api/annotations."""
 
     def __init__(self, status: int = 200):
         self.status, self.posts, self.auth = status, [], []
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        threading.Thread(target=self._run, daemon=True).start()
-        self._ready.wait(5)
+        super().__init__("/api/annotations", self._handle)
+        self.url = self.base
 
     async def _handle(self, request):
         self.posts.append(await request.json())
         self.auth.append(request.headers.get("Authorization", ""))
         return web.json_response({"id": len(self.posts), "message": "Annotation added"}, status=self.status)
-
-    def _run(self):
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_post("/api/annotations", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-        self._ready.set()
-        self._loop.run_forever()
-
-    def close(self):
-        self._loop.call_soon_threadsafe(self._loop.stop)
 
 
 def test_grafana_annotations_carry_the_alert_and_errors_are_classified(monkeypatch):
