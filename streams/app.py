@@ -30,11 +30,11 @@ import faust
 import orjson
 from mode import CrashingSupervisor
 
+from alerts.watermark import Watermark
 from schemas import DeadLetter
 from schemas.base import now_utc
 from sentimon.settings import Settings
 from streams import metrics
-from alerts.watermark import Watermark
 from streams.dedup import Deduplicator
 from streams.envelope import event_time_text, pack, read_watermark, shard, unpack, watermark_header
 from streams.ingest import Ingested, Ingestor, dead_letter, records
@@ -266,8 +266,7 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
             received = list(_items(events))
             items = []
             last_input[0] = time.monotonic()
-            validated = validate_scored([item for *_, item in received])
-            for (e, i, item), valid in zip(received, validated):
+            for (e, i, item), valid in zip(received, validate_scored([item for *_, item in received])):
                 if isinstance(valid, str):
                     out.reject(e, valid, item, i)
                 else:
