@@ -13,7 +13,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from alerts.config import AlertsConfig, rules_hash
@@ -23,7 +23,7 @@ from alerts.fingerprint import fingerprint
 from alerts.lifecycle import AlertState, step
 from alerts.template import render
 from schemas.alert import Alert
-from schemas.base import assume_utc, now_utc
+from schemas.base import assume_utc, naive_utc, now_utc
 
 log = logging.getLogger("sentimon.alerts")
 
@@ -48,11 +48,6 @@ _HEADLINES = (
     "            {kind:String} = 'sector', has(s.sectors, {entity:String}), 1) "
     "ORDER BY s.score * {sign:Int8}, s.doc_id LIMIT 1 BY s.doc_id LIMIT {n:UInt32}"
 )
-
-
-def _naive(t: datetime) -> datetime:
-    """ClickHouse parameters and results are UTC without a zone."""
-    return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
 
 
 def floor_minute(t: datetime) -> datetime:
@@ -98,7 +93,7 @@ class Evaluator:
             self.store.insert_rows("alerts", [
                 [a.fingerprint, a.status, a.labels.get("alertname", ""), a.labels.get("severity", ""),
                  a.labels.get("entity_kind", ""), a.labels.get("entity", ""), a.labels, a.annotations,
-                 _naive(a.starts_at), _naive(a.ends_at) if a.ends_at else None, _naive(a.at), a.value]
+                 naive_utc(a.starts_at), naive_utc(a.ends_at) if a.ends_at else None, naive_utc(a.at), a.value]
                 for a in changes
             ], ["fingerprint", "status", "alertname", "severity", "entity_kind", "entity", "labels", "annotations",
                 "starts_at", "ends_at", "at", "value"])
@@ -106,8 +101,8 @@ class Evaluator:
                    "active_since": s.active_since.isoformat(), "last_active": s.last_active.isoformat(),
                    "value": s.value, "annotations": s.annotations} for s in self.states.values()]
         assert self.evaluated_until is not None
-        self.store.insert_rows("alert_state", [[self.name, _naive(self.evaluated_until), self.rules_hash,
-                                                json.dumps(states), _naive(now_utc())]],
+        self.store.insert_rows("alert_state", [[self.name, naive_utc(self.evaluated_until), self.rules_hash,
+                                                json.dumps(states), naive_utc(now_utc())]],
                                ["evaluator", "evaluated_until", "rules_hash", "states", "updated_at"])
         self._dirty = False
 
@@ -145,7 +140,7 @@ class Evaluator:
         return changes
 
     def _series(self, rule: Rule, start: datetime, end: datetime) -> dict[str, dict[datetime, Minute]]:
-        params = {"kind": rule.scope.kind, "start": _naive(start), "end": _naive(end), "entities": rule.scope.entities}
+        params = {"kind": rule.scope.kind, "start": naive_utc(start), "end": naive_utc(end), "entities": rule.scope.entities}
         series: dict[str, dict[datetime, Minute]] = defaultdict(dict)
         for entity, minute, stories, score_sum, negative in self.store.query(_SERIES, params):
             series[entity][assume_utc(minute)] = Minute(int(stories), float(score_sum), int(negative))
@@ -168,7 +163,7 @@ class Evaluator:
         first = rule.detectors[0]
         sign = -1 if isinstance(first, SentimentShift) and first.direction == "positive" else 1
         headlines = [r[0] for r in self.store.query(_HEADLINES, {
-            "start": _naive(end - window), "end": _naive(end), "kind": rule.scope.kind, "entity": entity,
+            "start": naive_utc(end - window), "end": naive_utc(end), "kind": rule.scope.kind, "entity": entity,
             "sign": sign, "n": rule.examples})] if rule.examples else []
         context: dict[str, Any] = {
             **finding.numbers, "rule": rule.name, "entity": entity, "entity_kind": rule.scope.kind,

@@ -1,6 +1,7 @@
 """Alerting as one service: the evaluator fed by the watermark, and the notification loop fed by the
-alerts topic. The store worker runs both (chDB: it owns the store); ``sentimon alerts run`` runs them
-against a ClickHouse server. Faust wiring lives in :mod:`streams.app`; this module has no Kafka code.
+alerts topic. The store worker runs both (``alerts.run_in = "store"``, the default; with chDB it owns the
+store); ``sentimon alerts run`` runs them as a service of their own (``"service"``: against a ClickHouse
+server, reading the watermark the sink records in the store). Faust wiring lives in :mod:`streams.app`; this module has no Kafka code.
 """
 
 from __future__ import annotations
@@ -29,13 +30,20 @@ Park = Callable[[Notification, Outcome, list[Any]], Awaitable[None]]
 SILENCES_REFRESH_S = 5.0
 
 
+def sink_watermark(settings) -> Watermark:
+    """The watermark a sink keeps over the partitions it reads, as the alerts settings configure it."""
+    return Watermark(timedelta(seconds=settings.alerts.lateness_s), idle_s=settings.alerts.idle_partition_s)
+
+
 class Alerting:
-    def __init__(self, settings, store, config: AlertsConfig | None = None):
+    def __init__(self, settings, store, config: AlertsConfig | None = None, watermark: Any = None):
+        """``watermark``: anything with ``value() -> datetime | None``; the sink's own :class:`Watermark`
+        (evaluation inside the store worker) or a :class:`StoredWatermark` (``sentimon alerts run``)."""
         a = settings.alerts
         self.config = config or load(a.rules_file or None)
         self.store = store
         self.evaluator = Evaluator(self.config, store, a.evaluator)
-        self.watermark = Watermark(timedelta(seconds=a.lateness_s), idle_s=a.idle_partition_s)
+        self.watermark = watermark if watermark is not None else sink_watermark(settings)
         self.dispatcher = Dispatcher(self.config)
         self.notifiers = build(self.config)
         self._silences: list[Silence] = []
@@ -45,21 +53,6 @@ class Alerting:
         self._progress = (self.evaluator.evaluated_until, time.monotonic())
 
     # --- evaluation (event time) ------------------------------------------------------------------
-
-    def assign(self, partitions) -> None:
-        self.watermark.assign(partitions)
-
-    def observe(self, partition: Any, watermark: datetime) -> None:
-        """The watermark a partition's input carries."""
-        self.watermark.observe(partition, watermark)
-
-    def seen(self, event_time: datetime) -> None:
-        """The latest event time of a batch's documents (used once the input is drained)."""
-        self.watermark.seen(event_time)
-
-    def drained(self) -> None:
-        """No new input for a while: evaluate up to the latest event time seen (see :class:`Watermark`)."""
-        self.watermark.release()
 
     def due(self) -> bool:
         """Whether the watermark passed a window end not evaluated yet."""

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Hashable, Iterable
 from datetime import datetime, timedelta
 
+from schemas.base import assume_utc, naive_utc, now_utc
+
 
 class Watermark:
     def __init__(self, lateness: timedelta, idle_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
@@ -62,3 +64,37 @@ class Watermark:
             return None
         holding = [self.latest[p] for p in waiting] or list(self.latest.values())
         return min(holding) - self.lateness if holding else None
+
+
+class StoredWatermark:
+    """The sink's watermark as recorded in the store's ``watermarks`` table: how an evaluator running as
+    its own service (``sentimon alerts run``) learns how far the stored data goes. The sink records it
+    only after the data it covers is written, so reading it never runs ahead of the store."""
+
+    def __init__(self, store, name: str = "sink"):
+        self.store, self.name = store, name
+        self.recorded: datetime | None = None
+
+    def record(self, value: datetime | None, drained: bool = False) -> bool:
+        """Write the watermark when it reached a new minute (the evaluator's granularity), or moved at all
+        once the input drained (so the last windows are evaluated); whether a row was written."""
+        if value is None or (self.recorded is not None and value <= self.recorded):
+            return False
+        if self.recorded is not None and not drained and _minute(value) <= _minute(self.recorded):
+            return False
+        self.store.insert_rows("watermarks", [[self.name, naive_utc(value), int(drained), naive_utc(now_utc())]],
+                               ["name", "watermark", "drained", "updated_at"])
+        self.recorded = value
+        return True
+
+    def value(self) -> datetime | None:
+        """The latest recorded watermark (UTC), or None before the sink recorded any."""
+        rows = self.store.query("SELECT argMax(watermark, updated_at), count() FROM {db}.watermarks "
+                                "WHERE name = {name:String}", {"name": self.name})
+        if not rows or not rows[0][1]:
+            return None
+        return assume_utc(rows[0][0])
+
+
+def _minute(t: datetime) -> datetime:
+    return t.replace(second=0, microsecond=0)

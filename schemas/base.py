@@ -41,6 +41,11 @@ def now_utc() -> datetime:
     return _utc(datetime.now(timezone.utc))
 
 
+def naive_utc(value: datetime) -> datetime:
+    """An instant as ClickHouse parameters take it: UTC without a zone (naive values are taken as UTC)."""
+    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+
+
 def assume_utc(value: datetime) -> datetime:
     """A ClickHouse result (naive, UTC) as an aware UTC instant; aware values pass through."""
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value

@@ -371,12 +371,18 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
 ) -> None:
     """Run a stream worker until SIGTERM/Ctrl-C. Kafka and the store come from the settings."""
-    from streams.store import StoreUnavailable
-    from streams.worker import run
 
     if role not in ("pipeline", "store"):
         _fail(f"unknown role {role!r}: use 'pipeline' or 'store'")
-    if role == "store" and get_settings().alerts.enabled:
+    a = get_settings().alerts
+    _run_worker(role, web_port, loglevel, check_alerts=role == "store" and a.enabled and a.run_in == "store")
+
+
+def _run_worker(role: str, web_port: int | None, loglevel: str, check_alerts: bool) -> None:
+    from streams.store import StoreUnavailable
+    from streams.worker import run
+
+    if check_alerts:
         from alerts.notify.receivers import build
 
         try:  # a bad rules file or a missing webhook secret stops the worker before it consumes anything
@@ -617,12 +623,13 @@ def alerts_check(
 
 
 def _silences_call(method: str, body: dict | None = None, path: str = "/api/silences"):
-    """Silences through the store worker's API (it owns chDB)."""
+    """Silences through the API of the worker that owns the chDB store (the store worker, or `alerts run`)."""
     import urllib.error
     import urllib.request
 
     s = get_settings()
-    base = f"http://{s.worker.host}:{s.worker.store_port}"
+    port = s.worker.alerts_port if s.alerts.run_in == "service" else s.worker.store_port
+    base = f"http://{s.worker.host}:{port}"
     request = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode() if body else None,
                                      headers={"content-type": "application/json"})
     try:
@@ -699,6 +706,28 @@ def silence_expire(silence_id: Annotated[str, typer.Argument(help="the id `silen
         store.close()
 
 
+@alerts_app.command("run")
+def alerts_run(
+    web_port: Annotated[Optional[int], typer.Option(help="web port for /health, /metrics, /api/silences, /api/alerts")] = None,
+    loglevel: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+) -> None:
+    """Evaluate the rules and deliver notifications as a service of its own, against the store the
+    settings name (a ClickHouse server, shared with the store worker), until SIGTERM/Ctrl-C.
+
+    The store worker must run with alerts.run_in = "service" (SENTIMON_ALERTS__RUN_IN=service): it then
+    records how far its stored data goes (the watermark) instead of evaluating itself."""
+    s = get_settings()
+    if not s.alerts.enabled:
+        _fail("alerting is disabled (alerts.enabled = false)")
+    if s.alerts.run_in != "service":
+        _fail('set alerts.run_in = "service" (SENTIMON_ALERTS__RUN_IN=service) here and for the store worker: '
+              "otherwise the store worker evaluates the rules itself and records no watermark for this service")
+    if s.store_dsn.startswith("chdb://"):
+        _log(f"{s.store_dsn} is an embedded store: only one process can open it, so stop the store worker first "
+             "(or use a ClickHouse server, where both run at once)")
+    _run_worker("alerts", web_port, loglevel, check_alerts=True)
+
+
 @alerts_app.command("test-webhook")
 def alerts_test_webhook(
     url: Annotated[str, typer.Argument(help="the desk's endpoint")],
@@ -769,7 +798,7 @@ def demo(
     duration: Annotated[float, typer.Option(help="seconds to stream before the final summary")] = 120.0,
     rate: Annotated[float, typer.Option(help="synthetic items per second")] = 40.0,
     event: Annotated[str, typer.Option(help="injected event, KIND:TARGET (the timing is set from --duration)")] = "negative:TSLA",
-    speed: Annotated[float, typer.Option(help="event time runs this many times faster than the clock")] = 10.0,
+    speed: Annotated[float, typer.Option(help="event time runs this many times faster than the clock")] = 15.0,
     scorer: Annotated[str, typer.Option(help="'triton' (the local Triton server), 'local' (in-process model) or "
                                              "'noop' (no model)")] = "triton",
 ) -> None:

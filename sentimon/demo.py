@@ -2,14 +2,22 @@
 
 Starts tansu, a store worker (chDB under ``var/demo/<run>/store``) and a pipeline worker, streams the
 synthetic feed with an injected event (event time runs ``speed`` times faster than the clock and ends
-at "now", so per-minute aggregates fill up within a short run), shows throughput, dead letters and
-the per-entity movers while it runs, drains, and prints the final summary.
+at "now", so per-minute aggregates fill up within a short run), shows throughput, dead letters, the
+per-entity movers and the alerts a trading desk receives while it runs, drains, and prints the final
+summary.
+
+The desk is a verifying webhook receiver on loopback (:class:`alerts.receiver.WebhookReceiver`) with a
+fresh signing secret, unless ``SENTIMON_DESK_WEBHOOK_URL`` names a desk of your own. The event lasts
+from 40% to 60% of the run's event time: the desk sees the burst fire and, after the recovery, resolve.
 """
 
 from __future__ import annotations
 
+import base64
+import os
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import orjson
@@ -19,7 +27,8 @@ from rich.table import Table
 from rich.text import Text
 
 from sentimon.settings import Settings
-from sentimon.view import movers_table, sparkline
+from alerts.receiver import WebhookReceiver
+from sentimon.view import movers_table, notifications_table, sparkline
 from streams.cluster import LocalCluster
 from streams.feed import publish
 from streams.synthetic import Injected, SyntheticFeed
@@ -50,7 +59,46 @@ def _stats(published: int, m: dict[str, float], rate: float) -> Table:
     return table
 
 
-def _final(console: Console, cluster: LocalCluster, store, pipeline, event: Injected, published: int) -> dict:
+@contextmanager
+def desk_receiver(console: Console):
+    """A verifying desk endpoint on loopback, wired to the shipped rules' ``desk`` receiver through the
+    environment the workers inherit; None when the user set SENTIMON_DESK_WEBHOOK_URL (their own desk)."""
+    if os.environ.get("SENTIMON_DESK_WEBHOOK_URL"):
+        console.print(f"alerts go to your desk at {os.environ['SENTIMON_DESK_WEBHOOK_URL']}")
+        yield None
+        return
+    secret = os.environ.get("SENTIMON_DESK_WEBHOOK_SECRET") or "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    receiver = WebhookReceiver(secret).start()
+    saved = {k: os.environ.get(k) for k in ("SENTIMON_DESK_WEBHOOK_URL", "SENTIMON_DESK_WEBHOOK_SECRET")}
+    os.environ.update(SENTIMON_DESK_WEBHOOK_URL=receiver.url, SENTIMON_DESK_WEBHOOK_SECRET=secret)
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _desk(receiver: WebhookReceiver | None) -> list:
+    return sorted(receiver.inbox.unique.values(), key=lambda r: r.at) if receiver else []
+
+
+def _open(received: list, drained_for: float) -> bool:
+    """Whether to wait on after the input is stored: the last windows are evaluated once the watermark is
+    released (alerts.idle_partition_s), and a firing alert's resolution is notified up to a group
+    interval later; waiting ends when every alert that fired has resolved, or after 45 s."""
+    if drained_for < 12:
+        return True
+    fired = {a["fingerprint"] for r in received for a in r.payload.get("alerts", []) if a["status"] == "firing"}
+    ended = {a["fingerprint"] for r in received for a in r.payload.get("alerts", []) if a["status"] == "resolved"}
+    return bool(fired - ended) and drained_for < 45
+
+
+def _final(console: Console, cluster: LocalCluster, store, pipeline, event: Injected, published: int,
+           receiver: WebhookReceiver | None = None) -> dict:
     summary = store.get("/api/summary?window=5&baseline=30&limit=8")
     top = [t["entity"] for t in summary["top"]]
     if event.target not in top and event.kind != "storm":
@@ -76,29 +124,38 @@ def _final(console: Console, cluster: LocalCluster, store, pipeline, event: Inje
         f"({counts['aggregated_stories']} distinct stories in the aggregates), dead letters {dead}; "
         f"ingest -> stored latency p50 {p50 or 0:.2f} s, p99 {p99 or 0:.2f} s"
     )
-    console.print(f"injected: {event.kind} burst about {event.target} over the last third of the run (highlighted; "
+    console.print(f"injected: {event.kind} burst about {event.target} from 40% to 60% of the run (highlighted; "
                   "a gap in a trend is a bucket without stories)")
+    if receiver is not None:
+        received = _desk(receiver)
+        console.print(notifications_table(received, "the desk's webhook notifications (signatures verified)"))
+        inbox = receiver.inbox
+        console.print(f"desk: {len(inbox.unique)} signed notifications verified, {inbox.duplicates} redeliveries "
+                      f"dropped on webhook-id, {inbox.rejected} refused; every alert change: {store.url}/api/alerts")
+        summary["desk"] = [a for r in received for a in r.payload.get("alerts", [])]
     console.print(f"logs and store: {cluster.workdir}")
     return summary
 
 
-def run_demo(settings: Settings, duration_s: float, rate: float, event_spec: str, speed: float = 10.0,
+def run_demo(settings: Settings, duration_s: float, rate: float, event_spec: str, speed: float = 15.0,
              scorer: str = "triton", console: Console | None = None) -> dict:
     console = console or Console()
     run_dir = settings.var_dir / "demo" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     store_dsn = f"chdb://{(run_dir / 'store').resolve()}"
     kind, _, target = event_spec.partition(":")
-    # the event fills the last third of the run: by the end, the 5-minute window is inside it and the
-    # 30-minute baseline mostly before it
-    event = Injected(kind, target, at_s=duration_s * speed * 0.65, duration_s=duration_s * speed * 0.35)  # type: ignore[arg-type]
+    # the event from 40% to 60% of the event time: a baseline before it, time to recover after it (the
+    # burst rule keeps firing 5 minutes after its last bad window)
+    event = Injected(kind, target, at_s=duration_s * speed * 0.4, duration_s=duration_s * speed * 0.2)  # type: ignore[arg-type]
     settings = settings.model_copy(update={
         "store": settings.store.model_copy(update={"dsn": store_dsn}),
         "scoring": settings.scoring.model_copy(update={"backend": scorer}),
+        # the feed ends with the run: release the watermark a few seconds after the input stops
+        "alerts": settings.alerts.model_copy(update={"idle_partition_s": min(settings.alerts.idle_partition_s, 5.0)}),
     })
     console.print(f"[bold]Sentimon demo[/bold]: {duration_s:.0f} s at {rate:.0f} items/s, event time x{speed:g}; "
                   f"starting tansu, the store worker and a pipeline worker (logs in {run_dir}) ...")
     cluster = LocalCluster(settings, run_dir)
-    with cluster:
+    with desk_receiver(console) as receiver, cluster:
         if scorer == "triton":
             console.print("starting Triton (tritonserver, python backend on the CPU) with the model ...")
             triton = cluster.start_triton()
@@ -120,6 +177,7 @@ def run_demo(settings: Settings, duration_s: float, rate: float, event_spec: str
         started = time.monotonic()
         feeder.start()
         last_stored, last_t, docs_rate = 0.0, started, 0.0
+        drained_at = started
         with Live(console=console, refresh_per_second=2, transient=False) as live:
             while True:
                 for w in cluster.workers:
@@ -132,17 +190,24 @@ def run_demo(settings: Settings, duration_s: float, rate: float, event_spec: str
                     summary = {"movers": [], "latest_minute": None, "metrics": {}}
                 m = _counters(pipeline.metrics(), summary["metrics"])
                 stored = m.get("produced.sink", 0.0)
+                done = not feeder.is_alive()
+                handled = stored + m.get("redelivered", 0) + _dead(m)
+                all_stored = done and handled >= published[0]
+                if not all_stored:
+                    drained_at = time.monotonic()
                 now = time.monotonic()
                 docs_rate = 0.7 * docs_rate + 0.3 * (stored - last_stored) / max(now - last_t, 1e-6)
                 last_stored, last_t = stored, now
-                header = Text(f"{min(elapsed, duration_s):5.0f}/{duration_s:.0f} s   event time {summary['latest_minute'] or '-'}",
-                              style="bold")
+                header = Text(f"{min(elapsed, duration_s):5.0f}/{duration_s:.0f} s   event time {summary['latest_minute'] or '-'}"
+                              + ("   all stored; evaluating the last windows" if all_stored else ""), style="bold")
+                received = _desk(receiver)
                 live.update(Group(header, _stats(published[0], m, docs_rate),
                                   movers_table(summary["movers"], "movers: last 5 min vs the 30 min before (event time)",
-                                               event.target)))
-                done = not feeder.is_alive()
-                handled = stored + m.get("redelivered", 0) + _dead(m)
-                if done and (handled >= published[0] or elapsed > duration_s + 60):
+                                               event.target),
+                                  *([notifications_table(received[-6:], "desk notifications")] if received else [])))
+                if all_stored and not _open(received, drained_for=time.monotonic() - drained_at):
+                    break
+                if done and elapsed > duration_s + 90:
                     break
                 time.sleep(1.0)
-        return _final(console, cluster, store, pipeline, event, published[0])
+        return _final(console, cluster, store, pipeline, event, published[0], receiver)

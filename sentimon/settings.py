@@ -119,6 +119,7 @@ class WorkerSettings(BaseModel):
     host: str = Field("127.0.0.1", description="address of the worker's health/metrics web server")
     pipeline_port: int = Field(6067, ge=0, description="web port of a pipeline worker (0: a free one)")
     store_port: int = Field(6068, ge=0, description="web port of the store worker (0: a free one)")
+    alerts_port: int = Field(6069, ge=0, description="web port of `sentimon alerts run` (0: a free one)")
     log_format: Literal["json", "text"] = Field("json", description="worker logs: JSON lines or plain text")
 
 
@@ -144,7 +145,10 @@ class TritonSettings(BaseModel):
 class AlertsSettings(BaseModel):
     """Anomaly rules and notifications (the rules file holds rules, routes, receivers, inhibition)."""
 
-    enabled: bool = Field(True, description="evaluate rules in the store worker and deliver notifications")
+    enabled: bool = Field(True, description="evaluate rules and deliver notifications")
+    run_in: Literal["store", "service"] = Field(
+        "store", description="'store': the store worker evaluates and notifies (the embedded default); 'service': "
+        "the store worker records its watermark and `sentimon alerts run` evaluates and notifies (a server store)")
     rules_file: str = Field("", description="alerts YAML; empty: the rules shipped in alerts/rules/default.yaml")
     lateness_s: float = Field(30.0, ge=0, description="allowed lateness of event time: a window is evaluated once "
                               "every partition has seen events this long after its end")

@@ -49,3 +49,20 @@ def series_table(entity: str, series: list[dict]) -> Table:
         table.add_row(str(row["time"]), str(row["docs"]), str(row["stories"]), score_text(row["mean_score"]),
                       "–" if share is None else f"{share:.0%}")
     return table
+
+
+def notifications_table(received: list, title: str) -> Table:
+    """Webhook notifications a desk received (:class:`alerts.receiver.Received`), one row per alert."""
+    from datetime import datetime
+
+    table = Table(title=title, title_justify="left")
+    for col in ("received", "status", "alert", "entity", "summary"):
+        table.add_column(col, overflow="fold" if col == "summary" else "ellipsis")
+    for r in received:
+        for a in r.payload.get("alerts", []):
+            status = a["status"]
+            table.add_row(datetime.fromtimestamp(r.at).strftime("%H:%M:%S"),
+                          Text(status, style="bold red" if status == "firing" else "green"),
+                          a["labels"].get("alertname", ""), a["labels"].get("entity", ""),
+                          a["annotations"].get("summary", ""))
+    return table

@@ -2,7 +2,9 @@
 
 * ``pipeline`` (scale out: one worker per few partitions): ``ingest`` (raw news + social -> documents,
   dead letters) and ``scoring`` (documents -> scores, micro-batched into the classifier).
-* ``store`` (exactly one per chDB path; per partition set with a server): ``sink`` (scores -> ClickHouse).
+* ``store`` (exactly one per chDB path; per partition set with a server): ``sink`` (scores -> ClickHouse),
+  and alerting (rules evaluated in event time, notifications from the alerts topic) unless it runs as
+* ``alerts`` (``sentimon alerts run``; one per deployment, against a ClickHouse server).
 
 Each stage takes micro-batches with ``noack_take(n, within=max_wait)``, writes its output (Kafka
 delivery confirmed, or the store insert returned) and only then acknowledges the batch, so the
@@ -21,7 +23,7 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -30,7 +32,8 @@ import faust
 import orjson
 from mode import CrashingSupervisor
 
-from alerts.watermark import Watermark
+from alerts.service import Alerting, sink_watermark
+from alerts.watermark import StoredWatermark, Watermark
 from schemas import DeadLetter
 from schemas.base import now_utc
 from sentimon.settings import Settings
@@ -44,7 +47,7 @@ from streams.scorer import Scorer, ScorerUnavailable, make_scorer, scorable, sco
 from streams.sink import StoreSink, validate_scored
 from streams.store import Store
 
-Role = Literal["pipeline", "store"]
+Role = Literal["pipeline", "store", "alerts"]
 LATENCY_SAMPLE = 256
 log = logging.getLogger("sentimon.stream")
 
@@ -255,7 +258,12 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
     store = Store.open(settings)
     sink = StoreSink(store)
     producer = BatchProducer(settings.kafka)
-    alerting = _alerting(app, settings, store, producer) if settings.alerts.enabled else None
+    a = settings.alerts
+    # the watermark of what this sink has stored: evaluated here, or recorded for `sentimon alerts run`
+    marks = sink_watermark(settings) if a.enabled else None
+    alerting = _alerting(app, settings, store, producer, marks) if a.enabled and a.run_in == "store" else None
+    recorder = StoredWatermark(store) if a.enabled and a.run_in == "service" else None
+    evaluate_alerts = _evaluation(alerting, producer, alerts_topic) if alerting is not None else None
 
     @app.agent(scores, name="sink", supervisor_strategy=CrashingSupervisor)
     async def sink_stage(stream):
@@ -275,18 +283,18 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
             new = await asyncio.to_thread(sink.write, items) if items else 0
             metrics.sink_seconds.observe(time.perf_counter() - t0)
             await producer.send(out.messages())
-            if alerting is not None:
-                alerting.assign(tp.partition for tp in app.consumer.assignment() if tp.topic == scores_topic)
+            if marks is not None:
+                marks.assign(tp.partition for tp in app.consumer.assignment() if tp.topic == scores_topic)
                 for e in events:
                     # only the watermark an envelope carries: its documents' own times say nothing about
                     # documents still on the way (a backlog is read unevenly). Envelopes without one (the
                     # stream's first moments, another producer) count once the input is drained.
                     mark = read_watermark(e.message.headers)
                     if mark is not None:
-                        alerting.observe(e.message.partition, mark)
+                        marks.observe(e.message.partition, mark)
                 if items:
-                    alerting.seen(max(i.document.event_time for i in items))
-                await evaluate_alerts()
+                    marks.seen(max(i.document.event_time for i in items))
+                await watermark_moved()
             await _ack(stream, events)
             stored_at = now_utc()
             unique = {i.document.doc_id: i.document for i in items}
@@ -300,29 +308,22 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
             out.items = new
             _count("sink", len(received), out, started)
 
-    evaluating = asyncio.Lock()
     last_input = [time.monotonic()]
 
-    async def evaluate_alerts() -> None:
-        """Evaluate the windows the watermark has passed (after the batch is stored); publish the changes
-        before recording the progress, so a crash in between evaluates the same windows again (the same
-        changes, deduplicated downstream)."""
-        assert alerting is not None
-        async with evaluating:
-            if not alerting.due():
-                return
-            changes = await asyncio.to_thread(alerting.evaluate)
-            await producer.send([OutMessage(alerts_topic, a.model_dump_json().encode(), key=a.fingerprint.encode())
-                                 for a in changes])
-            await asyncio.to_thread(alerting.commit, changes)
+    async def watermark_moved() -> None:
+        """The stored data's watermark may have moved: evaluate here, or record it for the alerts service."""
+        if evaluate_alerts is not None:
+            await evaluate_alerts()
+        elif recorder is not None and marks is not None:
+            await asyncio.to_thread(recorder.record, marks.value())
 
-    if alerting is not None:
+    if marks is not None:
         @app.timer(interval=1.0)
-        async def evaluate_when_drained():
+        async def release_when_drained():
             # no new scores for a while: the input is drained (a backlog read to its end, a quiet feed)
-            if time.monotonic() - last_input[0] >= settings.alerts.idle_partition_s:
-                alerting.drained()
-                await evaluate_alerts()
+            if time.monotonic() - last_input[0] >= a.idle_partition_s:
+                marks.release()
+                await watermark_moved()
 
     @app.page("/api/summary")
     async def summary(view, request):
@@ -348,6 +349,51 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
     _observability(app, "store", details)
     app.sentimon_closers = [sink.close, producer.close, store.close]  # type: ignore[attr-defined]
     return app
+
+
+def alerts_app(settings: Settings, web_port: int | None = None) -> faust.App:
+    """Alerting as its own service (``sentimon alerts run``, ``alerts.run_in = "service"``): evaluates the
+    rules up to the watermark the sink records in the store, publishes the changes, notifies from the
+    alerts topic, and serves /api/silences and /api/alerts. Its store is a ClickHouse server shared with
+    the sink (a chDB path is owned by one process: there the store worker runs alerting itself)."""
+    app = _app(settings, "alerts", settings.worker.alerts_port if web_port is None else web_port)
+    store = Store.open(settings)
+    producer = BatchProducer(settings.kafka)
+    alerting = _alerting(app, settings, store, producer, StoredWatermark(store))
+    evaluate_alerts = _evaluation(alerting, producer, settings.topics.name("alerts"))
+
+    @app.timer(interval=1.0)
+    async def evaluate_recorded():
+        await evaluate_alerts()
+
+    _alerts_api(app, store)
+
+    def details():
+        until = alerting.evaluator.evaluated_until
+        return 200, {"role": "alerts", "ready": True, "store": settings.store_dsn, "metrics": metrics.snapshot(),
+                     "evaluated_until": until.isoformat() if until else None}
+
+    _observability(app, "alerts", details)
+    app.sentimon_closers = [producer.close, store.close]  # type: ignore[attr-defined]
+    return app
+
+
+def _evaluation(alerting, producer: BatchProducer, alerts_topic: str) -> Callable[[], Awaitable[None]]:
+    """Evaluate the windows the watermark has passed; publish the changes before recording the progress,
+    so a crash in between evaluates the same windows again (the same changes, deduplicated downstream).
+    One evaluation at a time."""
+    evaluating = asyncio.Lock()
+
+    async def evaluate() -> None:
+        async with evaluating:
+            if not await asyncio.to_thread(alerting.due):
+                return
+            changes = await asyncio.to_thread(alerting.evaluate)
+            await producer.send([OutMessage(alerts_topic, a.model_dump_json().encode(), key=a.fingerprint.encode())
+                                 for a in changes])
+            await asyncio.to_thread(alerting.commit, changes)
+
+    return evaluate
 
 
 def _alerts_api(app: faust.App, store: Store) -> None:
@@ -391,14 +437,13 @@ def _alerts_api(app: faust.App, store: Store) -> None:
                           for r in rows])
 
 
-def _alerting(app: faust.App, settings: Settings, store: Store, producer: BatchProducer):
+def _alerting(app: faust.App, settings: Settings, store: Store, producer: BatchProducer, watermark):
     """The notification side of alerting: an agent on the alerts topic feeds the dispatcher, a task
     delivers; an alert change is acknowledged only once its notification was delivered or parked in
     the dead letters (so a crash redelivers it, with the same webhook-id)."""
-    from alerts.service import Alerting
     from schemas.alert import Alert
 
-    alerting = Alerting(settings, store)
+    alerting = Alerting(settings, store, watermark=watermark)
     t = settings.topics
     alerts_topic, dead_topic = t.name("alerts"), t.name("dead_letters")
     topic = app.topic(alerts_topic, value_serializer="raw", key_serializer="raw", allow_empty=True)

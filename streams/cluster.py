@@ -136,7 +136,7 @@ class LocalCluster:
         return self
 
     def start_worker(self, role: str, name: str | None = None, wait: bool = True, **overrides: Any) -> WorkerProcess:
-        """Start ``sentimon worker ROLE``; ``overrides`` replace top-level settings for this worker only."""
+        """Start ``sentimon worker ROLE`` (``sentimon alerts run`` for ``alerts``); ``overrides`` replace top-level settings for this worker only."""
         name = name or f"{role}-{sum(w.role == role for w in self.workers) + 1}"
         port = free_port(self.settings.worker.host)
         settings = self.settings.model_copy(update=overrides) if overrides else self.settings
@@ -144,7 +144,8 @@ class LocalCluster:
         env.pop("SENTIMON_CONFIG", None)  # everything is in the variables
         log = self.workdir / f"{name}.log"
         worker = WorkerProcess(role, name, port, log, settings.worker.host)
-        worker.spawn([sys.executable, "-m", "sentimon.cli", "worker", role, "--web-port", str(port)], env)
+        command = ["alerts", "run"] if role == "alerts" else ["worker", role]
+        worker.spawn([sys.executable, "-m", "sentimon.cli", *command, "--web-port", str(port)], env)
         self.workers.append(worker)
         if wait:
             worker.wait_ready()

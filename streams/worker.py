@@ -1,11 +1,11 @@
-"""Run a Faust app as a worker process (``sentimon worker pipeline|store``)."""
+"""Run a Faust app as a worker process (``sentimon worker pipeline|store``, ``sentimon alerts run``)."""
 
 from __future__ import annotations
 
 import logging
 
 from sentimon.settings import Settings
-from streams.app import Role, pipeline_app, store_app
+from streams.app import Role, alerts_app, pipeline_app, store_app
 from streams.kafka.admin import ensure_topics
 
 
@@ -14,7 +14,8 @@ def run(role: Role, settings: Settings, web_port: int | None = None, loglevel: s
     import faust
 
     ensure_topics(settings)
-    app = pipeline_app(settings, web_port) if role == "pipeline" else store_app(settings, web_port)
+    apps = {"pipeline": pipeline_app, "store": store_app, "alerts": alerts_app}
+    app = apps[role](settings, web_port)
     from sentimon.logs import logging_config
 
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
