@@ -25,8 +25,9 @@ from schemas.base import assume_utc, naive_utc, now_utc
 class Watermark:
     def __init__(self, lateness: timedelta, idle_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
         self.lateness, self.idle_s, self.clock = lateness, idle_s, clock
-        self.latest: dict[Hashable, datetime] = {}
-        self._seen: dict[Hashable, float] = {}  # wall time a partition last brought data (or was assigned)
+        self.latest: dict[tuple[Hashable, Hashable], datetime] = {}  # per (partition, source)
+        self._seen: dict[tuple[Hashable, Hashable], float] = {}  # wall time a key last brought data
+        self._assigned: dict[Hashable, float] = {}  # wall time a partition was assigned
         self.partitions: set[Hashable] = set()
         self._drained = False
         self.newest: datetime | None = None  # the latest event time of the data (not of a watermark)
@@ -36,7 +37,7 @@ class Watermark:
         now = self.clock()
         self.partitions = set(partitions)
         for p in self.partitions:
-            self._seen.setdefault(p, now)
+            self._assigned.setdefault(p, now)
 
     def seen(self, event_time: datetime) -> None:
         """An event's own time (the watermarks observed may lag behind the data)."""
@@ -47,22 +48,25 @@ class Watermark:
         """The input is drained: everything sent so far has been seen (until the next observation)."""
         self._drained = True
 
-    def observe(self, partition: Hashable, event_time: datetime) -> None:
+    def observe(self, partition: Hashable, event_time: datetime, source: Hashable = None) -> None:
+        """``event_time``: the latest event time ``partition`` brought, or the watermark its message
+        carries. ``source``: who produced it, when several processes write to one partition (each one's
+        watermark is monotone, their interleaving is not): the minimum is taken over (partition, source)."""
         self._drained = False
-        if partition not in self.latest or event_time > self.latest[partition]:
-            self.latest[partition] = event_time
-        self._seen[partition] = self.clock()
+        key = (partition, source)
+        if key not in self.latest or event_time > self.latest[key]:
+            self.latest[key] = event_time
+        self._seen[key] = self.clock()
 
     def value(self) -> datetime | None:
-        """None while a partition that is not idle has brought nothing yet (or nothing was seen at all)."""
+        """None while an assigned partition that is not idle has brought nothing yet (or nothing was seen)."""
         if self._drained and (self.latest or self.newest):
             return max([*self.latest.values(), *([self.newest] if self.newest else [])]) - self.lateness
         now = self.clock()
-        parts = (self.partitions or set(self.latest)) | set(self.latest)
-        waiting = [p for p in parts if now - self._seen.get(p, now) < self.idle_s]
-        if any(p not in self.latest for p in waiting):
+        heard = {p for p, _ in self.latest}
+        if any(p not in heard and now - self._assigned[p] < self.idle_s for p in self.partitions):
             return None
-        holding = [self.latest[p] for p in waiting] or list(self.latest.values())
+        holding = [t for key, t in self.latest.items() if now - self._seen[key] < self.idle_s] or list(self.latest.values())
         return min(holding) - self.lateness if holding else None
 
 

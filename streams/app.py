@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +50,7 @@ from streams.sink import StoreSink, validate_scored
 from streams.store import Store
 
 Role = Literal["pipeline", "store", "alerts"]
+PRODUCER = f"{socket.gethostname()}:{os.getpid()}"  # this process, in the watermark headers it writes
 LATENCY_SAMPLE = 256
 log = logging.getLogger("sentimon.stream")
 
@@ -107,7 +110,7 @@ class Outbox:
 
     def messages(self, watermark: datetime | None = None) -> list[OutMessage]:
         """Dead letters and envelopes; the envelopes carry ``watermark`` (see :mod:`streams.envelope`)."""
-        headers = watermark_header(watermark) if watermark is not None else None
+        headers = watermark_header(watermark, PRODUCER) if watermark is not None else None
         return self._letters + [
             OutMessage(topic, envelope, partition=partition, headers=headers)
             for (topic, partition), items in self._shards.items()
@@ -175,8 +178,10 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
         counts = {topic: await asyncio.to_thread(producer.partitions, topic) for topic in topics}
         return lambda: Outbox(stage, dead_topic, counts, settings.stream.envelope_max_bytes)
 
-    # event time read so far from the raw partitions (each in event-time order, as feeds publish)
+    # event time read so far from the raw partitions (each in event-time order, as feeds publish), and
+    # the watermark of the documents scored so far
     source = Watermark(timedelta(0), idle_s=settings.alerts.idle_partition_s)
+    upstream = Watermark(timedelta(0), idle_s=settings.alerts.idle_partition_s)
 
     @app.agent(raw, name="ingest", supervisor_strategy=CrashingSupervisor)
     async def ingest(stream):
@@ -230,8 +235,14 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
                     out.add(scores_topic, doc["doc_id"], result)
                 else:
                     out.reject(e, result, item, i)
-            marks = [read_watermark(e.message.headers) for e in events]
-            await producer.send(out.messages(None if None in marks else min(marks)))
+            # the watermark passed on: the minimum over every documents partition this worker reads and
+            # every process writing to it (not just this batch's: the others may lag far behind)
+            upstream.assign(tp.partition for tp in app.consumer.assignment() if tp.topic == documents_topic)
+            for e in events:
+                mark = read_watermark(e.message.headers)
+                if mark is not None:
+                    upstream.observe(e.message.partition, *mark)
+            await producer.send(out.messages(upstream.value()))
             await _ack(stream, events)
             _count("scoring", n, out, started)
 
@@ -291,7 +302,7 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
                     # stream's first moments, another producer) count once the input is drained.
                     mark = read_watermark(e.message.headers)
                     if mark is not None:
-                        marks.observe(e.message.partition, mark)
+                        marks.observe(e.message.partition, *mark)
                 if items:
                     marks.seen(max(i.document.event_time for i in items))
                 await watermark_moved()

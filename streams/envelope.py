@@ -69,9 +69,12 @@ def split_raw(value: bytes | None) -> list[bytes] | None:
     return lines if isinstance(first, dict) else None
 
 
-# --- the event-time watermark travels with the envelopes, as a Kafka header ------------------------
+# --- the event-time watermark travels with the envelopes, as Kafka headers -------------------------
+# A stage's watermark is monotone per producing process, not across processes: a consumer keeps the
+# latest per (partition, producer) and takes the minimum (see alerts.watermark).
 
 WATERMARK_HEADER = "sentimon-watermark"
+PRODUCER_HEADER = "sentimon-producer"
 _EVENT_TIME = b'"event_time":"'
 
 
@@ -81,16 +84,19 @@ def event_time_text(document_json: bytes) -> str:
     return document_json[i:document_json.index(b'"', i)].decode()
 
 
-def watermark_header(watermark: datetime) -> list[tuple[str, bytes]]:
-    return [(WATERMARK_HEADER, str(int(watermark.timestamp() * 1000)).encode())]
+def watermark_header(watermark: datetime, producer: str = "") -> list[tuple[str, bytes]]:
+    """Headers carrying ``watermark`` (milliseconds since the epoch) and the producing process's id."""
+    headers = [(WATERMARK_HEADER, str(int(watermark.timestamp() * 1000)).encode())]
+    return headers + [(PRODUCER_HEADER, producer.encode())] if producer else headers
 
 
-def read_watermark(headers) -> datetime | None:
-    """The watermark a message carries (headers as a list of pairs or a mapping), or None."""
+def read_watermark(headers) -> tuple[datetime, str] | None:
+    """The watermark a message carries and who produced it ("" when not said), or None
+    (headers as a list of pairs or a mapping)."""
     if not headers:
         return None
-    pairs = headers.items() if hasattr(headers, "items") else headers
-    for key, value in pairs:
-        if key == WATERMARK_HEADER and value:
-            return datetime.fromtimestamp(int(value) / 1000, timezone.utc)
-    return None
+    pairs = dict(headers.items() if hasattr(headers, "items") else headers)
+    value = pairs.get(WATERMARK_HEADER)
+    if not value:
+        return None
+    return datetime.fromtimestamp(int(value) / 1000, timezone.utc), (pairs.get(PRODUCER_HEADER) or b"").decode()

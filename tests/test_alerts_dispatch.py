@@ -243,3 +243,20 @@ def test_a_drained_input_releases_the_watermark_until_new_data():
     assert w.value() == T + timedelta(minutes=12, seconds=-30)
     w.observe(1, T + timedelta(minutes=5))
     assert w.value() == T + timedelta(minutes=5, seconds=-30)
+
+
+def test_watermark_takes_the_slowest_of_several_producers_writing_to_one_partition():
+    from alerts.watermark import Watermark
+
+    now = [0.0]
+    w = Watermark(timedelta(0), idle_s=60, clock=lambda: now[0])
+    w.assign([0])
+    w.observe(0, T + timedelta(minutes=10), "scorer-a")  # a fast worker, far ahead
+    assert w.value() == T + timedelta(minutes=10)
+    w.observe(0, T + timedelta(minutes=2), "scorer-b")  # a slow one still sends stories of minute 2 on
+    assert w.value() == T + timedelta(minutes=2)
+    w.observe(0, T + timedelta(minutes=12), "scorer-a")
+    assert w.value() == T + timedelta(minutes=2)  # b still holds it back, whatever a says
+    now[0] = 61.0  # b is gone (stopped, rebalanced): after a quiet minute it no longer holds back
+    w.observe(0, T + timedelta(minutes=13), "scorer-a")
+    assert w.value() == T + timedelta(minutes=13)

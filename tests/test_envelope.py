@@ -32,3 +32,14 @@ def test_pack_respects_the_size_limit_and_unpack_restores_the_items():
 ])
 def test_split_raw_tells_json_lines_from_one_item(value, expected):
     assert split_raw(value) == expected
+
+
+def test_the_watermark_header_carries_the_time_and_the_producer():
+    from datetime import datetime, timezone
+
+    from streams.envelope import read_watermark, watermark_header
+
+    t = datetime(2026, 11, 29, 10, 0, 1, 500000, tzinfo=timezone.utc)
+    assert read_watermark(watermark_header(t, "host:42")) == (t, "host:42")
+    assert read_watermark(dict(watermark_header(t))) == (t, "")  # a mapping, no producer said
+    assert read_watermark([("other", b"x")]) is None and read_watermark(None) is None
