@@ -3,6 +3,7 @@
 * ``pipeline`` (scale out: one worker per few partitions): ``ingest`` (raw news + social -> documents,
   dead letters) and ``scoring`` (documents -> scores, micro-batched into the classifier).
 * ``store`` (exactly one per chDB path; per partition set with a server): ``sink`` (scores -> ClickHouse),
+  ``dead_letters`` (the dead-letter topic -> a table, for dashboards),
   and alerting (rules evaluated in event time, notifications from the alerts topic) unless it runs as
 * ``alerts`` (``sentimon alerts run``; one per deployment, against a ClickHouse server).
 
@@ -46,7 +47,7 @@ from streams.ingest import Ingested, Ingestor, dead_letter, records
 from streams.kafka.config import faust_broker, limit_fetch_wait
 from streams.kafka.producer import BatchProducer, OutMessage
 from streams.scorer import Scorer, ScorerUnavailable, make_scorer, scorable, scored_messages
-from streams.sink import StoreSink, validate_scored
+from streams.sink import DeadLetterSink, StoreSink, validate_scored
 from streams.store import Store
 
 Role = Literal["pipeline", "store", "alerts"]
@@ -320,6 +321,17 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
             _count("sink", len(received), out, started)
 
     last_input = [time.monotonic()]
+    letters = app.topic(dead_topic, value_serializer="raw", key_serializer="raw", allow_empty=True)
+    letter_sink = DeadLetterSink(store)
+
+    @app.agent(letters, name="dead_letters", supervisor_strategy=CrashingSupervisor)
+    async def dead_letters_stage(stream):
+        # the dead letters into the store too, for the dashboards (the topic stays the source of truth)
+        async for events in stream.noack_take(settings.stream.sink_max_envelopes, within=within):
+            items = [(e.message.partition, e.message.offset, e.message.value or b"") for e in events]
+            await asyncio.to_thread(letter_sink.write, items)
+            await _ack(stream, events)
+            metrics.consumed.labels("dead_letters").inc(len(items))
 
     async def watermark_moved() -> None:
         """The stored data's watermark may have moved: evaluate here, or record it for the alerts service."""
@@ -358,7 +370,7 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
                      "latency": metrics.latencies()}
 
     _observability(app, "store", details)
-    app.sentimon_closers = [sink.close, producer.close, store.close]  # type: ignore[attr-defined]
+    app.sentimon_closers = [sink.close, letter_sink.close, producer.close, store.close]  # type: ignore[attr-defined]
     return app
 
 

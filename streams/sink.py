@@ -1,4 +1,5 @@
-"""Sinks: one batching base class with the retry policy, and the ClickHouse sink built on it.
+"""Sinks: one batching base class with the retry policy, and the ClickHouse sinks built on it (scored
+documents; dead letters, for dashboards).
 
 A sink's ``write`` returns only after the batch is durably stored; the stage acknowledges the batch's
 offsets after that, never before. A failing store is retried with capped exponential backoff (the
@@ -15,7 +16,8 @@ from typing import Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from schemas import ScoredDocument
+from schemas import DeadLetter, ScoredDocument
+from schemas.base import naive_utc, now_utc
 from streams.store import Store
 
 _MANY = TypeAdapter(list[ScoredDocument])
@@ -89,3 +91,30 @@ class StoreSink(BatchingSink[ScoredDocument]):
 
     def _write(self, items: Sequence[ScoredDocument]) -> int:
         return self.store.write(items)
+
+
+class DeadLetterSink(BatchingSink[tuple[int, int, bytes]]):
+    """Dead letters into the store's ``dead_letters`` table, keyed by their own position in the
+    dead-letter topic (idempotent). Items: (partition, offset, message value)."""
+
+    COLUMNS = ("letter_partition", "letter_offset", "stage", "reason", "topic", "partition", "offset", "item_index",
+               "original_bytes", "failed_at")
+
+    def __init__(self, store: Store, **kwargs):
+        super().__init__(**kwargs)
+        self.store = store
+
+    @staticmethod
+    def row(partition: int, offset: int, value: bytes) -> list:
+        """One row; a message that is not a dead letter is recorded as such (stage ``unknown``)."""
+        try:
+            d = DeadLetter.model_validate_json(value)
+        except ValidationError as exc:
+            return [partition, offset, "unknown", f"not a dead letter: {exc.errors()[0]['msg']}", "", -1, -1, None,
+                    len(value), naive_utc(now_utc())]
+        return [partition, offset, d.stage, d.reason, d.topic, d.partition, d.offset, d.index,
+                len(d.original) * 3 // 4, naive_utc(d.failed_at)]
+
+    def _write(self, items: Sequence[tuple[int, int, bytes]]) -> int:
+        self.store.insert_rows("dead_letters", [self.row(*i) for i in items], self.COLUMNS)
+        return len(items)

@@ -99,12 +99,19 @@ def test_n_in_n_stored_and_bad_messages_dead_lettered(cluster):
     assert "malformed JSON" in by_original[broken]["reason"] and by_original[broken]["index"] == 1
     assert all(by_original[value]["index"] is None for _, value in bad)
     assert pipeline.metrics()["dead_letters.ingest"] == len(bad) + 1
+    # the store worker keeps the dead letters in a table too (for the dashboards)
+    wait_until(lambda: store.metrics().get("consumed.dead_letters", 0) >= len(all_letters), 60,
+               "the dead letters stored", [store])
     counts = stored_counts(cluster)
     assert counts == {"documents": n_good, "scores": n_good, "aggregated_docs": n_good, "rows": n_good,
                       "aggregated_stories": counts["aggregated_stories"]}
     assert 0 < counts["aggregated_stories"] < n_good  # the synthetic feed republishes some stories
     with cluster.store() as s:
         assert s.query("SELECT count() FROM {db}.documents WHERE source = 'bulkwire'")[0][0] == 3
+        stages = dict(s.query("SELECT stage, count() FROM {db}.dead_letters FINAL GROUP BY stage"))
+        assert stages == {"ingest": len(bad) + 1, "scoring": 1, "sink": 1}, stages
+        reason, index = s.query("SELECT reason, item_index FROM {db}.dead_letters FINAL WHERE stage = 'scoring'")[0]
+        assert reason == later["scoring"]["reason"] and index == 0
 
 
 def test_workers_killed_mid_stream_lose_nothing_and_count_nothing_twice(cluster):
