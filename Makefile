@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast models models-full tune bench bench-triton bench-pipeline bench-alerts evaluate demo clean help
+.PHONY: install test test-fast dashboards models models-full tune bench bench-triton bench-pipeline bench-alerts evaluate demo clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -25,6 +25,9 @@ test: $(STAMP)  ## run every test (slow ones included)
 
 test-fast: $(STAMP)  ## skip the slow suites
 	$(BIN)/pytest -q -m 'not slow'
+
+dashboards: $(STAMP)  ## regenerate ops/grafana/dashboards/*.json from sentimon/dashboards/definitions.py
+	$(BIN)/sentimon dashboards build
 
 models: $(STAMP)  ## train the fast model if none exists (<= 5 min)
 	$(BIN)/sentimon train --profile fast --if-missing

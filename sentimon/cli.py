@@ -282,6 +282,8 @@ alerts_app = typer.Typer(help="Alert rules, silences, webhooks.", no_args_is_hel
 silence_app = typer.Typer(help="Silences: mute alerts matching label matchers for a while.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
 alerts_app.add_typer(silence_app, name="silence")
+dashboards_app = typer.Typer(help="Grafana dashboards as code: build, check, push.", no_args_is_help=True)
+app.add_typer(dashboards_app, name="dashboards")
 
 
 @app.command()
@@ -704,6 +706,65 @@ def silence_expire(silence_id: Annotated[str, typer.Argument(help="the id `silen
         _fail(f"no silence with id {silence_id}")
     finally:
         store.close()
+
+
+@dashboards_app.command("build")
+def dashboards_build() -> None:
+    """Regenerate ops/grafana/dashboards/*.json from the code (sentimon/dashboards/definitions.py)."""
+    from sentimon.dashboards import problems, write
+
+    for path in write():
+        found = problems(json.loads(path.read_text()))
+        if found:
+            _fail(f"{path}: " + "; ".join(found))
+        _log(f"wrote {path}")
+
+
+@dashboards_app.command("check")
+def dashboards_check() -> None:
+    """Validate the committed dashboards (schema round trip, layout, variables) and that they are what the
+    code builds."""
+    from sentimon.dashboards import DASHBOARDS_DIR, build_all, problems, render_json
+
+    bad = []
+    for name, model in build_all().items():
+        path = DASHBOARDS_DIR / f"{name}.json"
+        if not path.exists() or path.read_text() != render_json(model):
+            bad.append(f"{path} is stale: run `make dashboards`")
+        bad += problems(json.loads(path.read_text())) if path.exists() else []
+    if bad:
+        _fail("\n".join(bad))
+    _log(f"{len(build_all())} dashboards valid and up to date in {DASHBOARDS_DIR}")
+
+
+@dashboards_app.command("push")
+def dashboards_push(
+    force: Annotated[bool, typer.Option(help="overwrite dashboards edited in Grafana since, and resend the data source")] = False,
+) -> None:
+    """Publish the ClickHouse data source, the Sentimon folder and the dashboards to the Grafana at
+    SENTIMON_GRAFANA__URL with the token in SENTIMON_GRAFANA__TOKEN; unchanged ones are left alone."""
+    from grafana_client import GrafanaApi
+    from grafana_client.client import GrafanaException
+
+    from sentimon.dashboards import build_all
+    from sentimon.dashboards.push import push
+
+    s = get_settings()
+    token = s.grafana.token.get_secret_value()
+    if not token:
+        _fail("set SENTIMON_GRAFANA__TOKEN to a Grafana service-account token (Editor), and SENTIMON_GRAFANA__URL "
+              f"(now {s.grafana.url})")
+    api = GrafanaApi.from_url(s.grafana.url, credential=token, timeout=15.0)
+    try:
+        changes = push(api, s, build_all(), force=force)
+    except (GrafanaException, OSError) as exc:
+        _fail(f"Grafana at {s.grafana.url}: {getattr(exc, 'message', exc)}")
+    table = Table(title=f"pushed to {s.grafana.url}")
+    for col in ("kind", "uid", "action"):
+        table.add_column(col)
+    for c in changes:
+        table.add_row(c.kind, c.uid, c.action)
+    Console().print(table)
 
 
 @alerts_app.command("run")

@@ -157,6 +157,20 @@ class AlertsSettings(BaseModel):
     evaluator: str = Field("default", description="name of the evaluator's progress record (one per deployment)")
 
 
+class GrafanaSettings(BaseModel):
+    """Where `sentimon dashboards push` publishes, and how that Grafana reaches ClickHouse."""
+
+    url: str = Field("http://127.0.0.1:3000", description="Grafana's address")
+    token: SecretStr = Field(SecretStr(""), description="a Grafana service-account token (Editor or Admin)")
+    folder: str = Field("Sentimon", description="the folder the dashboards go to (uid 'sentimon')")
+    clickhouse_host: str = Field("clickhouse", description="the ClickHouse server as Grafana reaches it")
+    clickhouse_port: int = Field(8123, ge=1, description="its HTTP port (8443 with TLS)")
+    clickhouse_protocol: Literal["http", "native"] = Field("http", description="the plugin's protocol")
+    clickhouse_secure: bool = Field(False, description="TLS to ClickHouse")
+    clickhouse_user: str = Field("sentimon_grafana", description="the read-only user (ops/clickhouse/grafana_user.sql)")
+    clickhouse_password: SecretStr = Field(SecretStr(""), description="its password")
+
+
 class Settings(BaseSettings):
     """Configuration of Sentimon. Paths may be relative to the working directory."""
 
@@ -188,6 +202,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     triton: TritonSettings = TritonSettings()
     alerts: AlertsSettings = AlertsSettings()
+    grafana: GrafanaSettings = GrafanaSettings()
 
     @property
     def triton_repository(self) -> Path:

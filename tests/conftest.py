@@ -123,3 +123,38 @@ def broker(tmp_path_factory):
 
     with Broker(log=tmp_path_factory.mktemp("broker") / "broker.log") as b:
         yield b
+
+
+class LoopbackServer:
+    """A real aiohttp endpoint on loopback in its own thread, for test doubles: ``handler`` answers POST
+    ``path``; ``routes`` (method, path, handler) add more."""
+
+    def __init__(self, path: str | None = None, handler=None, routes=()):
+        import asyncio
+        import threading
+
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        routes = [*routes, *([("POST", path, handler)] if path else [])]
+        threading.Thread(target=self._run, args=(routes,), daemon=True).start()
+        self._ready.wait(5)
+
+    def _run(self, routes):
+        import asyncio
+
+        from aiohttp import web
+
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        for method, path, handler in routes:
+            app.router.add_route(method, path, handler)
+        runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        self._ready.set()
+        self._loop.run_forever()
+
+    def close(self):
+        self._loop.call_soon_threadsafe(self._loop.stop)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import threading
 from datetime import timedelta
 
 import pytest
@@ -17,6 +16,7 @@ from alerts.notify import DeliveryError, deliver
 from alerts.notify.webhook import SecretMissing, WebhookNotifier
 from alerts.receiver import WebhookReceiver
 from alerts.sample import sample_notification
+from conftest import LoopbackServer
 
 OLD = "whsec_" + base64.b64encode(b"old-secret-0123456789abcdef").decode()
 NEW = "whsec_" + base64.b64encode(b"new-secret-0123456789abcdef").decode()
@@ -86,31 +86,6 @@ def test_missing_secret_fails_at_start_and_is_never_shown(monkeypatch):
     monkeypatch.setenv("T_SHOWN", NEW)
     n = notifier("http://127.0.0.1:1/hook", "T_SHOWN")
     assert NEW not in repr(n) and NEW[6:] not in repr(n)
-
-
-class LoopbackServer:
-    """A real aiohttp endpoint on loopback in its own thread: ``handler`` answers POST ``path``."""
-
-    def __init__(self, path: str, handler):
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        threading.Thread(target=self._run, args=(path, handler), daemon=True).start()
-        self._ready.wait(5)
-
-    def _run(self, path, handler):
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_post(path, handler)
-        runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-        self._ready.set()
-        self._loop.run_forever()
-
-    def close(self):
-        self._loop.call_soon_threadsafe(self._loop.stop)
 
 
 class StatusServer(LoopbackServer):

@@ -4,7 +4,8 @@ from typer.testing import CliRunner
 from sentimon.cli import app
 
 COMMANDS = ["config", "train", "tune", "evaluate", "predict", "bench", "broker", "worker", "topics", "feed", "demo",
-            "dead-letters", "db migrate", "schemas export", "query movers", "query entity", "export", "triton"]
+            "dead-letters", "db migrate", "schemas export", "query movers", "query entity", "export", "triton",
+            "alerts run", "dashboards build", "dashboards check", "dashboards push"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from alerts.evaluate import Evaluator
+from conftest import LoopbackServer
 from sentimon.dashboards import DASHBOARDS_DIR, build_all, problems, render_json
 from sentimon.dashboards.macros import expand, interpolate, render
 from streams.sink import DeadLetterSink
@@ -112,3 +113,113 @@ def test_every_panel_query_returns_rows_from_a_real_store(store, name):
     for title, sql in queries:
         rows = store.query(render(sql, values, start, end, 60))
         assert rows, f"{name}: '{title}' returned no rows"
+
+
+class GrafanaDouble(LoopbackServer):
+    """A test double of the few Grafana HTTP endpoints `dashboards push` uses (no Grafana can run here):
+    folders, data sources by uid, dashboards by uid and POST /api/dashboards/db with Grafana's version
+    rules (a new save bumps the version; a stale version without overwrite is refused with 412). It
+    records every request."""
+
+    def __init__(self):
+        from aiohttp import web
+
+        self.requests: list[tuple[str, str]] = []
+        self.folders: dict[str, dict] = {}
+        self.datasources: dict[str, dict] = {}
+        self.dashboards: dict[str, dict] = {}
+        self.auth: set[str] = set()
+        j = web.json_response
+
+        def recorded(handler):
+            async def wrapped(request):
+                self.requests.append((request.method, request.path))
+                self.auth.add(request.headers.get("Authorization", ""))
+                return await handler(request)
+            return wrapped
+
+        async def get_folder(request):
+            f = self.folders.get(request.match_info["uid"])
+            return j(f) if f else j({"message": "folder not found"}, status=404)
+
+        async def create_folder(request):
+            body = await request.json()
+            self.folders[body["uid"]] = {"uid": body["uid"], "title": body["title"]}
+            return j(self.folders[body["uid"]])
+
+        async def get_datasource(request):
+            d = self.datasources.get(request.match_info["uid"])
+            return j({k: v for k, v in d.items() if k != "secureJsonData"}) if d else j({"message": "not found"}, status=404)
+
+        async def put_datasource(request):
+            body = await request.json()
+            if request.method == "PUT" and request.match_info["uid"] not in self.datasources:
+                return j({"message": "not found"}, status=404)
+            self.datasources[body["uid"]] = body
+            return j({"message": "ok", "datasource": body})
+
+        async def get_dashboard(request):
+            d = self.dashboards.get(request.match_info["uid"])
+            return j(d) if d else j({"message": "Dashboard not found"}, status=404)
+
+        async def save_dashboard(request):
+            body = await request.json()
+            dash, uid = body["dashboard"], body["dashboard"]["uid"]
+            saved = self.dashboards.get(uid)
+            if saved and not body.get("overwrite") and dash.get("version") != saved["dashboard"]["version"]:
+                return j({"status": "version-mismatch"}, status=412)
+            version = saved["dashboard"]["version"] + 1 if saved else 1
+            self.dashboards[uid] = {"dashboard": {**dash, "id": 7, "version": version},
+                                    "meta": {"folderUid": body.get("folderUid")}}
+            return j({"uid": uid, "version": version, "status": "success"})
+
+        super().__init__(routes=[
+            ("GET", "/api/folders/{uid}", recorded(get_folder)), ("POST", "/api/folders", recorded(create_folder)),
+            ("GET", "/api/datasources/uid/{uid}", recorded(get_datasource)),
+            ("POST", "/api/datasources", recorded(put_datasource)),
+            ("PUT", "/api/datasources/uid/{uid}", recorded(put_datasource)),
+            ("GET", "/api/dashboards/uid/{uid}", recorded(get_dashboard)),
+            ("POST", "/api/dashboards/db", recorded(save_dashboard)),
+        ])
+
+
+def test_push_is_idempotent_and_bumps_versions_only_on_change(monkeypatch):
+    from sentimon.cli import app
+    from typer.testing import CliRunner
+
+    grafana = GrafanaDouble()
+    try:
+        monkeypatch.setenv("SENTIMON_GRAFANA__URL", grafana.base)
+        monkeypatch.setenv("SENTIMON_GRAFANA__TOKEN", "glsa_test")
+        monkeypatch.setenv("SENTIMON_GRAFANA__CLICKHOUSE_PASSWORD", "s3cret")
+        first = CliRunner().invoke(app, ["dashboards", "push"])
+        assert first.exit_code == 0, first.output
+        assert set(grafana.dashboards) == {m["uid"] for m in build_all().values()}
+        assert all(d["dashboard"]["version"] == 1 and d["meta"]["folderUid"] == "sentimon" for d in grafana.dashboards.values())
+        ds = grafana.datasources["sentimon-clickhouse"]
+        assert ds["type"] == "grafana-clickhouse-datasource" and ds["secureJsonData"] == {"password": "s3cret"}
+        assert grafana.auth == {"Bearer glsa_test"}
+        writes = lambda: [r for r in grafana.requests if r[0] != "GET"]  # noqa: E731
+        n = len(writes())
+        again = CliRunner().invoke(app, ["dashboards", "push"])
+        assert again.exit_code == 0, again.output
+        assert len(writes()) == n and "unchanged" in again.output  # nothing written the second time
+        assert all(d["dashboard"]["version"] == 1 for d in grafana.dashboards.values())
+        # someone edits a dashboard in Grafana: the next push restores ours as a new version
+        grafana.dashboards["sentimon-alerts"]["dashboard"]["title"] = "edited by hand"
+        third = CliRunner().invoke(app, ["dashboards", "push"])
+        assert third.exit_code == 0, third.output
+        alerts = grafana.dashboards["sentimon-alerts"]["dashboard"]
+        assert alerts["title"] == "Sentimon / Alerts" and alerts["version"] == 2
+        assert grafana.dashboards["sentimon-overview"]["dashboard"]["version"] == 1
+    finally:
+        grafana.close()
+
+
+def test_push_without_a_token_says_what_to_set(monkeypatch):
+    from sentimon.cli import app
+    from typer.testing import CliRunner
+
+    monkeypatch.delenv("SENTIMON_GRAFANA__TOKEN", raising=False)
+    result = CliRunner().invoke(app, ["dashboards", "push"])
+    assert result.exit_code == 2 and "SENTIMON_GRAFANA__TOKEN" in result.output
