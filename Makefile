@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast dashboards models models-full tune bench bench-triton bench-pipeline bench-alerts evaluate demo clean help
+.PHONY: install test test-fast browser dashboards models models-full tune bench bench-triton bench-pipeline bench-alerts evaluate demo clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -20,11 +20,19 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)  ## create .venv and install pinned dependencies (torch first)
 
-test: $(STAMP)  ## run every test (slow ones included)
+test: $(STAMP) browser  ## run every test (slow ones included)
 	$(BIN)/pytest -q
 
-test-fast: $(STAMP)  ## skip the slow suites
+test-fast: $(STAMP) browser  ## skip the slow suites
 	$(BIN)/pytest -q -m 'not slow'
+
+# headless Chromium for the live-view tests: Debian's package, installed when missing and we are root
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; }
+	@command -v chromium >/dev/null 2>&1 || echo "no chromium: the browser tests will fail; install Debian's chromium or set SENTIMON_SKIP_BROWSER=1"
 
 dashboards: $(STAMP)  ## regenerate ops/grafana/dashboards/*.json from sentimon/dashboards/definitions.py
 	$(BIN)/sentimon dashboards build

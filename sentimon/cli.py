@@ -572,6 +572,42 @@ def query_entity(
     Console().print(series_table(entity, series))
 
 
+@app.command()
+def report(
+    from_: Annotated[Optional[str], typer.Option("--from", help="start, ISO 8601 UTC (default: --to minus 2 hours)")] = None,
+    to: Annotated[Optional[str], typer.Option(help="end, ISO 8601 UTC (default: the newest data)")] = None,
+    entity: Annotated[Optional[str], typer.Option(help="the ticker to drill into (default: the top mover)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default: var/reports/<time>)")] = None,
+    png: Annotated[bool, typer.Option(help="also write PNG charts")] = True,
+) -> None:
+    """Write a self-contained HTML snapshot of a time range (the live page's charts, data and plotly.js
+    inlined) and PNG charts. Reads the store directly, or through the store worker's API when it runs."""
+    from datetime import datetime, timezone
+
+    from sentimon.web import data
+    from sentimon.web.api import BadRequest, parse_range
+    from sentimon.web.report import write
+
+    query = {k: v for k, v in (("from", from_), ("to", to), ("entity", entity)) if v}
+    store, base = _store_or_api()
+    if store is not None:
+        try:
+            snapshot = data.snapshot(store, *parse_range(query, store), entity)
+        except BadRequest as exc:
+            _fail(str(exc))
+        finally:
+            store.close()
+    else:
+        import urllib.parse
+
+        snapshot = _api(base, "/api/v1/snapshot?" + urllib.parse.urlencode(query))
+    if not snapshot["market"]:
+        _log(f"no data between {snapshot['from']} and {snapshot['to']} (event time): the report is empty")
+    folder = out or get_settings().var_dir / "reports" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    for path in write(snapshot, folder, png=png):
+        print(path)
+
+
 @app.command("dead-letters")
 def dead_letters(
     limit: Annotated[int, typer.Option(help="most messages to show")] = 20,

@@ -133,7 +133,8 @@ def _final(console: Console, cluster: LocalCluster, store, pipeline, event: Inje
         console.print(f"desk: {len(inbox.unique)} signed notifications verified, {inbox.duplicates} redeliveries "
                       f"dropped on webhook-id, {inbox.rejected} refused; every alert change: {store.url}/api/alerts")
         summary["desk"] = [a for r in received for a in r.payload.get("alerts", [])]
-    console.print(f"logs and store: {cluster.workdir}")
+    console.print(f"logs and store: {cluster.workdir}; a snapshot of the run: SENTIMON_STORE__DSN=chdb://{cluster.workdir}/store "
+                  "sentimon report --from ... --to ...")
     return summary
 
 
@@ -162,7 +163,8 @@ def run_demo(settings: Settings, duration_s: float, rate: float, event_spec: str
             console.print(f"Triton ready: gRPC {triton.grpc_url}, metrics {triton.metrics_url}")
         store = cluster.start_worker("store")
         pipeline = cluster.start_worker("pipeline")
-        console.print(f"store API: {store.url}/api/summary   metrics: {store.url}/metrics, {pipeline.url}/metrics")
+        console.print(f"[bold]live view: {store.url}/live/[/bold]   API: {store.url}/api/v1/openapi.json   "
+                      f"metrics: {store.url}/metrics, {pipeline.url}/metrics")
         # event time ends at 'now': the feed starts duration*speed seconds in the past
         feed = SyntheticFeed(seed=settings.seed, start=datetime.now(timezone.utc) - timedelta(seconds=duration_s * speed),
                              events=(event,), rhythm=False)

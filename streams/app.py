@@ -40,6 +40,7 @@ from alerts.watermark import StoredWatermark, Watermark
 from schemas import DeadLetter
 from schemas.base import now_utc
 from sentimon.settings import Settings
+from sentimon.web.api import routes as web_routes
 from streams import metrics
 from streams.dedup import Deduplicator
 from streams.envelope import event_time_text, pack, read_watermark, shard, unpack, watermark_header
@@ -364,6 +365,7 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
 
     if alerting is not None:
         _alerts_api(app, store)
+    web_routes(app, store)  # the live page (/live/) and the read-only API (/api/v1/...)
 
     def details():
         return 200, {"role": "store", "ready": True, "store": settings.store_dsn, "metrics": metrics.snapshot(),

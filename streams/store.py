@@ -188,11 +188,11 @@ class Store:
         ]
 
     def movers(self, window_minutes: int = 5, baseline_minutes: int = 30, min_stories: int = 5, limit: int = 10,
-               kind: str = "ticker") -> list[dict]:
-        """Entities whose mean score in the last window moved most against the baseline before it (the
-        mean of its per-minute means), ranked by |change| x sqrt(recent stories) so that one or two
-        stories do not top the list."""
-        end = self.latest_minute()
+               kind: str = "ticker", end: datetime | None = None) -> list[dict]:
+        """Entities whose mean score in the window ending at minute ``end`` (default: the latest with data)
+        moved most against the baseline before it (the mean of its per-minute means), ranked by |change| x
+        sqrt(recent stories) so that one or two stories do not top the list."""
+        end = end.replace(second=0, microsecond=0, tzinfo=None) if end else self.latest_minute()
         if end is None:
             return []
         split = end - timedelta(minutes=window_minutes - 1)
@@ -208,11 +208,11 @@ class Store:
             "FROM (SELECT entity, minute, sum(stories) AS m_stories, sum(score_sum) AS m_sum, "
             "      sum(negative) AS m_negative "
             "      FROM {db}.entity_minute WHERE entity_kind = {kind:String} AND minute >= {start:DateTime} "
-            "      GROUP BY entity, minute) "
+            "      AND minute <= {end:DateTime} GROUP BY entity, minute) "
             "GROUP BY entity HAVING recent >= {min:UInt32} "
             "ORDER BY abs(ifNull(now_mean, 0) - ifNull(before_mean, 0)) * sqrt(recent) DESC, recent DESC "
             "LIMIT {limit:UInt32}",
-            {"split": split, "start": start, "kind": kind, "min": min_stories, "limit": limit},
+            {"split": split, "start": start, "end": end, "kind": kind, "min": min_stories, "limit": limit},
         )
         return [
             {"entity": e, "stories": r, "mean_score": m, "baseline_stories": b, "baseline_score": bm,
