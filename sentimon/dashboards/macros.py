@@ -39,17 +39,19 @@ def interpolate(sql: str, variables: Mapping[str, str | Sequence[str]]) -> str:
     return _VARIABLE.sub(one, sql)
 
 
-def _seconds(t: datetime) -> int:
-    return int(t.timestamp())
-
-
-def _millis(t: datetime) -> int:
-    return int(t.timestamp() * 1000)
+# how the plugin writes an instant: seconds, milliseconds, or a day
+_LITERALS = {
+    "s": lambda t: f"toDateTime({int(t.timestamp())})",
+    "ms": lambda t: f"fromUnixTimestamp64Milli({int(t.timestamp() * 1000)})",
+    "date": lambda t: f"toDate('{t:%Y-%m-%d}')",
+}
+_FILTERS = {"timeFilter": "s", "timeFilter_ms": "ms", "dateFilter": "date"}  # $__x(col): col within the range
+_BOUNDS = {"fromTime": ("s", 0), "toTime": ("s", 1), "fromTime_ms": ("ms", 0), "toTime_ms": ("ms", 1)}
 
 
 def expand(sql: str, time_from: datetime, time_to: datetime, interval_s: float) -> str:
     """The plugin's macros for the dashboard's time range and the panel's interval (seconds)."""
-    f, t = time_from.astimezone(timezone.utc), time_to.astimezone(timezone.utc)
+    bounds = (time_from.astimezone(timezone.utc), time_to.astimezone(timezone.utc))
     step = max(int(interval_s), 1)
 
     def arg(args: str | None, name: str) -> str:
@@ -59,23 +61,12 @@ def expand(sql: str, time_from: datetime, time_to: datetime, interval_s: float) 
 
     def one(m: re.Match) -> str:
         name, args = m.group(1), m.group(2)
-        if name == "timeFilter":
-            c = arg(args, name)
-            return f"{c} >= toDateTime({_seconds(f)}) AND {c} <= toDateTime({_seconds(t)})"
-        if name == "timeFilter_ms":
-            c = arg(args, name)
-            return f"{c} >= fromUnixTimestamp64Milli({_millis(f)}) AND {c} <= fromUnixTimestamp64Milli({_millis(t)})"
-        if name == "dateFilter":
-            c = arg(args, name)
-            return f"{c} >= toDate('{f:%Y-%m-%d}') AND {c} <= toDate('{t:%Y-%m-%d}')"
-        if name == "fromTime":
-            return f"toDateTime({_seconds(f)})"
-        if name == "toTime":
-            return f"toDateTime({_seconds(t)})"
-        if name == "fromTime_ms":
-            return f"fromUnixTimestamp64Milli({_millis(f)})"
-        if name == "toTime_ms":
-            return f"fromUnixTimestamp64Milli({_millis(t)})"
+        if name in _FILTERS:
+            c, literal = arg(args, name), _LITERALS[_FILTERS[name]]
+            return f"{c} >= {literal(bounds[0])} AND {c} <= {literal(bounds[1])}"
+        if name in _BOUNDS:
+            kind, i = _BOUNDS[name]
+            return _LITERALS[kind](bounds[i])
         if name == "timeInterval":
             return f"toStartOfInterval(toDateTime({arg(args, name)}), INTERVAL {step} second)"
         if name == "timeInterval_ms":
