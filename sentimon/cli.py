@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -606,6 +607,90 @@ def report(
     folder = out or get_settings().var_dir / "reports" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     for path in write(snapshot, folder, png=png):
         print(path)
+
+
+@app.command()
+def replay(
+    files: Annotated[Optional[list[Path]], typer.Argument(help="JSONL/CSV files of raw items (the `sentimon feed` formats)")] = None,
+    source: Annotated[str, typer.Option(help="'files' (the FILES given) or 'archive' (the store's raw archive)")] = "files",
+    from_: Annotated[Optional[str], typer.Option("--from", help="event time from, ISO 8601 UTC")] = None,
+    to: Annotated[Optional[str], typer.Option(help="event time to (excluded), ISO 8601 UTC")] = None,
+    speed: Annotated[str, typer.Option(help="'max' (as fast as possible) or N: N x event time (600: 10 min a second)")] = "max",
+    workers: Annotated[int, typer.Option(min=1, help="pipeline workers for the run")] = 1,
+    run_id: Annotated[Optional[str], typer.Option(help="the run's id (default: r<date>_<time>)")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="news or social for every item of FILES (default: guessed)")] = None,
+) -> None:
+    """Replay history through the same pipeline into a run's own namespace (topics replay-<run>.*, its own
+    store, alerts to the log only, never to a desk); prints where the run's scores and alerts are."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from streams import replay as replays
+    from streams.store import StoreUnavailable
+
+    s = get_settings()
+    try:
+        rid = replays.check_run_id(run_id or replays.new_run_id())
+        pace = None if speed == "max" else float(speed)
+        if pace is not None and pace <= 0:
+            raise ValueError("speed must be 'max' or a positive number")
+        start = _iso_time(from_) if from_ else None
+        end = _iso_time(to) if to else None
+    except ValueError as exc:
+        _fail(str(exc))
+    if source == "files":
+        if not files:
+            _fail("give the files to replay, or --source archive")
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            _fail(f"no such file: {', '.join(missing)}")
+        items, untimed = replays.in_order(replays.from_files(files, kind), start, end)  # type: ignore[arg-type]
+    elif source == "archive":
+        from streams.store import Store
+
+        try:
+            store = Store.open(s)
+        except StoreUnavailable as exc:
+            _fail(f"{exc}: the archive is in the store a worker owns; stop it (chDB) or use a ClickHouse server")
+        try:
+            items, untimed = replays.from_archive(store, start, end), 0
+        finally:
+            store.close()
+    else:
+        _fail(f"unknown source {source!r}: use 'files' or 'archive'")
+    if not items:
+        _fail("nothing to replay in that range")
+    run_dir = s.var_dir / "replays" / rid
+    _log(f"replay {rid}: {len(items)} items, {items[0].event_time:%Y-%m-%d %H:%M:%S} to "
+         f"{items[-1].event_time:%Y-%m-%d %H:%M:%S} UTC, speed {speed}" + (f", {untimed} without event time left out" if untimed else ""))
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("publishing", total=len(items), rate="")
+        began = time.monotonic()
+
+        def advance(n: int, at) -> None:
+            done = progress.tasks[task].completed + n
+            progress.update(task, advance=n, description=f"event time {at:%Y-%m-%d %H:%M:%S}",
+                            rate=f"{done / max(time.monotonic() - began, 1e-6):,.0f} items/s")
+
+        try:
+            row = replays.run(s, items, rid, run_dir, pace, workers, source, untimed, on_progress=advance)
+        except (RuntimeError, TimeoutError, ConnectionError) as exc:
+            _fail(str(exc))
+    counts = row["counts"]
+    print(json.dumps({"run_id": rid, "store": row["store"], "database": row["database"], "topics_prefix": row["topics_prefix"],
+                      "items": row["items"], "documents": counts["documents"], "alerts": dict(row["alerts"]),
+                      "models": row["models"], "rules_hash": row["rules_hash"]}, indent=2, default=str))
+
+
+def _iso_time(text: str):
+    from datetime import datetime
+
+    from schemas.base import assume_utc
+
+    try:
+        return assume_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 time (e.g. 2026-11-29T10:00:00Z)") from None
 
 
 @app.command("dead-letters")

@@ -29,26 +29,14 @@ from rich.text import Text
 from sentimon.settings import Settings
 from alerts.receiver import WebhookReceiver
 from sentimon.view import movers_table, notifications_table, sparkline
+from streams import metrics
 from streams.cluster import LocalCluster
 from streams.feed import publish
 from streams.synthetic import Injected, SyntheticFeed
 
 
-def _counters(*snapshots: dict[str, float]) -> dict[str, float]:
-    """Stage counters of several workers added up (each worker reports only its own stages)."""
-    total: dict[str, float] = {}
-    for snapshot in snapshots:
-        for key, value in snapshot.items():
-            total[key] = total.get(key, 0.0) + value
-    return total
-
-
-def _dead(m: dict[str, float]) -> float:
-    return sum(v for k, v in m.items() if k.startswith("dead_letters"))
-
-
 def _stats(published: int, m: dict[str, float], rate: float) -> Table:
-    dead = _dead(m)
+    dead = metrics.dead(m)
     table = Table.grid(padding=(0, 3))
     for _ in range(7):
         table.add_column(justify="right")
@@ -117,7 +105,7 @@ def _final(console: Console, cluster: LocalCluster, store, pipeline, event: Inje
     counts, latency = summary["counts"], (store.health() or {}).get("latency", {})
     console.print(movers_table(summary["movers"], "movers at the end: last 5 min vs the 30 min before", event.target))
     console.print(spark)
-    dead = int(_dead(_counters(pipeline.metrics(), summary["metrics"])))
+    dead = int(metrics.dead(metrics.combined(pipeline.metrics(), summary["metrics"])))
     p50, p99 = latency.get("pipeline_p50_s"), latency.get("pipeline_p99_s")
     console.print(
         f"published {published}, stored {counts['documents']} documents / {counts['scores']} scores "
@@ -190,10 +178,10 @@ def run_demo(settings: Settings, duration_s: float, rate: float, event_spec: str
                     summary = store.get("/api/summary?window=5&baseline=30&limit=8")
                 except OSError:
                     summary = {"movers": [], "latest_minute": None, "metrics": {}}
-                m = _counters(pipeline.metrics(), summary["metrics"])
+                m = metrics.combined(pipeline.metrics(), summary["metrics"])
                 stored = m.get("produced.sink", 0.0)
                 done = not feeder.is_alive()
-                handled = stored + m.get("redelivered", 0) + _dead(m)
+                handled = metrics.handled(m)
                 all_stored = done and handled >= published[0]
                 if not all_stored:
                     drained_at = time.monotonic()

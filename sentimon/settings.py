@@ -109,6 +109,13 @@ class StoreSettings(BaseModel):
     database: str = Field("sentimon", description="our own database (chDB's 'default' is special)")
 
 
+class ArchiveSettings(BaseModel):
+    """The raw archive: every raw item kept in the store, so history can be replayed."""
+
+    enabled: bool = Field(True, description="the store worker archives the raw topics (table raw_items)")
+    ttl_days: int = Field(0, ge=0, description="keep archived items this many days after archiving; 0: forever")
+
+
 class PrivacySettings(BaseModel):
     key: SecretStr = Field(
         SecretStr("sentimon-dev-key"), description="HMAC key for author handles; set a secret one in production"
@@ -198,6 +205,7 @@ class Settings(BaseSettings):
     stream: StreamSettings = StreamSettings()
     scoring: ScoringSettings = ScoringSettings()
     store: StoreSettings = StoreSettings()
+    archive: ArchiveSettings = ArchiveSettings()
     privacy: PrivacySettings = PrivacySettings()
     worker: WorkerSettings = WorkerSettings()
     triton: TritonSettings = TritonSettings()

@@ -3,7 +3,8 @@
 * ``pipeline`` (scale out: one worker per few partitions): ``ingest`` (raw news + social -> documents,
   dead letters) and ``scoring`` (documents -> scores, micro-batched into the classifier).
 * ``store`` (exactly one per chDB path; per partition set with a server): ``sink`` (scores -> ClickHouse),
-  ``dead_letters`` (the dead-letter topic -> a table, for dashboards),
+  ``dead_letters`` (the dead-letter topic -> a table, for dashboards), ``archive`` (the raw topics ->
+  ``raw_items``, so history can be replayed),
   and alerting (rules evaluated in event time, notifications from the alerts topic) unless it runs as
 * ``alerts`` (``sentimon alerts run``; one per deployment, against a ClickHouse server).
 
@@ -48,7 +49,7 @@ from streams.ingest import Ingested, Ingestor, dead_letter, records
 from streams.kafka.config import faust_broker, limit_fetch_wait
 from streams.kafka.producer import BatchProducer, OutMessage
 from streams.scorer import Scorer, ScorerUnavailable, make_scorer, scorable, scored_messages
-from streams.sink import DeadLetterSink, StoreSink, validate_scored
+from streams.sink import ArchiveSink, DeadLetterSink, StoreSink, validate_scored
 from streams.store import Store
 
 Role = Literal["pipeline", "store", "alerts"]
@@ -324,6 +325,7 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
     last_input = [time.monotonic()]
     letters = app.topic(dead_topic, value_serializer="raw", key_serializer="raw", allow_empty=True)
     letter_sink = DeadLetterSink(store)
+    closers = [sink.close, letter_sink.close]
 
     @app.agent(letters, name="dead_letters", supervisor_strategy=CrashingSupervisor)
     async def dead_letters_stage(stream):
@@ -333,6 +335,23 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
             await asyncio.to_thread(letter_sink.write, items)
             await _ack(stream, events)
             metrics.consumed.labels("dead_letters").inc(len(items))
+
+    if settings.archive.enabled:
+        kinds = {t.name("raw_news"): "news", t.name("raw_social"): "social"}
+        raw = app.topic(*kinds, value_serializer="raw", key_serializer="raw", allow_empty=True)
+        archive = ArchiveSink(store)
+
+        @app.agent(raw, name="archive", supervisor_strategy=CrashingSupervisor)
+        async def archive_stage(stream):
+            # every raw item kept, good and bad, so history can be replayed through the same pipeline
+            async for events in stream.noack_take(settings.stream.max_batch, within=within):
+                items = [(kinds.get(e.message.topic, "news"), e.message.topic, e.message.partition, e.message.offset,
+                          e.message.value or b"") for e in events]
+                n = await asyncio.to_thread(archive.write, items)
+                await _ack(stream, events)
+                metrics.consumed.labels("archive").inc(n)
+
+        closers.append(archive.close)
 
     async def watermark_moved() -> None:
         """The stored data's watermark may have moved: evaluate here, or record it for the alerts service."""
@@ -368,11 +387,12 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
     web_routes(app, store)  # the live page (/live/) and the read-only API (/api/v1/...)
 
     def details():
+        until = alerting.evaluator.evaluated_until if alerting is not None else None
         return 200, {"role": "store", "ready": True, "store": settings.store_dsn, "metrics": metrics.snapshot(),
-                     "latency": metrics.latencies()}
+                     "latency": metrics.latencies(), "evaluated_until": until.isoformat() if until else None}
 
     _observability(app, "store", details)
-    app.sentimon_closers = [sink.close, letter_sink.close, producer.close, store.close]  # type: ignore[attr-defined]
+    app.sentimon_closers = [*closers, producer.close, store.close]  # type: ignore[attr-defined]
     return app
 
 

@@ -101,3 +101,22 @@ def latencies() -> dict[str, float | None]:
         "end_to_end_p50_s": quantile(end_to_end_seconds, 0.5),
         "end_to_end_p99_s": quantile(end_to_end_seconds, 0.99),
     }
+
+
+def combined(*snapshots: dict[str, float]) -> dict[str, float]:
+    """Counters of several workers added up (each worker reports only its own stages)."""
+    total: dict[str, float] = {}
+    for snapshot in snapshots:
+        for key, value in snapshot.items():
+            total[key] = total.get(key, 0.0) + value
+    return total
+
+
+def dead(m: dict[str, float]) -> float:
+    """Items sent to the dead letters, all stages."""
+    return sum(v for k, v in m.items() if k.startswith("dead_letters"))
+
+
+def handled(m: dict[str, float]) -> float:
+    """Items a deployment is done with: stored (new or already there) or dead-lettered."""
+    return m.get("produced.sink", 0.0) + m.get("redelivered", 0.0) + dead(m)

@@ -1,5 +1,5 @@
 """Sinks: one batching base class with the retry policy, and the ClickHouse sinks built on it (scored
-documents; dead letters, for dashboards).
+documents; dead letters, for dashboards; the raw archive, for replays).
 
 A sink's ``write`` returns only after the batch is durably stored; the stage acknowledges the batch's
 offsets after that, never before. A failing store is retried with capped exponential backoff (the
@@ -12,12 +12,15 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Generic, TypeVar
 
+import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from schemas import DeadLetter, ScoredDocument
-from schemas.base import naive_utc, now_utc
+from schemas.base import assume_utc, naive_utc, now_utc
+from streams.envelope import split_raw
 from streams.store import Store
 
 _MANY = TypeAdapter(list[ScoredDocument])
@@ -118,3 +121,36 @@ class DeadLetterSink(BatchingSink[tuple[int, int, bytes]]):
     def _write(self, items: Sequence[tuple[int, int, bytes]]) -> int:
         self.store.insert_rows("dead_letters", [self.row(*i) for i in items], self.COLUMNS)
         return len(items)
+
+
+class ArchiveSink(BatchingSink[tuple[str, str, int, int, bytes]]):
+    """Raw messages into the ``raw_items`` archive, one row per item (a JSON Lines message is split as
+    the ingest stage splits it), keyed by position (idempotent). Items: (kind, topic, partition, offset,
+    value)."""
+
+    COLUMNS = ("kind", "topic", "partition", "offset", "item_index", "event_time", "value")
+
+    def __init__(self, store: Store, **kwargs):
+        super().__init__(**kwargs)
+        self.store = store
+
+    @staticmethod
+    def rows(kind: str, topic: str, partition: int, offset: int, value: bytes) -> list[list]:
+        items = split_raw(value) or [value]
+        return [[kind, topic, partition, offset, i, _event_time(item), item] for i, item in enumerate(items)]
+
+    def _write(self, items: Sequence[tuple[str, str, int, int, bytes]]) -> int:
+        rows = [row for item in items for row in self.rows(*item)]
+        self.store.insert_rows("raw_items", rows, self.COLUMNS)
+        return len(rows)
+
+
+def _event_time(item: bytes) -> datetime | None:
+    """published_at (news) or created_at (social) of a raw item, naive UTC; None when it has neither or
+    is not JSON (it is archived all the same: replay gives it to ingest, which dead-letters it again)."""
+    try:
+        obj = orjson.loads(item)
+        text = obj.get("published_at") or obj.get("created_at") if isinstance(obj, dict) else None
+        return naive_utc(assume_utc(datetime.fromisoformat(str(text).replace("Z", "+00:00")))) if text else None
+    except (orjson.JSONDecodeError, ValueError, TypeError):
+        return None

@@ -79,7 +79,21 @@ class Store:
         store = cls(settings.store_dsn, settings.store.database)
         if migrate_schema:
             store.migrate()
+            store.archive_retention(settings.archive.ttl_days)
         return store
+
+    def archive_retention(self, ttl_days: int) -> None:
+        """Keep archived raw items ``ttl_days`` after archiving (0: forever); changed only when it differs."""
+        with self._lock:
+            ddl = self.client.command(f"SHOW CREATE TABLE {self.db}.raw_items")
+            has = "TTL" in str(ddl)
+            if ttl_days:
+                wanted = f"toDateTime(archived_at) + toIntervalDay({int(ttl_days)})"
+                if f"TTL {wanted}" not in str(ddl):
+                    self.client.command(f"ALTER TABLE {self.db}.raw_items MODIFY TTL toDateTime(archived_at) "
+                                        f"+ INTERVAL {int(ttl_days)} DAY")
+            elif has:
+                self.client.command(f"ALTER TABLE {self.db}.raw_items REMOVE TTL")
 
     def migrate(self) -> list[Migration]:
         with self._lock:

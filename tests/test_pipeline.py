@@ -102,12 +102,17 @@ def test_n_in_n_stored_and_bad_messages_dead_lettered(cluster):
     # the store worker keeps the dead letters in a table too (for the dashboards)
     wait_until(lambda: store.metrics().get("consumed.dead_letters", 0) >= len(all_letters), 60,
                "the dead letters stored", [store])
+    # and every raw item in the archive (a JSON Lines message as its items), bad ones too
+    n_raw = len(items) - 1 + 4
+    wait_until(lambda: store.metrics().get("consumed.archive", 0) >= n_raw, 60, "the raw items archived", [store])
     counts = stored_counts(cluster)
     assert counts == {"documents": n_good, "scores": n_good, "aggregated_docs": n_good, "rows": n_good,
                       "aggregated_stories": counts["aggregated_stories"]}
     assert 0 < counts["aggregated_stories"] < n_good  # the synthetic feed republishes some stories
     with cluster.store() as s:
         assert s.query("SELECT count() FROM {db}.documents WHERE source = 'bulkwire'")[0][0] == 3
+        archived = s.query("SELECT count(), countIf(event_time IS NULL), countIf(item_index > 0) FROM {db}.raw_items FINAL")
+        assert archived == [(n_raw, 3, 3)], archived  # no time: malformed, binary, the bulk's broken line
         stages = dict(s.query("SELECT stage, count() FROM {db}.dead_letters FINAL GROUP BY stage"))
         assert stages == {"ingest": len(bad) + 1, "scoring": 1, "sink": 1}, stages
         reason, index = s.query("SELECT reason, item_index FROM {db}.dead_letters FINAL WHERE stage = 'scoring'")[0]

@@ -1,0 +1,275 @@
+"""Replays: history republished, in event-time order, through the same pipeline, into a run's own
+namespace, so live and backtest never mix.
+
+A run (``run_id``) gets its own topics (prefix ``replay-<run_id>.``, which also names its consumer
+groups), its own store (the database ``<db>_<run_id>``; with chDB also its own path, since a path is
+owned by one process), and alert receivers that only log: every webhook and Grafana target of the
+rules file is dropped, and the desk variables are not passed on. Everything a run produced is in its
+store: scores, aggregates, alerts, and the ``runs`` row saying what it was (source, data range,
+speed, model, rules hash, settings).
+
+Event time drives the alerts (watermarks), so the same history gives the same alerts at any speed and
+any number of workers; the end of a run releases the watermark to the data's last event time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+import yaml
+
+from schemas.base import assume_utc, naive_utc, now_utc
+from sentimon.settings import Settings
+from streams.feed import Kind, read_file
+from streams.kafka.producer import BatchProducer, OutMessage
+from streams.sink import _event_time
+
+DESK_VARIABLES = ("SENTIMON_DESK_WEBHOOK_URL", "SENTIMON_DESK_WEBHOOK_SECRET")
+_RUN_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,40}$")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One raw item of history: its event time (None: unknown), kind and bytes as first received."""
+
+    event_time: datetime | None
+    kind: Kind
+    value: bytes
+
+
+def check_run_id(run_id: str) -> str:
+    if not _RUN_ID.match(run_id):
+        raise ValueError(f"run id {run_id!r}: use 1-41 lowercase letters, digits and '_', starting with a letter or digit")
+    return run_id
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("r%Y%m%d_%H%M%S")
+
+
+# --- sources ---------------------------------------------------------------------------------------
+
+
+def from_files(paths: Iterable[Path], kind: Kind | None = None) -> list[Item]:
+    """Items of JSONL/CSV files (``sentimon feed`` formats)."""
+    return [Item(_time(value), k, value) for path in paths for k, value in read_file(Path(path), kind)]
+
+
+def from_archive(store, start: datetime | None, end: datetime | None) -> list[Item]:
+    """Items of the raw archive with an event time in [start, end), in event-time order."""
+    rows = store.query(
+        "SELECT event_time, kind, value FROM {db}.raw_items FINAL WHERE event_time IS NOT NULL "
+        "AND event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)} "
+        "ORDER BY event_time, topic, partition, offset, item_index",
+        {"start": naive_utc(start or datetime(1970, 1, 1, tzinfo=timezone.utc)),
+         "end": naive_utc(end or datetime(2999, 1, 1, tzinfo=timezone.utc))})
+    return [Item(assume_utc(t), kind, v.encode() if isinstance(v, str) else v) for t, kind, v in rows]
+
+
+def _time(value: bytes) -> datetime | None:
+    t = _event_time(value)
+    return assume_utc(t) if t else None
+
+
+def in_order(items: Iterable[Item], start: datetime | None = None, end: datetime | None = None) -> tuple[list[Item], int]:
+    """The items in event-time order within [start, end), and how many were left out for having no
+    event time (they cannot be placed in time; the live pipeline dead-lettered them already)."""
+    timed, untimed = [], 0
+    for item in items:
+        if item.event_time is None:
+            untimed += 1
+        elif (start is None or item.event_time >= start) and (end is None or item.event_time < end):
+            timed.append(item)
+    timed.sort(key=lambda i: i.event_time)  # stable: the source's order within one instant
+    return timed, untimed
+
+
+# --- the run's namespace -----------------------------------------------------------------------------
+
+
+def backtest_rules(source: str | Path, out: Path) -> Path:
+    """The rules file with every receiver reduced to the log: a replay never notifies a desk."""
+    data = yaml.safe_load(Path(source).read_text())
+    for receiver in data.get("receivers", []):
+        for key in ("webhooks", "grafana"):
+            receiver.pop(key, None)
+        receiver["log"] = True
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
+def run_settings(settings: Settings, run_id: str, run_dir: Path) -> Settings:
+    """The settings of a run: its topics, its store, logging-only alert receivers, a quick watermark
+    release at the end (the run's input is finished when it goes quiet)."""
+    from alerts.config import DEFAULT_RULES
+
+    dsn = settings.store_dsn
+    if dsn.startswith("chdb://"):
+        dsn = f"chdb://{(run_dir / 'store').resolve()}"
+    rules = backtest_rules(settings.alerts.rules_file or DEFAULT_RULES, run_dir / "rules.yaml")
+    return settings.model_copy(update={
+        "topics": settings.topics.model_copy(update={"prefix": f"{settings.topics.prefix}replay-{run_id}."}),
+        "store": settings.store.model_copy(update={"dsn": dsn, "database": f"{settings.store.database}_{run_id}"}),
+        "alerts": settings.alerts.model_copy(update={"rules_file": str(rules), "run_in": "store",
+                                                     "idle_partition_s": min(settings.alerts.idle_partition_s, 3.0)}),
+    })
+
+
+def without_desk() -> dict[str, str]:
+    """Remove the desk's variables from this process's environment (the run's workers inherit it);
+    what was removed, to put back."""
+    return {k: os.environ.pop(k) for k in DESK_VARIABLES if k in os.environ}
+
+
+# --- publishing ------------------------------------------------------------------------------------
+
+
+def publish(settings: Settings, items: list[Item], speed: float | None,
+            on_progress: Callable[[int, datetime], None] | None = None, batch: int = 500,
+            clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> int:
+    """Publish ``items`` (in event-time order) to the run's raw topics: ``speed`` x event time (600:
+    ten minutes of history a second), or as fast as possible (None). Returns how many were sent."""
+    topics = {"news": settings.topics.name("raw_news"), "social": settings.topics.name("raw_social")}
+    producer = BatchProducer(settings.kafka)
+    sent, pending = 0, []
+    started = clock()
+    first = items[0].event_time if items else None
+    try:
+        for item in items:
+            if speed and first is not None:
+                due = started + (item.event_time - first).total_seconds() / speed
+                if due > clock() and pending:  # deliver what is due before waiting
+                    sent += _send(producer, pending, topics, on_progress)
+                wait = due - clock()
+                if wait > 0:
+                    sleep(wait)
+            pending.append(item)
+            if len(pending) >= batch:
+                sent += _send(producer, pending, topics, on_progress)
+        sent += _send(producer, pending, topics, on_progress)
+    finally:
+        producer.close()
+    return sent
+
+
+def _send(producer: BatchProducer, pending: list[Item], topics: dict[str, str], on_progress) -> int:
+    if not pending:
+        return 0
+    errors = producer.produce([OutMessage(topics[i.kind], i.value) for i in pending])
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {len(pending)} messages not delivered: {errors[0]}")
+    n, last = len(pending), pending[-1].event_time
+    pending.clear()
+    if on_progress:
+        on_progress(n, last)
+    return n
+
+
+# --- the record of a run -------------------------------------------------------------------------------
+
+
+def record(store, run_id: str, source: str, items: list[Item], speed: float | None, settings: Settings,
+           started_at: datetime, untimed: int) -> dict:
+    """Write the run's ``runs`` row (what produced these scores and alerts) and return it."""
+    from alerts.config import load, rules_hash
+
+    models = store.query("SELECT DISTINCT model, model_version FROM {db}.scores ORDER BY model, model_version")
+    row = {
+        "run_id": run_id, "source": source, "speed": speed or 0.0, "items": len(items), "untimed": untimed,
+        "data_from": items[0].event_time if items else None, "data_to": items[-1].event_time if items else None,
+        "models": [f"{m}/{v}" for m, v in models], "rules_hash": rules_hash(load(settings.alerts.rules_file or None)),
+        "settings": json.loads(settings.model_dump_json(exclude={"kafka": {"sasl_password"},
+                                                                 "privacy": {"key"}, "grafana": {"token", "clickhouse_password"}})),
+        "started_at": started_at, "finished_at": now_utc(),
+    }
+    store.insert_rows("runs", [[
+        run_id, source, row["speed"], row["items"], row["untimed"],
+        naive_utc(row["data_from"]) if row["data_from"] else None, naive_utc(row["data_to"]) if row["data_to"] else None,
+        row["models"], row["rules_hash"], orjson.dumps(row["settings"]).decode(), naive_utc(started_at),
+        naive_utc(row["finished_at"]),
+    ]], ["run_id", "source", "speed", "items", "untimed", "data_from", "data_to", "models", "rules_hash", "settings",
+         "started_at", "finished_at"])
+    return row
+
+
+def iter_minutes(store) -> Iterator[tuple]:
+    """The run's per-minute aggregates, for comparing runs: (kind, entity, minute, docs, stories, score sum)."""
+    yield from store.query(
+        "SELECT entity_kind, entity, minute, sum(docs), sum(stories), round(sum(score_sum), 6) FROM {db}.entity_minute "
+        "GROUP BY entity_kind, entity, minute ORDER BY entity_kind, entity, minute")
+
+
+# --- a run -----------------------------------------------------------------------------------------------
+
+
+def run(settings: Settings, items: list[Item], run_id: str, run_dir: Path, speed: float | None, workers: int = 1,
+        source: str = "files", untimed: int = 0, start_broker: bool | None = None,
+        on_progress: Callable[[int, datetime], None] | None = None, timeout_s: float = 3600.0) -> dict:
+    """Replay ``items`` (in event-time order) through a pipeline of the run's own: start its store worker and
+    ``workers`` pipeline workers, publish, wait until every item is stored or dead-lettered and the alerts
+    are evaluated to the end of the data, then record the run. The run's row, with its counts."""
+    from alerts.evaluate import floor_minute
+    from streams import metrics
+    from streams.cluster import LocalCluster
+
+    check_run_id(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if start_broker is None:  # the configured Kafka when it answers, else a tansu of the run's own
+        start_broker = not reachable(settings.kafka.bootstrap_servers)
+    rs = run_settings(settings, run_id, run_dir)
+    saved = without_desk()
+    try:
+        with LocalCluster(rs, run_dir / "workers", start_broker=start_broker) as cluster:
+            store = cluster.start_worker("store")
+            pipelines = [cluster.start_worker("pipeline") for _ in range(workers)]
+            started_at = now_utc()
+            sent = publish(cluster.settings, items, speed, on_progress)
+            deadline = time.monotonic() + timeout_s
+
+            def wait(condition: Callable[[], bool], what: str) -> None:
+                while not condition():
+                    for w in cluster.workers:
+                        if not w.alive():
+                            raise RuntimeError(f"replay {run_id}: worker {w.name} died:\n{w.tail()}")
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"replay {run_id}: timed out waiting for {what}")
+                    time.sleep(0.5)
+
+            wait(lambda: metrics.handled(metrics.combined(store.metrics(), *(p.metrics() for p in pipelines))) >= sent,
+                 "every item stored or dead-lettered")
+            if rs.alerts.enabled and items:
+                last = floor_minute(items[-1].event_time - timedelta(seconds=rs.alerts.lateness_s))
+
+                def evaluated() -> bool:
+                    until = (store.health() or {}).get("evaluated_until")
+                    return until is not None and datetime.fromisoformat(until) >= last
+
+                wait(evaluated, "the alerts evaluated to the end of the data")
+            with cluster.store() as s:
+                row = record(s, run_id, source, items, speed, rs, started_at, untimed)
+                row["counts"] = s.counts()
+                row["alerts"] = s.query("SELECT status, count() FROM {db}.alerts FINAL GROUP BY status ORDER BY status")
+            row["store"], row["topics_prefix"], row["database"] = rs.store_dsn, rs.topics.prefix, rs.store.database
+            return row
+    finally:
+        os.environ.update(saved)
+
+
+def reachable(bootstrap_servers: str, timeout_s: float = 1.0) -> bool:
+    """Whether the first Kafka bootstrap server accepts a connection."""
+    import socket
+
+    host, _, port = bootstrap_servers.split(",")[0].strip().rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
