@@ -682,6 +682,59 @@ def replay(
                       "models": row["models"], "rules_hash": row["rules_hash"]}, indent=2, default=str))
 
 
+@app.command()
+def backtest(
+    runs: Annotated[list[str], typer.Argument(help="replay run ids to compare (e.g. one per rule set)")],
+    events: Annotated[Optional[Path], typer.Option(help="labelled events: CSV ticker,time,kind")] = None,
+    prices: Annotated[Optional[Path], typer.Option(help="prices: CSV ticker,time,price")] = None,
+    horizon: Annotated[str, typer.Option(help="how long after an alert counts, e.g. 30m, 2h")] = "30m",
+    alertname: Annotated[Optional[str], typer.Option(help="only this rule's alerts")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default: var/backtests/<time>)")] = None,
+) -> None:
+    """Evaluate replay runs' alerts against outcomes: precision, recall and lead time against labelled events;
+    abnormal return and volatility after alerts against random times (an event study) from prices. Writes
+    backtest.json and backtest.html, one column per run."""
+    from datetime import datetime, timezone
+
+    from alerts import backtest_report as report
+    from alerts.config import parse_duration
+    from streams import replay as replays
+    from streams.store import Store, StoreUnavailable
+
+    if events is None and prices is None:
+        _fail("give --events CSV (ticker,time,kind) and/or --prices CSV (ticker,time,price)")
+    for path in (events, prices):
+        if path is not None and not path.is_file():
+            _fail(f"no such file: {path}")
+    s = get_settings()
+    signals = {}
+    for rid in runs:
+        try:
+            rs = replays.run_settings(s, replays.check_run_id(rid), s.var_dir / "replays" / rid)
+            store = Store(rs.store_dsn, rs.store.database)
+        except (ValueError, StoreUnavailable) as exc:
+            _fail(f"run {rid}: {exc}")
+        try:
+            recorded = store.query("SELECT count() FROM {db}.runs")[0][0]
+            signals[rid] = report.run_alerts(store, alertname)
+        except Exception as exc:  # a missing database or table: say which run
+            recorded, problem = 0, exc
+        else:
+            problem = None
+        finally:
+            store.close()
+        if not recorded:
+            _fail(f"run {rid}: no such replay run in {rs.store_dsn} ({rs.store.database})" + (f": {problem}" if problem else ""))
+    try:
+        result = report.evaluate(signals, report.read_events(events) if events else None,
+                                 report.read_prices(prices) if prices else None, parse_duration(horizon))
+    except (KeyError, ValueError) as exc:
+        _fail(f"bad CSV: {exc}")
+    folder = out or s.var_dir / "backtests" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    for path in report.write(result, folder):
+        print(path)
+
+
 def _iso_time(text: str):
     from datetime import datetime
 

@@ -61,3 +61,23 @@ def test_matching_counts_precision_recall_and_lead_time():
     m = match_events(alerts, events, timedelta(minutes=15))
     assert (m.true_alerts, m.caught_events) == (2, 2)
     assert m.precision == 0.5 and m.recall == 2 / 3 and m.lead_minutes_median == 7.5
+
+
+def test_the_backtest_report_compares_runs_side_by_side(tmp_path):
+    from alerts.backtest_report import evaluate, write
+
+    rows, events = market(days=1, planted=25)
+    alerts = [Signal(e.ticker, e.at - timedelta(minutes=2)) for e in events]
+    rng = random.Random(1)
+    result = evaluate({"good_rules": alerts, "noise_rules": [Signal(rng.choice(TICKERS), a.at) for a in alerts]},
+                      events, Prices(rows), timedelta(minutes=30))
+    paths = write(result, tmp_path)
+    page = (tmp_path / "backtest.html").read_text()
+    assert [p.name for p in paths] == ["backtest.json", "backtest.html"] and page.count("data:image/png;base64") == 2
+    import json
+
+    runs = json.loads((tmp_path / "backtest.json").read_text())["runs"]
+    assert runs["good_rules"]["matching"]["precision"] == 1.0 and runs["good_rules"]["matching"]["lead_minutes_median"] == 2.0
+    assert runs["noise_rules"]["matching"]["precision"] < 0.3
+    effects = {e["measure"]: e for e in runs["good_rules"]["event_study"]}
+    assert effects["abnormal_return"]["significant"]
