@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast browser dashboards models models-full tune bench bench-triton bench-pipeline bench-alerts evaluate demo clean help
+.PHONY: install test test-fast browser dashboards models models-full tune bench bench-triton bench-pipeline bench-alerts bench-replay evaluate demo clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -49,17 +49,21 @@ tune: $(STAMP)  ## hyperparameter search on a subset (Optuna)
 evaluate: models  ## evaluate the newest model beside the baseline
 	$(BIN)/sentimon evaluate
 
-bench: models  ## benchmarks: models (float vs int8 vs baseline), Triton vs in-process, the pipeline (raw vs no-op vs model), alerts
+bench: models  ## benchmarks: models (float vs int8 vs baseline), Triton vs in-process, the pipeline (raw vs no-op vs model), alerts, replay
 	$(BIN)/sentimon bench models
 	$(BIN)/sentimon bench triton
 	$(BIN)/sentimon bench pipeline
 	$(BIN)/sentimon bench alerts
+	$(BIN)/sentimon bench replay
 
 bench-triton: models  ## only Triton vs in-process (batch sizes x requests in flight)
 	$(BIN)/sentimon bench triton
 
 bench-pipeline: models  ## only the pipeline benchmark (a few minutes)
 	$(BIN)/sentimon bench pipeline
+
+bench-replay: models  ## only replay throughput, with the model and without it
+	$(BIN)/sentimon bench replay
 
 bench-alerts: models  ## only the alerts benchmark: detection quality (planted spikes), burst -> webhook latency
 	$(BIN)/sentimon bench alerts

@@ -236,7 +236,7 @@ def predict(
 
 @app.command()
 def bench(
-    part: Annotated[str, typer.Argument(help="which benchmark: 'models', 'triton', 'pipeline' or 'alerts'")] = "models",
+    part: Annotated[str, typer.Argument(help="which benchmark: 'models', 'triton', 'pipeline', 'alerts' or 'replay'")] = "models",
     model: ModelOpt = None,
     quick: Annotated[bool, typer.Option(help="fewer texts per cell (a smoke run)")] = False,
 ) -> None:
@@ -244,11 +244,16 @@ def bench(
     from models import artifact
     from models.bench import run_models_bench
 
-    if part not in ("models", "triton", "pipeline", "alerts"):
-        _fail(f"unknown benchmark {part!r}: available: models, triton, pipeline, alerts")
+    if part not in ("models", "triton", "pipeline", "alerts", "replay"):
+        _fail(f"unknown benchmark {part!r}: available: models, triton, pipeline, alerts, replay")
     s = get_settings()
     if model:
         s = s.model_copy(update={"model": model})
+    if part == "replay":
+        from streams.replay_bench import run_replay_bench
+
+        run_replay_bench(s, s.var_dir / "bench", quick=quick, log=_log)
+        return
     if part == "alerts":
         from alerts.bench import run_alerts_bench
 

@@ -30,7 +30,7 @@ from schemas.base import assume_utc, naive_utc, now_utc
 from sentimon.settings import Settings
 from streams.feed import Kind, read_file
 from streams.kafka.producer import BatchProducer, OutMessage
-from streams.sink import _event_time
+from streams.sink import raw_event_time
 
 DESK_VARIABLES = ("SENTIMON_DESK_WEBHOOK_URL", "SENTIMON_DESK_WEBHOOK_SECRET")
 _RUN_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,40}$")
@@ -60,7 +60,7 @@ def new_run_id() -> str:
 
 def from_files(paths: Iterable[Path], kind: Kind | None = None) -> list[Item]:
     """Items of JSONL/CSV files (``sentimon feed`` formats)."""
-    return [Item(_time(value), k, value) for path in paths for k, value in read_file(Path(path), kind)]
+    return [Item(raw_event_time(value), k, value) for path in paths for k, value in read_file(Path(path), kind)]
 
 
 def from_archive(store, start: datetime | None, end: datetime | None) -> list[Item]:
@@ -72,11 +72,6 @@ def from_archive(store, start: datetime | None, end: datetime | None) -> list[It
         {"start": naive_utc(start or datetime(1970, 1, 1, tzinfo=timezone.utc)),
          "end": naive_utc(end or datetime(2999, 1, 1, tzinfo=timezone.utc))})
     return [Item(assume_utc(t), kind, v.encode() if isinstance(v, str) else v) for t, kind, v in rows]
-
-
-def _time(value: bytes) -> datetime | None:
-    t = _event_time(value)
-    return assume_utc(t) if t else None
 
 
 def in_order(items: Iterable[Item], start: datetime | None = None, end: datetime | None = None) -> tuple[list[Item], int]:
@@ -230,7 +225,7 @@ def run(settings: Settings, items: list[Item], run_id: str, run_dir: Path, speed
         with LocalCluster(rs, run_dir / "workers", start_broker=start_broker) as cluster:
             store = cluster.start_worker("store")
             pipelines = [cluster.start_worker("pipeline") for _ in range(workers)]
-            started_at = now_utc()
+            started_at, began = now_utc(), time.monotonic()
             sent = publish(cluster.settings, items, speed, on_progress)
             deadline = time.monotonic() + timeout_s
 
@@ -245,6 +240,7 @@ def run(settings: Settings, items: list[Item], run_id: str, run_dir: Path, speed
 
             wait(lambda: metrics.handled(metrics.combined(store.metrics(), *(p.metrics() for p in pipelines))) >= sent,
                  "every item stored or dead-lettered")
+            handled_s = time.monotonic() - began
             if rs.alerts.enabled and items:
                 last = floor_minute(items[-1].event_time - timedelta(seconds=rs.alerts.lateness_s))
 
@@ -258,6 +254,7 @@ def run(settings: Settings, items: list[Item], run_id: str, run_dir: Path, speed
                 row["counts"] = s.counts()
                 row["alerts"] = s.query("SELECT status, count() FROM {db}.alerts FINAL GROUP BY status ORDER BY status")
             row["store"], row["topics_prefix"], row["database"] = rs.store_dsn, rs.topics.prefix, rs.store.database
+            row["handled_s"] = handled_s  # first item published -> last one stored (throughput)
             return row
     finally:
         os.environ.update(saved)

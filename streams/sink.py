@@ -137,7 +137,9 @@ class ArchiveSink(BatchingSink[tuple[str, str, int, int, bytes]]):
     @staticmethod
     def rows(kind: str, topic: str, partition: int, offset: int, value: bytes) -> list[list]:
         items = split_raw(value) or [value]
-        return [[kind, topic, partition, offset, i, _event_time(item), item] for i, item in enumerate(items)]
+        times = [raw_event_time(item) for item in items]
+        return [[kind, topic, partition, offset, i, naive_utc(t) if t else None, item]
+                for i, (item, t) in enumerate(zip(items, times))]
 
     def _write(self, items: Sequence[tuple[str, str, int, int, bytes]]) -> int:
         rows = [row for item in items for row in self.rows(*item)]
@@ -145,12 +147,12 @@ class ArchiveSink(BatchingSink[tuple[str, str, int, int, bytes]]):
         return len(rows)
 
 
-def _event_time(item: bytes) -> datetime | None:
-    """published_at (news) or created_at (social) of a raw item, naive UTC; None when it has neither or
+def raw_event_time(item: bytes) -> datetime | None:
+    """published_at (news) or created_at (social) of a raw item, aware UTC; None when it has neither or
     is not JSON (it is archived all the same: replay gives it to ingest, which dead-letters it again)."""
     try:
         obj = orjson.loads(item)
         text = obj.get("published_at") or obj.get("created_at") if isinstance(obj, dict) else None
-        return naive_utc(assume_utc(datetime.fromisoformat(str(text).replace("Z", "+00:00")))) if text else None
+        return assume_utc(datetime.fromisoformat(str(text).replace("Z", "+00:00"))) if text else None
     except (orjson.JSONDecodeError, ValueError, TypeError):
         return None
