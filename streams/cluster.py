@@ -63,6 +63,11 @@ class WorkerProcess(ChildProcess):
         with urllib.request.urlopen(self.url + path, timeout=timeout_s) as response:
             return json.loads(response.read())
 
+    def post(self, path: str, timeout_s: float = 30.0) -> dict:
+        request = urllib.request.Request(self.url + path, method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return json.loads(response.read())
+
     def health(self) -> dict | None:
         """The worker's /health body, or None while it is not up (or not ready)."""
         try:

@@ -8,8 +8,10 @@ rules file is dropped, and the desk variables are not passed on. Everything a ru
 store: scores, aggregates, alerts, and the ``runs`` row saying what it was (source, data range,
 speed, model, rules hash, settings).
 
-Event time drives the alerts (watermarks), so the same history gives the same alerts at any speed and
-any number of workers; the end of a run releases the watermark to the data's last event time.
+Event time drives the alerts (watermarks), so the same history gives the same alerts at any speed; the
+end of a run releases the watermark to the data's last event time. Each kind goes to one partition of
+its raw topic, in event-time order: duplicate marking (the first copy of a story seen is the original)
+then gives the same stories at any speed.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from streams.kafka.producer import BatchProducer, OutMessage
 from streams.sink import raw_event_time
 
 DESK_VARIABLES = ("SENTIMON_DESK_WEBHOOK_URL", "SENTIMON_DESK_WEBHOOK_SECRET")
+RUN_IDLE_S = 86_400.0
 _RUN_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,40}$")
 
 
@@ -102,8 +105,7 @@ def backtest_rules(source: str | Path, out: Path) -> Path:
 
 
 def run_settings(settings: Settings, run_id: str, run_dir: Path) -> Settings:
-    """The settings of a run: its topics, its store, logging-only alert receivers, a quick watermark
-    release at the end (the run's input is finished when it goes quiet)."""
+    """The settings of a run: its topics, its store, logging-only alert receivers, no idle partitions."""
     from alerts.config import DEFAULT_RULES
 
     dsn = settings.store_dsn
@@ -113,8 +115,10 @@ def run_settings(settings: Settings, run_id: str, run_dir: Path) -> Settings:
     return settings.model_copy(update={
         "topics": settings.topics.model_copy(update={"prefix": f"{settings.topics.prefix}replay-{run_id}."}),
         "store": settings.store.model_copy(update={"dsn": dsn, "database": f"{settings.store.database}_{run_id}"}),
+        # no partition counts as idle during a run: the watermark waits for every partition, so each window
+        # is evaluated on all its data at any speed; the run's end releases it (`run` says when)
         "alerts": settings.alerts.model_copy(update={"rules_file": str(rules), "run_in": "store",
-                                                     "idle_partition_s": min(settings.alerts.idle_partition_s, 3.0)}),
+                                                     "idle_partition_s": RUN_IDLE_S}),
     })
 
 
@@ -158,7 +162,9 @@ def publish(settings: Settings, items: list[Item], speed: float | None,
 def _send(producer: BatchProducer, pending: list[Item], topics: dict[str, str], on_progress) -> int:
     if not pending:
         return 0
-    errors = producer.produce([OutMessage(topics[i.kind], i.value) for i in pending])
+    # one partition per raw topic: ingest then reads history in event-time order, and marks the same
+    # documents as re-publications of a story at any speed (the first one seen is the original)
+    errors = producer.produce([OutMessage(topics[i.kind], i.value, partition=0) for i in pending])
     if errors:
         raise RuntimeError(f"{len(errors)} of {len(pending)} messages not delivered: {errors[0]}")
     n, last = len(pending), pending[-1].event_time
@@ -198,7 +204,7 @@ def record(store, run_id: str, source: str, items: list[Item], speed: float | No
 def iter_minutes(store) -> Iterator[tuple]:
     """The run's per-minute aggregates, for comparing runs: (kind, entity, minute, docs, stories, score sum)."""
     yield from store.query(
-        "SELECT entity_kind, entity, minute, sum(docs), sum(stories), round(sum(score_sum), 6) FROM {db}.entity_minute "
+        "SELECT entity_kind, entity, minute, sum(docs), sum(stories), sum(score_sum) FROM {db}.entity_minute "
         "GROUP BY entity_kind, entity, minute ORDER BY entity_kind, entity, minute")
 
 
@@ -242,6 +248,7 @@ def run(settings: Settings, items: list[Item], run_id: str, run_dir: Path, speed
                  "every item stored or dead-lettered")
             handled_s = time.monotonic() - began
             if rs.alerts.enabled and items:
+                store.post("/api/input-complete")  # all stored: evaluate to the end of the data now
                 last = floor_minute(items[-1].event_time - timedelta(seconds=rs.alerts.lateness_s))
 
                 def evaluated() -> bool:

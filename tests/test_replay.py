@@ -30,7 +30,7 @@ def recorded(tmp_path):
     feed = SyntheticFeed(seed=5, start=START, events=(Injected("negative", "TSLA", at_s=12 * 60, duration_s=6 * 60),),
                          rhythm=False)
     path = tmp_path / "history.jsonl"
-    path.write_bytes(b"\n".join(orjson.dumps(item) for _, _, item in feed.items(int(28 * 60 * 2.0), 2.0)) + b"\n")
+    path.write_bytes(b"\n".join(orjson.dumps(item) for _, _, item in feed.items(int(28 * 60 * 1.5), 1.5)) + b"\n")
     return path
 
 
@@ -101,7 +101,7 @@ def test_a_replay_at_x600_and_at_full_speed_gives_the_same_alerts_and_leaves_liv
     base = Settings(kafka={"bootstrap_servers": broker.bootstrap}, var_dir=tmp_path / "var", model=str(tiny_model[0]),
                     threads=1, scoring={"backend": "local"}, store={"dsn": f"chdb://{tmp_path / 'unused'}"})
     items, untimed = replay.in_order(replay.from_files([path]))
-    assert untimed == 0 and len(items) > 3000
+    assert untimed == 0 and len(items) > 2000
     live_feed = SyntheticFeed(seed=11, start=datetime.now(timezone.utc) - timedelta(minutes=20), rhythm=False)
     live_items = [(k, orjson.dumps(i)) for _, k, i in live_feed.items(600, 1.0)]
     try:
@@ -139,7 +139,10 @@ def test_a_replay_at_x600_and_at_full_speed_gives_the_same_alerts_and_leaves_liv
     (a600, m600, r600), (amax, mmax, rmax) = outcome(runs["x600"]), outcome(runs["max"])
     assert ("firing", "TSLA") in {(status, entity) for _, status, entity, _ in a600}, a600
     assert a600 == amax  # the same alerts: fingerprints, states, event times
-    assert m600 == mmax and len(m600) > 100  # the same per-minute aggregates
+    # the same per-minute aggregates: counts exactly; score sums up to the float noise of batched inference
+    # (the model's output for a text moves in the 7th digit with the batch it is scored in)
+    assert [m[:5] for m in m600] == [m[:5] for m in mmax] and len(m600) > 100
+    assert [m[5] for m in m600] == pytest.approx([m[5] for m in mmax], abs=1e-4)
     assert r600[0] == "x600" and rmax[0] == "max" and r600[1:3] == rmax[1:3] == (len(items), runs["max"]["rules_hash"])
     assert r600[3] == rmax[3] and len(r600[3]) == 1  # the model that scored, recorded
     assert runs["x600"]["topics_prefix"] == "replay-x600." and runs["max"]["database"] == "sentimon_max"
