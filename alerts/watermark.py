@@ -31,7 +31,6 @@ class Watermark:
         self.partitions: set[Hashable] = set()
         self._drained = False
         self.newest: datetime | None = None  # the latest event time of the data (not of a watermark)
-        self.caught_up: set[Hashable] | None = None  # None: no lag information (quiet alone means idle)
 
     def assign(self, partitions: Iterable[Hashable]) -> None:
         """The partitions this worker reads now (from the consumer's assignment)."""
@@ -59,28 +58,15 @@ class Watermark:
             self.latest[key] = event_time
         self._seen[key] = self.clock()
 
-    def quiet(self) -> set[Hashable]:
-        """Partitions that brought nothing for ``idle`` seconds (or were assigned that long ago and brought
-        nothing): the candidates for idleness, which the stage confirms by their lag (:meth:`value`)."""
-        now = self.clock()
-        heard = {p for p, _ in self.latest}
-        out = {p for p in self.partitions if p not in heard and now - self._assigned[p] >= self.idle_s}
-        return out | {p for (p, _), seen in self._seen.items() if now - seen >= self.idle_s}
-
     def value(self) -> datetime | None:
-        """None while an assigned partition that is not idle has brought nothing yet (or nothing was seen).
-
-        A partition is idle when quiet and, where the stage says (:attr:`caught_up`: the quiet partitions
-        its consumer has read to the end of), caught up: a backlog not fetched yet is never idle."""
+        """None while an assigned partition that is not idle has brought nothing yet (or nothing was seen)."""
         if self._drained and (self.latest or self.newest):
             return max([*self.latest.values(), *([self.newest] if self.newest else [])]) - self.lateness
         now = self.clock()
-        idle = self.quiet() if self.caught_up is None else self.quiet() & self.caught_up
         heard = {p for p, _ in self.latest}
-        if any(p not in heard and p not in idle for p in self.partitions):
+        if any(p not in heard and now - self._assigned[p] < self.idle_s for p in self.partitions):
             return None
-        holding = [t for (p, src), t in self.latest.items() if p not in idle or now - self._seen[(p, src)] < self.idle_s]
-        holding = holding or list(self.latest.values())
+        holding = [t for key, t in self.latest.items() if now - self._seen[key] < self.idle_s] or list(self.latest.values())
         return min(holding) - self.lateness if holding else None
 
 

@@ -47,7 +47,6 @@ from streams.dedup import Deduplicator
 from streams.envelope import event_time_text, pack, read_watermark, shard, unpack, watermark_header
 from streams.ingest import Ingested, Ingestor, dead_letter, records
 from streams.kafka.config import faust_broker, limit_fetch_wait
-from streams.kafka.positions import Positions
 from streams.kafka.producer import BatchProducer, OutMessage
 from streams.scorer import Scorer, ScorerUnavailable, make_scorer, scorable, scored_messages
 from streams.sink import ArchiveSink, DeadLetterSink, StoreSink, validate_scored
@@ -186,8 +185,6 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
     # the watermark of the documents scored so far
     source = Watermark(timedelta(0), idle_s=settings.alerts.idle_partition_s)
     upstream = Watermark(timedelta(0), idle_s=settings.alerts.idle_partition_s)
-    raw_read = Positions(app, kinds, lambda tp: (tp.topic, tp.partition))
-    documents_read = Positions(app, [documents_topic], lambda tp: tp.partition)
 
     @app.agent(raw, name="ingest", supervisor_strategy=CrashingSupervisor)
     async def ingest(stream):
@@ -211,8 +208,6 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
             source.assign((tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in kinds)
             for where, t in latest.items():
                 source.observe(where, datetime.fromisoformat(t.replace("Z", "+00:00")))
-            raw_read.read(events)
-            await raw_read.confirm(source)
             await producer.send(out.messages(source.value()))
             await _ack(stream, events)
             _count("ingest", len(items), out, started)
@@ -250,8 +245,6 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
                 mark = read_watermark(e.message.headers)
                 if mark is not None:
                     upstream.observe(e.message.partition, *mark)
-            documents_read.read(events)
-            await documents_read.confirm(upstream)
             await producer.send(out.messages(upstream.value()))
             await _ack(stream, events)
             _count("scoring", n, out, started)
@@ -282,7 +275,6 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
     a = settings.alerts
     # the watermark of what this sink has stored: evaluated here, or recorded for `sentimon alerts run`
     marks = sink_watermark(settings) if a.enabled else None
-    scores_read = Positions(app, [scores_topic], lambda tp: tp.partition)
     alerting = _alerting(app, settings, store, producer, marks) if a.enabled and a.run_in == "store" else None
     recorder = StoredWatermark(store) if a.enabled and a.run_in == "service" else None
     evaluate_alerts = _evaluation(alerting, producer, alerts_topic) if alerting is not None else None
@@ -316,7 +308,6 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
                         marks.observe(e.message.partition, *mark)
                 if items:
                     marks.seen(max(i.document.event_time for i in items))
-                scores_read.read(events)
                 await watermark_moved()
             await _ack(stream, events)
             stored_at = now_utc()
@@ -364,8 +355,6 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
 
     async def watermark_moved() -> None:
         """The stored data's watermark may have moved: evaluate here, or record it for the alerts service."""
-        if marks is not None:
-            await scores_read.confirm(marks)
         if evaluate_alerts is not None:
             await evaluate_alerts()
         elif recorder is not None and marks is not None:
@@ -378,15 +367,6 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
             if time.monotonic() - last_input[0] >= a.idle_partition_s:
                 marks.release()
                 await watermark_moved()
-
-        @app.page("/api/input-complete")
-        class InputComplete(faust.web.View):
-            async def post(self, request):
-                """Whoever feeds this deployment says everything it sent is stored (a replay at its end):
-                evaluate up to the data's last event time now, without waiting for the input to go quiet."""
-                marks.release()
-                await watermark_moved()
-                return self.json({"released": True})
 
     @app.page("/api/summary")
     async def summary(view, request):

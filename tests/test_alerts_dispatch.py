@@ -260,22 +260,3 @@ def test_watermark_takes_the_slowest_of_several_producers_writing_to_one_partiti
     now[0] = 61.0  # b is gone (stopped, rebalanced): after a quiet minute it no longer holds back
     w.observe(0, T + timedelta(minutes=13), "scorer-a")
     assert w.value() == T + timedelta(minutes=13)
-
-
-def test_a_quiet_partition_with_unread_data_is_not_idle():
-    from alerts.watermark import Watermark
-
-    now = [0.0]
-    w = Watermark(timedelta(0), idle_s=3, clock=lambda: now[0])
-    w.assign([0, 1])
-    now[0] = 10.0
-    w.observe(0, T + timedelta(minutes=30))  # partition 1's backlog is not fetched yet
-    assert w.quiet() == {1}
-    w.caught_up = set()  # the consumer says: partition 1 still has data waiting
-    assert w.value() is None
-    w.observe(1, T + timedelta(minutes=2))
-    now[0] = 20.0
-    w.observe(0, T + timedelta(minutes=31))
-    assert w.value() == T + timedelta(minutes=2)  # 1 is quiet again but behind: it holds
-    w.caught_up = {1}  # read to its end: now it is idle
-    assert w.value() == T + timedelta(minutes=31)
