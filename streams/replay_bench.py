@@ -32,8 +32,7 @@ def run_replay_bench(settings: Settings, out_dir: Path, quick: bool = False, log
                     "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for backend in ("noop", "local"):
-            s = settings.model_copy(update={"scoring": settings.scoring.model_copy(update={"backend": backend}),
-                                            "var_dir": Path(tmp)})
+            s = settings.model_copy(update={"scoring": settings.scoring.model_copy(update={"backend": backend})})
             rid = f"bench_{backend}"
             log(f"replaying {len(items)} items as fast as possible, scorer {backend} ...")
             row = replay.run(s, items, rid, Path(tmp) / rid, None, source="synthetic", start_broker=True)
