@@ -9,28 +9,24 @@ import html
 import io
 import json
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from alerts.backtest import Prices, Signal, event_study, match_events
-from schemas.base import assume_utc
-
-
-def _time(text: str) -> datetime:
-    return assume_utc(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+from schemas.base import assume_utc, parse_utc
 
 
 def read_events(path: Path) -> list[Signal]:
     """A labelled event list: CSV with columns ticker, time, kind."""
     with open(path, newline="") as f:
-        return [Signal(r["ticker"].strip(), _time(r["time"]), r.get("kind", "").strip()) for r in csv.DictReader(f)]
+        return [Signal(r["ticker"].strip(), parse_utc(r["time"]), r.get("kind", "").strip()) for r in csv.DictReader(f)]
 
 
 def read_prices(path: Path) -> Prices:
     """Prices: CSV with columns ticker, time, price."""
     with open(path, newline="") as f:
-        return Prices([(r["ticker"].strip(), _time(r["time"]), float(r["price"])) for r in csv.DictReader(f)])
+        return Prices([(r["ticker"].strip(), parse_utc(r["time"]), float(r["price"])) for r in csv.DictReader(f)])
 
 
 def run_alerts(store, alertname: str | None = None) -> list[Signal]:

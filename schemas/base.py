@@ -46,6 +46,12 @@ def naive_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
 
 
+def parse_utc(text: str) -> datetime:
+    """An ISO 8601 time as an aware UTC instant (``Z`` or an offset; UTC when it names no zone).
+    ValueError when it is not one."""
+    return assume_utc(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+
+
 def assume_utc(value: datetime) -> datetime:
     """A ClickHouse result (naive, UTC) as an aware UTC instant; aware values pass through."""
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value

@@ -244,30 +244,19 @@ def bench(
     from models import artifact
     from models.bench import run_models_bench
 
-    if part not in ("models", "triton", "pipeline", "alerts", "replay"):
-        _fail(f"unknown benchmark {part!r}: available: models, triton, pipeline, alerts, replay")
+    # the benchmarks that run on settings alone: module and function, imported when chosen
+    on_settings = {"triton": ("streams.triton.bench", "run_triton_bench"), "pipeline": ("streams.bench", "run_pipeline_bench"),
+                   "alerts": ("alerts.bench", "run_alerts_bench"), "replay": ("streams.replay_bench", "run_replay_bench")}
+    if part != "models" and part not in on_settings:
+        _fail(f"unknown benchmark {part!r}: available: models, {', '.join(on_settings)}")
     s = get_settings()
     if model:
         s = s.model_copy(update={"model": model})
-    if part == "replay":
-        from streams.replay_bench import run_replay_bench
+    if part in on_settings:
+        import importlib
 
-        run_replay_bench(s, s.var_dir / "bench", quick=quick, log=_log)
-        return
-    if part == "alerts":
-        from alerts.bench import run_alerts_bench
-
-        run_alerts_bench(s, s.var_dir / "bench", quick=quick, log=_log)
-        return
-    if part == "pipeline":
-        from streams.bench import run_pipeline_bench
-
-        run_pipeline_bench(s, s.var_dir / "bench", quick=quick, log=_log)
-        return
-    if part == "triton":
-        from streams.triton.bench import run_triton_bench
-
-        run_triton_bench(s, s.var_dir / "bench", quick=quick, log=_log)
+        module, function = on_settings[part]
+        getattr(importlib.import_module(module), function)(s, s.var_dir / "bench", quick=quick, log=_log)
         return
     try:
         ref = artifact.resolve(model or s.model, s.models_dir)
@@ -327,8 +316,6 @@ def triton(
     repository: Annotated[Optional[Path], typer.Option(help="model repository; default: triton.repository")] = None,
 ) -> None:
     """Run the real tritonserver (from nvidia-pytriton, CPU) on the model repository until Ctrl-C."""
-    import time
-
     from streams.triton.server import TritonServer, TritonUnavailable
 
     s = get_settings()
@@ -354,8 +341,6 @@ def broker(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
 ) -> None:
     """Run the local Kafka-protocol broker (tansu, in memory) until Ctrl-C; creates Sentimon's topics."""
-    import time
-
     from streams.broker import Broker
     from streams.kafka.admin import ensure_topics
 
@@ -741,12 +726,10 @@ def backtest(
 
 
 def _iso_time(text: str):
-    from datetime import datetime
-
-    from schemas.base import assume_utc
+    from schemas.base import parse_utc
 
     try:
-        return assume_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+        return parse_utc(text)
     except ValueError:
         raise ValueError(f"{text!r} is not an ISO 8601 time (e.g. 2026-11-29T10:00:00Z)") from None
 
@@ -1008,8 +991,6 @@ def alerts_receive(
 ) -> None:
     """A verifying webhook receiver on loopback (checks signatures, deduplicates on webhook-id, prints
     each notification): what a desk's endpoint does, to try the alerts end to end."""
-    import time
-
     from alerts.receiver import WebhookReceiver
 
     secret = os.environ.get(secret_env, "")

@@ -19,7 +19,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from schemas import DeadLetter, ScoredDocument
-from schemas.base import assume_utc, naive_utc, now_utc
+from schemas.base import naive_utc, now_utc, parse_utc
 from streams.envelope import split_raw
 from streams.store import Store
 
@@ -153,6 +153,6 @@ def raw_event_time(item: bytes) -> datetime | None:
     try:
         obj = orjson.loads(item)
         text = obj.get("published_at") or obj.get("created_at") if isinstance(obj, dict) else None
-        return assume_utc(datetime.fromisoformat(str(text).replace("Z", "+00:00"))) if text else None
+        return parse_utc(str(text)) if text else None
     except (orjson.JSONDecodeError, ValueError, TypeError):
         return None

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from schemas.base import assume_utc
+from schemas.base import parse_utc
 from sentimon.web import data, page, plotly_js
 
 
@@ -54,11 +54,11 @@ def parse_range(query, store) -> tuple[datetime, datetime]:
     start, end = data.default_range(store)
     try:
         if query.get("to"):
-            end = assume_utc(datetime.fromisoformat(query["to"].replace("Z", "+00:00")))
+            end = parse_utc(query["to"])
             if not query.get("from"):
                 start = end - timedelta(hours=2)
         if query.get("from"):
-            start = assume_utc(datetime.fromisoformat(query["from"].replace("Z", "+00:00")))
+            start = parse_utc(query["from"])
     except ValueError as exc:
         raise BadRequest(f"from/to must be ISO 8601 times, e.g. 2026-11-29T10:00:00Z ({exc})") from None
     if end <= start:

@@ -8,11 +8,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from schemas.base import parse_utc
 from sentimon.web import page
 
 
 def _times(rows: list[dict]) -> list[datetime]:
-    return [datetime.fromisoformat(r["time"].replace("Z", "+00:00")) for r in rows]
+    return [parse_utc(r["time"]) for r in rows]
 
 
 def charts(snapshot: dict[str, Any], out: Path) -> list[Path]:
@@ -37,7 +38,7 @@ def charts(snapshot: dict[str, Any], out: Path) -> list[Path]:
         ax.plot(t, [r["mean_score"] if r["mean_score"] is not None else float("nan") for r in rows], color="#1971c2",
                 lw=1.8, label="mean score")
         for a in alerts:
-            when = datetime.fromisoformat(a["at"].replace("Z", "+00:00"))
+            when = parse_utc(a["at"])
             ax.axvline(when, color="#e03131" if a["status"] == "firing" else "#2f9e44", lw=1, ls="--")
         ax.set_ylim(-1, 1)
         ax.set_ylabel("mean score")
