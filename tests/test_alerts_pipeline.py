@@ -73,7 +73,12 @@ def test_injected_burst_gives_one_firing_and_one_resolved_even_with_the_receiver
             ends = datetime.fromisoformat(ended["endsAt"].replace("Z", "+00:00"))
             burst_start = datetime(2026, 11, 2, 14, 18, tzinfo=timezone.utc)
             assert burst_start < starts <= burst_start + timedelta(minutes=4)  # event time, not wall time
-            assert burst_start + timedelta(minutes=8) < ends <= burst_start + timedelta(minutes=13)
+            # resolved after the burst (minutes 18-26), at the latest when its last window has passed and
+            # keep_firing_for has run out: 26 + 3 + 5 minutes. Where inside that range depends on which copy
+            # of a re-published story was seen first (it counts in its own minute), and the stages read the
+            # raw partitions of this backlog unevenly: measured 14:31 and 14:32 on the same feed.
+            burst_end = burst_start + timedelta(minutes=8)
+            assert burst_end < ends <= burst_end + timedelta(minutes=3 + 5)
             assert "stories" in fired["annotations"]["summary"] and TARGET in fired["annotations"]["summary"]
             m = store.metrics()
             assert m.get("notifications.parked", 0) == 0
