@@ -602,13 +602,17 @@ def report(
 @app.command()
 def replay(
     files: Annotated[Optional[list[Path]], typer.Argument(help="JSONL/CSV files of raw items (the `sentimon feed` formats)")] = None,
-    source: Annotated[str, typer.Option(help="'files' (the FILES given) or 'archive' (the store's raw archive)")] = "files",
-    from_: Annotated[Optional[str], typer.Option("--from", help="event time from, ISO 8601 UTC")] = None,
-    to: Annotated[Optional[str], typer.Option(help="event time to (excluded), ISO 8601 UTC")] = None,
+    source: Annotated[str, typer.Option(help="'files' (the FILES given), 'archive' (the store's raw archive) or 'kafka' "
+                                             "(raw topics, by the log's time)")] = "files",
+    topic: Annotated[Optional[list[str]], typer.Option(help="--source kafka: a topic to read (repeat; default: the raw "
+                                                             "news and social topics)")] = None,
+    from_: Annotated[Optional[str], typer.Option("--from", help="from, ISO 8601 UTC: event time (files, archive) or log "
+                                                              "time (kafka: offsets_for_times)")] = None,
+    to: Annotated[Optional[str], typer.Option(help="to (excluded), ISO 8601 UTC; kafka: default the end of the log now")] = None,
     speed: Annotated[str, typer.Option(help="'max' (as fast as possible) or N: N x event time (600: 10 min a second)")] = "max",
     workers: Annotated[int, typer.Option(min=1, help="pipeline workers for the run")] = 1,
     run_id: Annotated[Optional[str], typer.Option(help="the run's id (default: r<date>_<time>)")] = None,
-    kind: Annotated[Optional[str], typer.Option(help="news or social for every item of FILES (default: guessed)")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="news or social for every item of FILES or --topic (default: guessed)")] = None,
 ) -> None:
     """Replay history through the same pipeline into a run's own namespace (topics replay-<run>.*, its own
     store, alerts to the log only, never to a desk); prints where the run's scores and alerts are."""
@@ -642,11 +646,18 @@ def replay(
         except StoreUnavailable as exc:
             _fail(f"{exc}: the archive is in the store a worker owns; stop it (chDB) or use a ClickHouse server")
         try:
-            items, untimed = replays.from_archive(store, start, end), 0
+            items, untimed = replays.in_order(replays.from_archive(store, start, end))
         finally:
             store.close()
+    elif source == "kafka":
+        names = {s.topics.name("raw_news"): "news", s.topics.name("raw_social"): "social"}
+        topics = {t: kind or names.get(t) for t in topic} if topic else names
+        try:
+            items, untimed = replays.in_order(replays.from_topic(s.kafka, topics, start, end))  # type: ignore[arg-type]
+        except RuntimeError as exc:
+            _fail(f"{exc}: check --topic and kafka.bootstrap_servers")
     else:
-        _fail(f"unknown source {source!r}: use 'files' or 'archive'")
+        _fail(f"unknown source {source!r}: use 'files', 'archive' or 'kafka'")
     if not items:
         _fail("nothing to replay in that range")
     run_dir = s.var_dir / "replays" / rid

@@ -1,8 +1,10 @@
-"""Publishing feeds to the raw topics: JSONL or CSV files, or the synthetic generator.
+"""Publishing feeds to the raw topics: JSONL, CSV or Parquet files, or the synthetic generator.
 
 JSONL lines are published byte for byte (a malformed line reaches the pipeline and its dead-letter
 topic, as it would from a real feed). CSV rows become JSON objects: list columns (``tickers``,
 ``cashtags``) are split on '|', and ``likes``/``reposts``/``replies`` form the ``engagement``.
+Parquet files hold either the raw bytes (a ``value`` column, optionally ``kind``: the archive's
+layout) or one column per field (rows become JSON objects; timestamps ISO 8601 UTC; nulls left out).
 """
 
 from __future__ import annotations
@@ -42,8 +44,37 @@ def _csv_item(row: dict[str, str]) -> dict:
     return item
 
 
+def _parquet_items(path: Path, kind: Kind | None) -> Iterator[tuple[Kind, bytes]]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    names = set(table.column_names)
+    for batch in table.to_batches(max_chunksize=10_000):
+        for row in batch.to_pylist():
+            if "value" in names:
+                value = row["value"]
+                value = value.encode() if isinstance(value, str) else bytes(value or b"")
+                given = row.get("kind") if row.get("kind") in ("news", "social") else None
+                yield kind or given or guess_kind_of(value), value
+            else:
+                item = {k: v for k, v in row.items() if v is not None}
+                yield kind or guess_kind(item), orjson.dumps(item, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
+
+
+def guess_kind_of(value: bytes) -> Kind:
+    """:func:`guess_kind` of a raw item's bytes ('news' when they are not JSON)."""
+    try:
+        return guess_kind(orjson.loads(value))
+    except orjson.JSONDecodeError:
+        return "news"
+
+
 def read_file(path: Path, kind: Kind | None = None) -> Iterator[tuple[Kind, bytes]]:
-    """(kind, value bytes) per item of a ``.jsonl``/``.json`` or ``.csv`` file; ``kind`` None: guessed per item."""
+    """(kind, value bytes) per item of a ``.jsonl``/``.json``, ``.csv`` or ``.parquet`` file; ``kind`` None:
+    guessed per item."""
+    if path.suffix.lower() == ".parquet":
+        yield from _parquet_items(path, kind)
+        return
     if path.suffix.lower() == ".csv":
         with open(path, newline="", encoding="utf-8") as f:
             for row in csv.DictReader(f):
@@ -55,12 +86,7 @@ def read_file(path: Path, kind: Kind | None = None) -> Iterator[tuple[Kind, byte
             line = line.rstrip(b"\r\n")
             if not line.strip():
                 continue
-            if kind is None:
-                try:
-                    guessed = guess_kind(orjson.loads(line))
-                except orjson.JSONDecodeError:
-                    guessed = "news"
-            yield kind or guessed, line
+            yield kind or guess_kind_of(line), line
 
 
 def publish(

@@ -29,8 +29,10 @@ import orjson
 import yaml
 
 from schemas.base import assume_utc, naive_utc, now_utc
-from sentimon.settings import Settings
-from streams.feed import Kind, read_file
+from sentimon.settings import KafkaSettings, Settings
+from streams.envelope import split_raw
+from streams.feed import Kind, guess_kind_of, read_file
+from streams.kafka.consumer import read_range
 from streams.kafka.producer import BatchProducer, OutMessage
 from streams.sink import raw_event_time
 
@@ -62,19 +64,31 @@ def new_run_id() -> str:
 
 
 def from_files(paths: Iterable[Path], kind: Kind | None = None) -> list[Item]:
-    """Items of JSONL/CSV files (``sentimon feed`` formats)."""
+    """Items of JSONL, CSV or Parquet files (``sentimon feed`` formats)."""
     return [Item(raw_event_time(value), k, value) for path in paths for k, value in read_file(Path(path), kind)]
 
 
 def from_archive(store, start: datetime | None, end: datetime | None) -> list[Item]:
-    """Items of the raw archive with an event time in [start, end), in event-time order."""
+    """Items of the raw archive with an event time in [start, end) (put them in order with :func:`in_order`)."""
     rows = store.query(
         "SELECT event_time, kind, value FROM {db}.raw_items FINAL WHERE event_time IS NOT NULL "
-        "AND event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)} "
-        "ORDER BY event_time, topic, partition, offset, item_index",
+        "AND event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)}",
         {"start": naive_utc(start or datetime(1970, 1, 1, tzinfo=timezone.utc)),
          "end": naive_utc(end or datetime(2999, 1, 1, tzinfo=timezone.utc))})
     return [Item(assume_utc(t), kind, v.encode() if isinstance(v, str) else v) for t, kind, v in rows]
+
+
+def from_topic(kafka: KafkaSettings, topics: dict[str, Kind | None], start: datetime | None, end: datetime | None,
+               idle_s: float = 3.0) -> list[Item]:
+    """Items of raw topics (topic -> kind; None: guessed per item) whose messages' log time is in [start, end) (end None: now), each
+    JSON Lines message split into its items, in the topics' order; put them in event-time order with
+    :func:`in_order` (no range: the range was the log's)."""
+    items = []
+    for msg in read_range(kafka, list(topics), start, end, idle_s=idle_s):
+        value = msg.value() or b""
+        kind = topics[msg.topic()]
+        items += [Item(raw_event_time(v), kind or guess_kind_of(v), v) for v in (split_raw(value) or [value])]
+    return items
 
 
 def in_order(items: Iterable[Item], start: datetime | None = None, end: datetime | None = None) -> tuple[list[Item], int]:
@@ -86,7 +100,9 @@ def in_order(items: Iterable[Item], start: datetime | None = None, end: datetime
             untimed += 1
         elif (start is None or item.event_time >= start) and (end is None or item.event_time < end):
             timed.append(item)
-    timed.sort(key=lambda i: i.event_time)  # stable: the source's order within one instant
+    # ties broken by content, not by the source's order: the same history replays in the same order from a
+    # file, the archive or a topic read in any partition order (and so marks the same re-publications)
+    timed.sort(key=lambda i: (i.event_time, i.kind, i.value))
     return timed, untimed
 
 

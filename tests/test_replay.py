@@ -17,6 +17,7 @@ from sentimon.settings import Settings
 from streams import metrics, replay
 from streams.cluster import LocalCluster
 from streams.feed import publish
+from streams.kafka.admin import ensure_topics
 from streams.kafka.consumer import read
 from streams.store import Store
 from streams.synthetic import Injected, SyntheticFeed
@@ -78,6 +79,62 @@ def test_pacing_follows_event_time_at_the_given_speed(monkeypatch):
     assert n == 4 and [t for t, _ in sent] == [0.0, 1.0, 2.0, 3.0]  # a minute of history per second at x60
 
 
+def test_a_kafka_topic_is_read_by_the_logs_time_range_up_to_the_end_of_the_log(broker):
+    """offsets_for_times on a real broker: three hours of log time, JSON Lines split, kinds kept."""
+    from streams.kafka.producer import BatchProducer, OutMessage
+
+    settings = Settings(kafka={"bootstrap_servers": broker.bootstrap, "partitions": 2}, topics={"prefix": "history."})
+    ensure_topics(settings)
+    news, social = settings.topics.name("raw_news"), settings.topics.name("raw_social")
+    hour = [int((START + timedelta(hours=h)).timestamp() * 1000) for h in range(3)]
+
+    def item(n, h):
+        return orjson.dumps({"id": f"n{n}", "source": "s", "headline": f"h{n}",
+                             "published_at": (START + timedelta(hours=h, seconds=n)).isoformat()})
+
+    producer = BatchProducer(settings.kafka)
+    try:
+        messages = [OutMessage(news, item(n, h), partition=n % 2, timestamp=hour[h] + n) for h in range(3) for n in range(h * 10, h * 10 + 10)]
+        messages += [OutMessage(news, item(100, 1) + b"\n" + item(101, 1), partition=0, timestamp=hour[1] + 500),  # JSON Lines
+                     OutMessage(social, orjson.dumps({"id": "s1", "platform": "x", "author": "a", "text": "t",
+                                                      "created_at": (START + timedelta(hours=1)).isoformat()}), timestamp=hour[1])]
+        # in log-time order, as producers write (a partition's range ends at its first message at or past `end`)
+        assert not producer.produce(sorted(messages, key=lambda m: m.timestamp))
+    finally:
+        producer.close()
+    topics = {news: "news", social: "social"}
+
+    def ids(items):
+        return sorted(orjson.loads(i.value)["id"] for i in items)
+
+    middle = replay.from_topic(settings.kafka, topics, START + timedelta(hours=1), START + timedelta(hours=2), idle_s=1.0)
+    assert ids(middle) == sorted([f"n{n}" for n in range(10, 20)] + ["n100", "n101", "s1"])
+    assert {i.kind for i in middle if orjson.loads(i.value)["id"] == "s1"} == {"social"}
+    assert all(i.event_time is not None for i in middle)
+    to_now = replay.from_topic(settings.kafka, {news: None}, START + timedelta(hours=1), None, idle_s=1.0)
+    assert ids(to_now) == sorted([f"n{n}" for n in range(10, 30)] + ["n100", "n101"])  # kind guessed: news
+    assert replay.from_topic(settings.kafka, topics, datetime.now(timezone.utc) + timedelta(hours=1), None) == []
+    everything, untimed = replay.in_order(replay.from_topic(settings.kafka, topics, None, None, idle_s=1.0))
+    assert len(everything) == 33 and untimed == 0
+    assert [i.event_time for i in everything] == sorted(i.event_time for i in everything)
+    with pytest.raises(RuntimeError, match="no such topic"):
+        replay.from_topic(settings.kafka, {"history.missing": None}, None, None, idle_s=1.0)
+
+
+def test_parquet_files_replay_in_both_layouts(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    raw = [orjson.dumps({"id": "a", "source": "s", "published_at": "2026-11-03T14:00:02Z", "headline": "a"}), b"{bad"]
+    pq.write_table(pa.table({"value": pa.array(raw, pa.binary()), "kind": ["news", "news"]}), tmp_path / "raw.parquet")
+    pq.write_table(pa.table({"id": ["c"], "platform": ["x"], "author": ["u"], "text": ["t"], "tickers": [["TSLA"]],
+                             "created_at": pa.array([START], pa.timestamp("ms", "UTC"))}), tmp_path / "rows.parquet")
+    items, untimed = replay.in_order(replay.from_files([tmp_path / "raw.parquet", tmp_path / "rows.parquet"]))
+    assert untimed == 1 and [orjson.loads(i.value)["id"] for i in items] == ["c", "a"]
+    assert items[0].kind == "social" and orjson.loads(items[0].value)["tickers"] == ["TSLA"]
+    assert items[0].event_time == START and items[1].value == raw[0]
+
+
 def test_backtest_rules_never_reach_a_desk(tmp_path):
     from alerts.config import load
 
@@ -109,14 +166,25 @@ def test_a_replay_at_x600_and_at_full_speed_gives_the_same_alerts_and_leaves_liv
             live_store, live_pipeline = live.start_worker("store"), live.start_worker("pipeline")
             feeder = threading.Thread(target=publish, args=(live.settings, live_items, 12.0), daemon=True)
             feeder.start()  # the live feed runs during the replays
-            runs = {rid: replay.run(base, items, rid, tmp_path / rid, speed, source="files")
-                    for rid, speed in (("x600", 600.0), ("max", None))}
+            # the same history also recorded in raw topics of its own, read back by log time
+            recorded_settings = base.model_copy(update={"topics": base.topics.model_copy(update={"prefix": "recorded."})})
+            ensure_topics(recorded_settings)
+            publish(recorded_settings, [(i.kind, i.value) for i in items])
+            names = {recorded_settings.topics.name("raw_news"): "news", recorded_settings.topics.name("raw_social"): "social"}
+            from_kafka, _ = replay.in_order(replay.from_topic(base.kafka, names, None, None, idle_s=2.0))
+            assert [i.value for i in from_kafka] == [i.value for i in items]  # the same order from any source
+            runs = {rid: replay.run(base, source_items, rid, tmp_path / rid, speed, workers=workers, source=source)
+                    for rid, speed, source_items, workers, source in (("x600", 600.0, items, 1, "files"),
+                                                                       ("max", None, items, 1, "files"),
+                                                                       ("kafka2", None, from_kafka, 2, "kafka"))}
             feeder.join(120)
             wait_until(lambda: metrics.handled(metrics.combined(live_store.metrics(), live_pipeline.metrics()))
                        >= len(live_items), 180, "the live feed stored", [live_store, live_pipeline])
             with live.store() as s:
                 assert s.counts()["documents"] == len(live_items)  # nothing of the replays
                 assert s.query("SELECT count() FROM {db}.raw_items")[0][0] == len(live_items)
+                archived, _ = replay.in_order(replay.from_archive(s, None, None))  # what a replay of live would read
+                assert sorted(i.value for i in archived) == sorted(v for _, v in live_items)
                 assert s.query("SELECT count() FROM {db}.documents WHERE event_time < {t:DateTime64(3)}",
                                {"t": START + timedelta(hours=1)})[0][0] == 0
         raw_live = sum(1 for topic in ("raw_news", "raw_social")
@@ -137,12 +205,16 @@ def test_a_replay_at_x600_and_at_full_speed_gives_the_same_alerts_and_leaves_liv
             store.close()
 
     (a600, m600, r600), (amax, mmax, rmax) = outcome(runs["x600"]), outcome(runs["max"])
+    akafka, mkafka, rkafka = outcome(runs["kafka2"])
     assert ("firing", "TSLA") in {(status, entity) for _, status, entity, _ in a600}, a600
-    assert a600 == amax  # the same alerts: fingerprints, states, event times
+    assert a600 == amax == akafka  # the same alerts: fingerprints, states, event times; any speed, any workers
     # the same per-minute aggregates: counts exactly; score sums up to the float noise of batched inference
     # (the model's output for a text moves in the 7th digit with the batch it is scored in)
-    assert [m[:5] for m in m600] == [m[:5] for m in mmax] and len(m600) > 100
+    assert [m[:5] for m in m600] == [m[:5] for m in mmax] == [m[:5] for m in mkafka] and len(m600) > 100
     assert [m[5] for m in m600] == pytest.approx([m[5] for m in mmax], abs=1e-4)
+    assert [m[5] for m in m600] == pytest.approx([m[5] for m in mkafka], abs=1e-4)
+    assert rkafka[0] == "kafka2" and rkafka[1:3] == r600[1:3]
+    assert runs["kafka2"]["counts"]["documents"] == runs["x600"]["counts"]["documents"]
     assert r600[0] == "x600" and rmax[0] == "max" and r600[1:3] == rmax[1:3] == (len(items), runs["max"]["rules_hash"])
     assert r600[3] == rmax[3] and len(r600[3]) == 1  # the model that scored, recorded
     assert runs["x600"]["topics_prefix"] == "replay-x600." and runs["max"]["database"] == "sentimon_max"

@@ -1,12 +1,14 @@
-"""Reading a topic from the beginning with confluent-kafka (inspection, tests, benchmarks)."""
+"""Reading topics with confluent-kafka: from the beginning (inspection, tests, benchmarks) or a time range
+(replays)."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
 
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from sentimon.settings import KafkaSettings
 from streams.kafka.config import confluent_config
@@ -38,5 +40,65 @@ def read(kafka: KafkaSettings, topic: str, limit: int | None = None, idle_s: flo
             last = time.monotonic()
             count += 1
             yield msg
+    finally:
+        consumer.close()
+
+
+def read_range(kafka: KafkaSettings, topics: list[str], start: datetime | None = None, end: datetime | None = None,
+               idle_s: float = 3.0, timeout_s: float = 3600.0) -> Iterator[Message]:
+    """Messages of ``topics`` with a log timestamp in [start, end), each partition in offset order.
+
+    The first offset of each partition comes from ``offsets_for_times(start)`` (the beginning when no
+    start); ``end`` None or in the future means "now": the log as it is when reading starts, so what is
+    produced while reading is left out. A partition is done at its first message at or past ``end``; the
+    whole read at ``idle_s`` without a message (the end of the log: tansu's high watermarks are wrong,
+    and it answers a future timestamp with offset 0, see FIELD_NOTES). Commits nothing."""
+    now = datetime.now(timezone.utc)
+    if start is not None and start >= now:
+        return
+    end = now if end is None or end > now else end
+    end_ms = int(end.timestamp() * 1000)
+    consumer = Consumer(confluent_config(kafka, **{
+        "group.id": f"sentimon-read-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
+        "auto.offset.reset": "earliest", "enable.partition.eof": False,
+    }))
+    try:
+        wanted = []
+        for topic in topics:
+            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if meta is None or meta.error is not None or not meta.partitions:
+                raise RuntimeError(f"no such topic {topic!r} on {kafka.bootstrap_servers}")
+            at = OFFSET_BEGINNING if start is None else int(start.timestamp() * 1000)
+            wanted += [TopicPartition(topic, p, at) for p in sorted(meta.partitions)]
+        if start is not None:
+            wanted = [tp for tp in consumer.offsets_for_times(wanted, timeout=10) if tp.offset >= 0]  # -1: none that late
+        if not wanted:
+            return
+        consumer.assign(wanted)
+        open_ = {(tp.topic, tp.partition) for tp in wanted}
+        deadline, last = time.monotonic() + timeout_s, time.monotonic()
+        while open_ and time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is None:
+                if time.monotonic() - last > idle_s:
+                    break
+                continue
+            if msg.error():
+                raise RuntimeError(f"reading {msg.topic()}: {msg.error()}")
+            last = time.monotonic()
+            where = (msg.topic(), msg.partition())
+            if where not in open_:
+                continue
+            _, ts = msg.timestamp()
+            if ts >= end_ms:
+                open_.discard(where)
+                consumer.pause([TopicPartition(*where)])
+                continue
+            if start is not None and ts < start.timestamp() * 1000:
+                continue  # produced with an older timestamp after the first one in range
+            yield msg
+        else:
+            if open_:
+                raise TimeoutError(f"reading {', '.join(topics)}: not done after {timeout_s:.0f} s")
     finally:
         consumer.close()

@@ -23,13 +23,15 @@ class DeliveryError(RuntimeError):
 
 
 class OutMessage(NamedTuple):
-    """One message to produce; ``partition`` None: chosen from the key (or spread when there is no key)."""
+    """One message to produce; ``partition`` None: chosen from the key (or spread when there is no key);
+    ``timestamp`` the log time in ms since the epoch (None: now)."""
 
     topic: str
     value: bytes
     key: bytes | None = None
     partition: int | None = None
     headers: list[tuple[str, bytes]] | None = None
+    timestamp: int | None = None
 
 
 class BatchProducer:
@@ -63,6 +65,8 @@ class BatchProducer:
             extra: dict[str, Any] = {} if m.partition is None else {"partition": m.partition}
             if m.headers:
                 extra["headers"] = m.headers
+            if m.timestamp is not None:
+                extra["timestamp"] = m.timestamp
             while True:
                 try:
                     self._producer.produce(m.topic, value=m.value, key=m.key, on_delivery=on_delivery, **extra)
