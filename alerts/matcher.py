@@ -60,9 +60,20 @@ def matches_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
     return all(m.matches(labels) for m in matchers)
 
 
-def as_matchers(values: Iterable[str | Matcher | dict]) -> list[Matcher]:
-    """Matchers from their text form, dicts or matchers."""
+def as_matchers(values: Iterable[str | Matcher | dict] | str | dict) -> list[Matcher]:
+    """Matchers from their text form, dicts or matchers (one, or a list); ValueError for anything else."""
+    if isinstance(values, (str, dict, Matcher)):
+        values = [values]
+    if not isinstance(values, (list, tuple)):
+        raise ValueError(f"expected a list of matchers like 'severity=\"critical\"', not {type(values).__name__}")
     out = []
     for v in values:
-        out.append(v if isinstance(v, Matcher) else Matcher.parse(v) if isinstance(v, str) else Matcher(**v))
+        if isinstance(v, Matcher):
+            out.append(v)
+        elif isinstance(v, str):
+            out.append(Matcher.parse(v))
+        elif isinstance(v, dict):
+            out.append(Matcher.model_validate(v))
+        else:
+            raise ValueError(f"a matcher is text like 'severity=\"critical\"' or a mapping of name, op, value; not {v!r}")
     return out

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sentimon.settings import get_settings
+from sentimon.settings import get_settings, redact
 
 app = typer.Typer(
     help="Sentimon: streaming market-sentiment monitoring. Config: sentimon.toml or SENTIMON_* variables.",
@@ -54,7 +54,7 @@ def _sets(split: str):
 def config() -> None:
     """Print the effective settings (after file and environment) as JSON."""
     s = get_settings()
-    print(json.dumps({**s.model_dump(mode="json"), "models_dir": str(s.models_dir)}, indent=2))
+    print(json.dumps({**s.shown(), "models_dir": str(s.models_dir)}, indent=2))
 
 
 @app.command()
@@ -382,9 +382,11 @@ def _run_worker(role: str, web_port: int | None, loglevel: str, check_alerts: bo
             build(_alerts_config(None))
         except ValueError as exc:
             _fail(str(exc))
+    from sentimon.web.access import Exposed
+
     try:
         run(role, get_settings(), web_port, loglevel)  # type: ignore[arg-type]
-    except (ConnectionError, StoreUnavailable, FileNotFoundError) as exc:
+    except (ConnectionError, StoreUnavailable, FileNotFoundError, Exposed) as exc:
         _fail(str(exc))
 
 
@@ -415,7 +417,7 @@ def db_migrate() -> None:
     for m in applied:
         print(f"applied {m.version:04d}_{m.name}")
     if not applied:
-        print(f"{s.store_dsn} ({s.store.database}) is up to date")
+        print(f"{redact(s.store_dsn)} ({s.store.database}) is up to date")
 
 
 @schemas_app.command("export")
@@ -438,7 +440,7 @@ def schemas_export(
 
 @app.command()
 def feed(
-    files: Annotated[Optional[list[Path]], typer.Argument(help="JSONL or CSV files of news items / social posts")] = None,
+    files: Annotated[Optional[list[Path]], typer.Argument(help="JSONL, CSV or Parquet files of news items / social posts")] = None,
     kind: Annotated[Optional[str], typer.Option(help="'news' or 'social'; default: guessed per item")] = None,
     synthetic: Annotated[int, typer.Option(help="publish this many synthetic items instead of files")] = 0,
     rate: Annotated[Optional[float], typer.Option(help="items per second; default as fast as possible")] = None,
@@ -497,8 +499,11 @@ def _store_or_api():
 def _api(base: str, path: str):
     import urllib.request
 
+    from sentimon.web import access
+
+    request = urllib.request.Request(base + path, headers=access.headers(get_settings().worker.token.get_secret_value()))
     try:
-        with urllib.request.urlopen(base + path, timeout=10) as r:
+        with urllib.request.urlopen(request, timeout=10) as r:
             return json.loads(r.read())
     except OSError as exc:
         _fail(f"the store is owned by a worker, and its API at {base} does not answer ({exc}); "
@@ -678,7 +683,7 @@ def replay(
         except (RuntimeError, TimeoutError, ConnectionError) as exc:
             _fail(str(exc))
     counts = row["counts"]
-    print(json.dumps({"run_id": rid, "store": row["store"], "database": row["database"], "topics_prefix": row["topics_prefix"],
+    print(json.dumps({"run_id": rid, "store": redact(row["store"]), "database": row["database"], "topics_prefix": row["topics_prefix"],
                       "items": row["items"], "documents": counts["documents"], "alerts": dict(row["alerts"]),
                       "models": row["models"], "rules_hash": row["rules_hash"]}, indent=2, default=str))
 
@@ -725,7 +730,7 @@ def backtest(
         finally:
             store.close()
         if not recorded:
-            _fail(f"run {rid}: no such replay run in {rs.store_dsn} ({rs.store.database})" + (f": {problem}" if problem else ""))
+            _fail(f"run {rid}: no such replay run in {redact(rs.store_dsn)} ({rs.store.database})" + (f": {problem}" if problem else ""))
     try:
         result = report.evaluate(signals, report.read_events(events) if events else None,
                                  report.read_prices(prices) if prices else None, parse_duration(horizon))
@@ -805,8 +810,11 @@ def _silences_call(method: str, body: dict | None = None, path: str = "/api/sile
     s = get_settings()
     port = s.worker.alerts_port if s.alerts.run_in == "service" else s.worker.store_port
     base = f"http://{s.worker.host}:{port}"
+    from sentimon.web import access
+
     request = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode() if body else None,
-                                     headers={"content-type": "application/json"})
+                                     headers={"content-type": "application/json",
+                                              **access.headers(s.worker.token.get_secret_value())})
     try:
         with urllib.request.urlopen(request, timeout=10) as r:
             return json.loads(r.read())
@@ -957,7 +965,7 @@ def alerts_run(
         _fail('set alerts.run_in = "service" (SENTIMON_ALERTS__RUN_IN=service) here and for the store worker: '
               "otherwise the store worker evaluates the rules itself and records no watermark for this service")
     if s.store_dsn.startswith("chdb://"):
-        _log(f"{s.store_dsn} is an embedded store: only one process can open it, so stop the store worker first "
+        _log(f"{redact(s.store_dsn)} is an embedded store: only one process can open it, so stop the store worker first "
              "(or use a ClickHouse server, where both run at once)")
     _run_worker("alerts", web_port, loglevel, check_alerts=True)
 

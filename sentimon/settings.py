@@ -1,21 +1,27 @@
 """One typed settings object for every command and stage.
 
 Sources, strongest first: explicit arguments, environment variables (``SENTIMON_`` prefix, ``__``
-between nested names, e.g. ``SENTIMON_DATA_DIR``), the TOML file named by ``SENTIMON_CONFIG``
-(default ``./sentimon.toml`` when present), then the defaults below.
+between nested names, e.g. ``SENTIMON_DATA_DIR``), secret files in ``SENTIMON_SECRETS_DIR`` (one file a
+value, named like the variable, e.g. ``sentimon_kafka__sasl_password``: Docker and Kubernetes secrets),
+the TOML file named by ``SENTIMON_CONFIG`` (default ``./sentimon.toml`` when present), then the defaults
+below. Secrets (the ``SecretStr`` fields) come only from the environment or secret files: a TOML file
+that holds one is refused, since config files get committed and shared.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
+    NestedSecretsSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
@@ -105,7 +111,9 @@ class ScoringSettings(BaseModel):
 class StoreSettings(BaseModel):
     """ClickHouse: embedded chDB by default, a server by URL. One code path (clickhouse-connect)."""
 
-    dsn: str = Field("", description="'chdb:///path' or 'http(s)://user:pass@host:port'; empty: chdb under var_dir")
+    dsn: str = Field("", description="'chdb:///path' or 'http(s)://user@host:port' (the password: store.password, or "
+                     "in the DSN when it comes from the environment); empty: chdb under var_dir")
+    password: SecretStr = Field(SecretStr(""), description="the ClickHouse server's password (http(s) DSNs)")
     database: str = Field("sentimon", description="our own database (chDB's 'default' is special)")
 
 
@@ -123,7 +131,10 @@ class PrivacySettings(BaseModel):
 
 
 class WorkerSettings(BaseModel):
-    host: str = Field("127.0.0.1", description="address of the worker's health/metrics web server")
+    host: str = Field("127.0.0.1", description="address of the worker's web server (health, metrics, live page, API); "
+                      "beyond loopback it needs a token")
+    token: SecretStr = Field(SecretStr(""), description="bearer token for the live page and the API (not /health, "
+                             "/metrics); required when host is not loopback")
     pipeline_port: int = Field(6067, ge=0, description="web port of a pipeline worker (0: a free one)")
     store_port: int = Field(6068, ge=0, description="web port of the store worker (0: a free one)")
     alerts_port: int = Field(6069, ge=0, description="web port of `sentimon alerts run` (0: a free one)")
@@ -218,7 +229,22 @@ class Settings(BaseSettings):
 
     @property
     def store_dsn(self) -> str:
-        return self.store.dsn or f"chdb://{(self.var_dir / 'store').resolve()}"
+        """The DSN to connect with (the password included: never show it, see :func:`redact`)."""
+        dsn = self.store.dsn or f"chdb://{(self.var_dir / 'store').resolve()}"
+        password = self.store.password.get_secret_value()
+        if password and dsn.startswith(("http://", "https://")):
+            parts = urlsplit(dsn)
+            user = parts.netloc.rpartition("@")[0].partition(":")[0] or "default"
+            host = parts.netloc.rpartition("@")[2]
+            dsn = urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
+        return dsn
+
+    def shown(self) -> dict:
+        """The settings as JSON-ready data with every secret masked and the store's password redacted: what may be
+        printed, logged or recorded."""
+        data = self.model_dump(mode="json")  # SecretStr fields dump as '**********'
+        data["store"]["dsn"] = redact(data["store"]["dsn"])
+        return data
 
     @property
     def models_dir(self) -> Path:
@@ -234,10 +260,54 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        secrets = os.environ.get("SENTIMON_SECRETS_DIR")
+        if secrets:
+            if not Path(secrets).is_dir():
+                raise FileNotFoundError(f"SENTIMON_SECRETS_DIR={secrets} is not a directory: create it or unset the variable")
+            sources.append(NestedSecretsSettingsSource(file_secret_settings, secrets_dir=secrets, secrets_nested_delimiter="__"))
         config = _config_file()
         if config is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config))
+            toml = TomlConfigSettingsSource(settings_cls, toml_file=config)
+            data = toml()
+            found = [p for p in secret_fields(settings_cls) if _has(data, p)]
+            if redact(str(data.get("store", {}).get("dsn", ""))) != str(data.get("store", {}).get("dsn", "")):
+                found.append(("store", "password"))
+            if found:
+                names = ", ".join(".".join(p) for p in found)
+                variable = "SENTIMON_" + "__".join(found[0]).upper()
+                raise ValueError(f"{config}: {names}: secrets come from the environment ({variable}) or a file in "
+                                 "SENTIMON_SECRETS_DIR, not from a config file; remove them from it")
+            sources.append(toml)
         return tuple(sources)
+
+
+def redact(dsn: str) -> str:
+    """``dsn`` with its password shown as ``***`` (for logs, /health, printed output)."""
+    return _DSN_PASSWORD.sub(r"\1:***@", dsn)
+
+
+_DSN_PASSWORD = re.compile(r"(?<=://)([^:/@]*):[^@/]*@")
+
+
+def secret_fields(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The paths of the SecretStr fields of a settings model, e.g. ('kafka', 'sasl_password')."""
+    out = []
+    for name, field in model.model_fields.items():
+        kinds = get_args(field.annotation) or (field.annotation,)
+        if SecretStr in kinds:
+            out.append(prefix + (name,))
+        for kind in kinds:
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                out += secret_fields(kind, prefix + (name,))
+    return out
+
+
+def _has(data: dict, path: tuple[str, ...]) -> bool:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return False
+        data = data[key]
+    return True
 
 
 @lru_cache(maxsize=1)

@@ -40,7 +40,8 @@ from alerts.service import Alerting, sink_watermark
 from alerts.watermark import StoredWatermark, Watermark
 from schemas import DeadLetter
 from schemas.base import now_utc
-from sentimon.settings import Settings
+from sentimon.settings import Settings, redact
+from sentimon.web import access
 from sentimon.web.api import routes as web_routes
 from streams import metrics
 from streams.dedup import Deduplicator
@@ -59,6 +60,8 @@ log = logging.getLogger("sentimon.stream")
 
 
 def _app(settings: Settings, role: Role, web_port: int) -> faust.App:
+    token = settings.worker.token.get_secret_value()
+    access.check_exposure(settings.worker.host, token)
     limit_fetch_wait(settings.kafka.fetch_max_wait_ms)
     return faust.App(
         f"{settings.topics.prefix}sentimon-{role}",
@@ -66,6 +69,7 @@ def _app(settings: Settings, role: Role, web_port: int) -> faust.App:
         web_enabled=True,
         web_host=settings.worker.host,
         web_port=web_port,
+        web_application_options={"middlewares": [access.middleware(token)]} if token else None,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         topic_partitions=settings.kafka.partitions,
@@ -339,7 +343,7 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
     if settings.archive.enabled:
         kinds = {t.name("raw_news"): "news", t.name("raw_social"): "social"}
         raw = app.topic(*kinds, value_serializer="raw", key_serializer="raw", allow_empty=True)
-        archive = ArchiveSink(store)
+        archive = ArchiveSink(store, settings.privacy.key.get_secret_value().encode())
 
         @app.agent(raw, name="archive", supervisor_strategy=CrashingSupervisor)
         async def archive_stage(stream):
@@ -397,7 +401,7 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
 
     def details():
         until = alerting.evaluator.evaluated_until if alerting is not None else None
-        return 200, {"role": "store", "ready": True, "store": settings.store_dsn, "metrics": metrics.snapshot(),
+        return 200, {"role": "store", "ready": True, "store": redact(settings.store_dsn), "metrics": metrics.snapshot(),
                      "latency": metrics.latencies(), "evaluated_until": until.isoformat() if until else None}
 
     _observability(app, "store", details)
@@ -424,7 +428,7 @@ def alerts_app(settings: Settings, web_port: int | None = None) -> faust.App:
 
     def details():
         until = alerting.evaluator.evaluated_until
-        return 200, {"role": "alerts", "ready": True, "store": settings.store_dsn, "metrics": metrics.snapshot(),
+        return 200, {"role": "alerts", "ready": True, "store": redact(settings.store_dsn), "metrics": metrics.snapshot(),
                      "evaluated_until": until.isoformat() if until else None}
 
     _observability(app, "alerts", details)

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 
 from sentimon.settings import Settings
+from sentimon.web import access
 from streams.broker import Broker
 from streams.process import ChildProcess, free_port
 from streams.store import Store
@@ -51,20 +52,23 @@ class WorkerProcess(ChildProcess):
 
     stop_timeout_s = 30.0
 
-    def __init__(self, role: str, name: str, port: int, log: Path, host: str):
+    def __init__(self, role: str, name: str, port: int, log: Path, host: str, token: str = ""):
         super().__init__(log)
         self.role, self.name, self.port, self.host = role, name, port, host
+        self._headers = access.headers(token)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def get(self, path: str, timeout_s: float = 5.0) -> dict:
-        with urllib.request.urlopen(self.url + path, timeout=timeout_s) as response:
-            return json.loads(response.read())
+        return self._call(urllib.request.Request(self.url + path, headers=self._headers), timeout_s)
 
     def post(self, path: str, timeout_s: float = 30.0) -> dict:
-        request = urllib.request.Request(self.url + path, method="POST", data=b"")
+        return self._call(urllib.request.Request(self.url + path, method="POST", data=b"", headers=self._headers), timeout_s)
+
+    @staticmethod
+    def _call(request: urllib.request.Request, timeout_s: float) -> dict:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return json.loads(response.read())
 
@@ -148,7 +152,7 @@ class LocalCluster:
         env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
         env.pop("SENTIMON_CONFIG", None)  # everything is in the variables
         log = self.workdir / f"{name}.log"
-        worker = WorkerProcess(role, name, port, log, settings.worker.host)
+        worker = WorkerProcess(role, name, port, log, settings.worker.host, settings.worker.token.get_secret_value())
         command = ["alerts", "run"] if role == "alerts" else ["worker", role]
         worker.spawn([sys.executable, "-m", "sentimon.cli", *command, "--web-port", str(port)], env)
         self.workers.append(worker)

@@ -16,11 +16,13 @@ def main() -> None:
     import faust
     from mode import CrashingSupervisor
 
-    from streams.kafka.config import limit_fetch_wait
+    from sentimon.settings import get_settings
+    from streams.kafka.config import faust_broker, limit_fetch_wait
 
     bootstrap, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    kafka = get_settings().kafka.model_copy(update={"bootstrap_servers": bootstrap})  # credentials from the settings
     limit_fetch_wait(100)
-    app = faust.App(f"faust-floor-{topic}", broker=f"kafka://{bootstrap}", web_enabled=False,
+    app = faust.App(f"faust-floor-{topic}", **faust_broker(kafka), web_enabled=False,
                     broker_session_timeout=6, consumer_auto_offset_reset="earliest", topic_disable_leader=True,
                     store="memory://", stream_buffer_maxsize=8192, autodiscover=False)
     state = {"n": 0, "t0": 0.0}

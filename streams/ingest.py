@@ -23,7 +23,7 @@ from schemas.base import iso_ms, now_utc
 from streams.dedup import Candidate, Deduplicator, Key, keys
 from streams.envelope import split_raw
 from streams.entities import EntityIndex, default_index
-from streams.normalize import find_urls, looks_binary, normalize
+from streams.normalize import clean_label, clean_url, find_urls, looks_binary, normalize
 from streams.privacy import hash_handle, scrub
 
 Kind = Literal["news", "social"]
@@ -225,26 +225,29 @@ class Ingestor:
     def fields(self, item: NewsItem | SocialPost, ingested_at: datetime) -> dict:
         """A document's fields but ``duplicate_of``: normalized, scrubbed, with entities and id.
         :class:`Rejected` if nothing is left."""
-        if isinstance(item, NewsItem):
-            title = normalize(item.headline)
-            body = normalize(item.body) if item.body else ""
+        if isinstance(item, NewsItem):  # news can carry personal data too (a reporter's phone, a reader's e-mail)
+            title = normalize(scrub(item.headline, self.key))
+            body = normalize(scrub(item.body, self.key)) if item.body else ""
             text = title or body[:500]
             fields = dict(
-                kind="news", source=item.source.strip().lower(), source_id=item.id, event_time=item.published_at,
-                title=title, url=item.url or next(iter(find_urls(item.body)), ""), language=item.language,
+                kind="news", source=clean_label(item.source), source_id=item.id, event_time=item.published_at,
+                title=title, url=clean_url(item.url or next(iter(find_urls(item.body)), "")), language=item.language,
             )
             tagged, scan = item.tickers, f"{item.headline} {item.body}"
         else:
             text = normalize(scrub(item.text, self.key))
             fields = dict(
-                kind="social", source=item.platform.strip().lower(), source_id=item.id, event_time=item.created_at,
-                url=next(iter(find_urls(item.text)), ""),
+                kind="social", source=clean_label(item.platform), source_id=item.id, event_time=item.created_at,
+                url=clean_url(next(iter(find_urls(item.text)), "")),
                 author_hash=hash_handle(item.author, self.key),
                 engagement=item.engagement.likes + item.engagement.reposts + item.engagement.replies,
             )
             tagged, scan = item.cashtags, item.text
         if not text:
             raise Rejected("no text left after normalization (only markup, links or whitespace)")
+        if not fields["source"]:
+            raise Rejected(f"no {'source' if fields['kind'] == 'news' else 'platform'} left after normalization "
+                           "(only control or invisible characters)")
         if len(text) > self.max_text_chars:
             raise Rejected(f"oversized text: {len(text)} characters > limit {self.max_text_chars} (stream.max_text_chars)")
         found = self.entities.find(scan, tagged)

@@ -16,7 +16,6 @@ then gives the same stories at any speed.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -203,8 +202,7 @@ def record(store, run_id: str, source: str, items: list[Item], speed: float | No
         "run_id": run_id, "source": source, "speed": speed or 0.0, "items": len(items), "untimed": untimed,
         "data_from": items[0].event_time if items else None, "data_to": items[-1].event_time if items else None,
         "models": [f"{m}/{v}" for m, v in models], "rules_hash": rules_hash(load(settings.alerts.rules_file or None)),
-        "settings": json.loads(settings.model_dump_json(exclude={"kafka": {"sasl_password"},
-                                                                 "privacy": {"key"}, "grafana": {"token", "clickhouse_password"}})),
+        "settings": settings.shown(),
         "started_at": started_at, "finished_at": now_utc(),
     }
     store.insert_rows("runs", [[

@@ -21,6 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from schemas import DeadLetter, ScoredDocument
 from schemas.base import naive_utc, now_utc, parse_utc
 from streams.envelope import split_raw
+from streams.privacy import scrub_raw
 from streams.store import Store
 
 _MANY = TypeAdapter(list[ScoredDocument])
@@ -125,21 +126,20 @@ class DeadLetterSink(BatchingSink[tuple[int, int, bytes]]):
 
 class ArchiveSink(BatchingSink[tuple[str, str, int, int, bytes]]):
     """Raw messages into the ``raw_items`` archive, one row per item (a JSON Lines message is split as
-    the ingest stage splits it), keyed by position (idempotent). Items: (kind, topic, partition, offset,
-    value)."""
+    the ingest stage splits it), keyed by position (idempotent), personal data scrubbed as ingest
+    scrubs it (:func:`streams.privacy.scrub_raw`). Items: (kind, topic, partition, offset, value)."""
 
     COLUMNS = ("kind", "topic", "partition", "offset", "item_index", "event_time", "value")
 
-    def __init__(self, store: Store, **kwargs):
+    def __init__(self, store: Store, privacy_key: bytes, **kwargs):
         super().__init__(**kwargs)
         self.store = store
+        self.key = privacy_key
 
-    @staticmethod
-    def rows(kind: str, topic: str, partition: int, offset: int, value: bytes) -> list[list]:
+    def rows(self, kind: str, topic: str, partition: int, offset: int, value: bytes) -> list[list]:
         items = split_raw(value) or [value]
-        times = [raw_event_time(item) for item in items]
-        return [[kind, topic, partition, offset, i, naive_utc(t) if t else None, item]
-                for i, (item, t) in enumerate(zip(items, times))]
+        return [[kind, topic, partition, offset, i, naive_utc(t) if (t := raw_event_time(item)) else None,
+                 scrub_raw(item, self.key)] for i, item in enumerate(items)]
 
     def _write(self, items: Sequence[tuple[str, str, int, int, bytes]]) -> int:
         rows = [row for item in items for row in self.rows(*item)]

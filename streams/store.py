@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from schemas import ScoredDocument
 from schemas.migrate import Migration, check_identifier, migrate
-from sentimon.settings import Settings
+from sentimon.settings import Settings, redact
 
 
 
@@ -64,7 +64,7 @@ def connect(dsn: str):
                 f"this process already has another chDB store open (chDB allows one path per process); "
                 f"close it before opening {dsn}"
             ) from None
-        raise StoreUnavailable(f"cannot open the store {dsn}: {text.splitlines()[0] if text else exc!r}") from None
+        raise StoreUnavailable(f"cannot open the store {redact(dsn)}: {redact(text.splitlines()[0]) if text else exc!r}") from None
 
 
 class Store:

@@ -13,6 +13,9 @@ def run(role: Role, settings: Settings, web_port: int | None = None, loglevel: s
     """Create the topics if missing, then run until SIGTERM/SIGINT; resources are closed on the way out."""
     import faust
 
+    from sentimon.web.access import check_exposure
+
+    check_exposure(settings.worker.host, settings.worker.token.get_secret_value())  # before anything starts
     ensure_topics(settings)
     apps = {"pipeline": pipeline_app, "store": store_app, "alerts": alerts_app}
     app = apps[role](settings, web_port)

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from sentimon.cli import app
 from sentimon.dashboards.query import DATASOURCE_UID, PLUGIN
 from sentimon.settings import Settings
+from sentimon.web.access import check_exposure
 
 OPS = Path(__file__).resolve().parents[1] / "ops"
 COMPOSE = yaml.safe_load((OPS / "docker-compose.yml").read_text())
@@ -74,12 +75,17 @@ def test_compose_settings_are_real_and_valid():
     assert s.scoring.backend == "triton" and s.alerts.run_in == "service" and s.store_dsn.startswith("http://")
     assert s.kafka.bootstrap_servers == "kafka:9092"
     assert {"SENTIMON_DESK_WEBHOOK_URL", "SENTIMON_DESK_WEBHOOK_SECRET"} <= set(env) & RULE_VARIABLES
+    check_exposure(s.worker.host, s.worker.token.get_secret_value())  # listening beyond loopback, with a token
 
 
 @pytest.mark.parametrize("overlay", ["base", "production"])
 def test_kubernetes_settings_are_real_and_valid(overlay):
     s = settings_from(configmap(overlay))
     assert s.alerts.run_in == "service" and s.scoring.backend == "triton"
+    # the secret the deployments read must carry the token when the workers listen beyond loopback
+    secret = (OPS / "k8s" / "base" / "kustomization.yaml").read_text().split("apiVersion")[0]
+    token = "x" if "SENTIMON_WORKER__TOKEN" in secret else ""
+    check_exposure(s.worker.host, token)
     if overlay == "production":
         assert s.kafka.security_protocol == "SASL_SSL"
 

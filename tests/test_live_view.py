@@ -94,14 +94,24 @@ def test_a_bad_range_is_refused_with_the_reason(store_path, monkeypatch):
 
 @pytest.mark.slow
 def test_the_live_page_and_the_api_served_by_the_store_worker(broker, store_path, tmp_path):
+    token = "live-view-token-0123456789"
     settings = Settings(kafka={"bootstrap_servers": broker.bootstrap}, topics={"prefix": "live."},
-                        store={"dsn": f"chdb://{store_path}"}, alerts={"enabled": False})
+                        store={"dsn": f"chdb://{store_path}"}, alerts={"enabled": False}, worker={"token": token})
     with LocalCluster(settings, tmp_path / "run", start_broker=False) as cluster:
         store = cluster.start_worker("store")
 
-        def get(path: str):
-            with urllib.request.urlopen(store.url + path, timeout=30) as r:
+        def get(path: str, bearer: str | None = token):
+            headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+            with urllib.request.urlopen(urllib.request.Request(store.url + path, headers=headers), timeout=30) as r:
                 return json.loads(r.read())
+
+        # with a token, everything but /health and /metrics needs it
+        assert get("/health", bearer=None)["ready"]
+        for path, bearer in (("/api/v1/movers", None), ("/api/v1/movers", "wrong"), ("/live/", None),
+                             ("/live/?token=wrong", None), ("/api/v1/openapi.json", token[:-1])):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                get(path, bearer)
+            assert refused.value.code == 401 and refused.value.headers["WWW-Authenticate"].startswith("Bearer"), path
 
         doc = get("/api/v1/openapi.json")
         assert doc["openapi"].startswith("3.1") and set(doc["paths"]) >= {
@@ -116,6 +126,7 @@ def test_the_live_page_and_the_api_served_by_the_store_worker(broker, store_path
         with pytest.raises(urllib.error.HTTPError) as err:
             get("/api/v1/alerts?from=soon")
         assert err.value.code == 400 and "ISO 8601" in err.value.read().decode()
-        # the page with no range: the last two hours of data, refreshed live from the API
-        dom = browse(store.url + "/live/", tmp_path, SCREENSHOTS / "live.png")
+        # the page with no range: the last two hours of data, refreshed live from the API; the browser shows the
+        # token once, gets a cookie and is sent to /live/, and the page's own API calls carry the cookie
+        dom = browse(store.url + f"/live/?token={token}", tmp_path, SCREENSHOTS / "live.png")
         assert rendered_points(dom) > 100 and "live, updated" in dom

@@ -41,21 +41,36 @@ def _expand(text: str, where: str) -> str:
     return _ENV.sub(sub, text)
 
 
-def _plain(node: yaml.Node, path: tuple, lines: dict[tuple, int], source: str) -> Any:
+MAX_NODES = 100_000  # an alias expanded again and again (a "billion laughs" file) stops here
+
+
+def _plain(node: yaml.Node, path: tuple, lines: dict[tuple, int], source: str, inside: tuple = ()) -> Any:
     """The Python value of a composed YAML node, recording the line of every path."""
-    lines[path] = node.start_mark.line + 1
+    line = node.start_mark.line + 1
+    lines[path] = line
+    if len(lines) > MAX_NODES:
+        raise ConfigError(f"{source}:{line}: too large: more than {MAX_NODES} values once aliases are expanded")
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        if any(node is n for n in inside):
+            raise ConfigError(f"{source}:{line}: an alias refers to a value that contains it")
+        inside = inside + (node,)
     if isinstance(node, yaml.MappingNode):
         out = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ConfigError(f"{source}:{key_node.start_mark.line + 1}: a key must be text, not a list or mapping")
             key = key_node.value
             if key in out:
                 raise ConfigError(f"{source}:{key_node.start_mark.line + 1}: duplicate key {key!r}")
-            out[key] = _plain(value_node, path + (key,), lines, source)
+            out[key] = _plain(value_node, path + (key,), lines, source, inside)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_plain(v, path + (i,), lines, source) for i, v in enumerate(node.value)]
-    value = yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
-    return _expand(value, f"{source}:{lines[path]}") if isinstance(value, str) else value
+        return [_plain(v, path + (i,), lines, source, inside) for i, v in enumerate(node.value)]
+    try:
+        value = yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
+    except yaml.YAMLError as exc:  # e.g. a tag safe loading refuses (!!python/object)
+        raise ConfigError(f"{source}:{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    return _expand(value, f"{source}:{line}") if isinstance(value, str) else value
 
 
 def _line(lines: dict[tuple, int], loc: tuple) -> int:

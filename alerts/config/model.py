@@ -13,6 +13,9 @@ from alerts.matcher import Matcher, as_matchers
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
+MAX_DURATION_S = 366 * 86400.0
+
+
 def parse_duration(value: object) -> timedelta:
     """``'90s'``, ``'5m'``, ``'1h30m'``, ISO 8601 (``'PT5M'``), or seconds as a number."""
     if isinstance(value, timedelta):
@@ -25,12 +28,16 @@ def parse_duration(value: object) -> timedelta:
         except ValidationError:
             pass
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    m = _DURATION.match(str(value).strip()) if value not in ("", None) else None
-    if not m or not any(m.groups()):
-        raise ValueError(f"not a duration: {value!r} (write e.g. 30s, 5m, 1h, 1h30m)")
-    h, mi, s = (int(g or 0) for g in m.groups())
-    return timedelta(hours=h, minutes=mi, seconds=s)
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value).strip()) if value not in ("", None) else None
+        if not m or not any(m.groups()):
+            raise ValueError(f"not a duration: {value!r} (write e.g. 30s, 5m, 1h, 1h30m)")
+        h, mi, s = (int(g or 0) for g in m.groups())
+        seconds = h * 3600.0 + mi * 60.0 + s
+    if not abs(seconds) <= MAX_DURATION_S:  # also NaN
+        raise ValueError(f"duration out of range: {value!r} (at most 366 days)")
+    return timedelta(seconds=seconds)
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from sentimon.settings import KafkaSettings
 from streams.kafka.config import confluent_config
@@ -65,7 +65,10 @@ def read_range(kafka: KafkaSettings, topics: list[str], start: datetime | None =
     try:
         wanted = []
         for topic in topics:
-            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            try:
+                meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            except KafkaException as exc:
+                raise RuntimeError(f"cannot reach Kafka at {kafka.bootstrap_servers}: {exc.args[0].str()}") from None
             if meta is None or meta.error is not None or not meta.partitions:
                 raise RuntimeError(f"no such topic {topic!r} on {kafka.bootstrap_servers}")
             at = OFFSET_BEGINNING if start is None else int(start.timestamp() * 1000)
