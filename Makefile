@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast browser dashboards models models-full tune bench bench-triton bench-pipeline bench-alerts bench-replay evaluate demo clean help
+.PHONY: install test test-fast audit browser dashboards models models-full tune bench bench-triton bench-pipeline bench-alerts bench-replay evaluate demo clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -25,6 +25,11 @@ test: $(STAMP) browser  ## run every test (slow ones included)
 
 test-fast: $(STAMP) browser  ## skip the slow suites
 	$(BIN)/pytest -q -m 'not slow'
+
+AUDIT := .venv-audit
+audit:  ## pip-audit of requirements.lock (fails on a known vulnerability; says so when the advisory service is unreachable)
+	@[ -x $(AUDIT)/bin/pip-audit ] || { $(PY) -m venv $(AUDIT) && $(AUDIT)/bin/pip install --quiet --disable-pip-version-check pip-audit==2.10.1; }
+	$(AUDIT)/bin/python ops/audit.py $(AUDIT_FLAGS) requirements.lock
 
 # headless Chromium for the live-view tests: Debian's package, installed when missing and we are root
 browser:
