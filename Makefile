@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast audit browser dashboards models models-full tune bench bench-triton bench-pipeline bench-alerts bench-replay evaluate demo clean help
+.PHONY: install test test-fast audit soak s3-server browser dashboards models models-full tune bench bench-triton bench-pipeline bench-alerts bench-replay evaluate demo clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -20,11 +20,19 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)  ## create .venv and install pinned dependencies (torch first)
 
-test: $(STAMP) browser  ## run every test (slow ones included)
+test: $(STAMP) browser s3-server  ## run every test (slow ones included)
 	$(BIN)/pytest -q
 
 test-fast: $(STAMP) browser  ## skip the slow suites
 	$(BIN)/pytest -q -m 'not slow'
+
+# a local S3 API (moto) for the durable-broker test, in its own venv (its botocore and our dateutil disagree)
+S3VENV := .venv-s3
+s3-server: $(S3VENV)/.installed
+$(S3VENV)/.installed: ops/s3-server.lock
+	$(PY) -m venv $(S3VENV)
+	$(S3VENV)/bin/pip install --quiet --disable-pip-version-check -r ops/s3-server.lock
+	touch $@
 
 AUDIT := .venv-audit
 audit:  ## pip-audit of requirements.lock (fails on a known vulnerability; says so when the advisory service is unreachable)
@@ -69,6 +77,9 @@ bench-pipeline: models  ## only the pipeline benchmark (a few minutes)
 
 bench-replay: models  ## only replay throughput, with the model and without it
 	$(BIN)/sentimon bench replay
+
+soak: models  ## load and soak: 10 min at the measured capacity (RSS over time per process), then a 5x burst
+	$(BIN)/sentimon bench soak
 
 bench-alerts: models  ## only the alerts benchmark: detection quality (planted spikes), burst -> webhook latency
 	$(BIN)/sentimon bench alerts

@@ -66,9 +66,15 @@ class Evaluator:
         self.evaluated_until: datetime | None = None
         self.states: dict[str, AlertState] = {}
         self._dirty = False
+        self.stale = False
         self._load()
 
     # --- progress kept in the store ----------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Forget what was evaluated but not committed: the next :meth:`advance` starts again from the
+        progress recorded in the store (after a failed commit or publish: the same windows, the same changes)."""
+        self.stale = True
 
     def _load(self) -> None:
         rows = self.store.query(
@@ -116,6 +122,10 @@ class Evaluator:
         """Evaluate every window end up to ``watermark``; the alert changes, in order. Call :meth:`commit`
         once the changes are published: until then a restart evaluates these windows again (giving the same
         changes)."""
+        if self.stale:  # raises while the store cannot be read: the evaluation is retried
+            self.evaluated_until, self.states, self._dirty = None, {}, False
+            self._load()
+            self.stale = False
         if watermark is None or not self.config.rules:
             return []
         last = floor_minute(watermark)

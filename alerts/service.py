@@ -61,7 +61,7 @@ class Alerting:
             return False
         metrics.watermark.set(wm.timestamp())
         until = self.evaluator.evaluated_until
-        return until is None or floor_minute(wm) > until
+        return self.evaluator.stale or until is None or floor_minute(wm) > until
 
     def evaluate(self) -> list[Alert]:
         """The changes up to the watermark (blocking: run it in a thread). Publish them, then :meth:`commit`."""

@@ -236,9 +236,10 @@ def predict(
 
 @app.command()
 def bench(
-    part: Annotated[str, typer.Argument(help="which benchmark: 'models', 'triton', 'pipeline', 'alerts' or 'replay'")] = "models",
+    part: Annotated[str, typer.Argument(help="which benchmark: 'models', 'triton', 'pipeline', 'alerts', 'replay' or 'soak'")] = "models",
     model: ModelOpt = None,
     quick: Annotated[bool, typer.Option(help="fewer texts per cell (a smoke run)")] = False,
+    minutes: Annotated[Optional[float], typer.Option(help="soak: minutes of sustained load (default 10)")] = None,
 ) -> None:
     """Measure side by side in one run; print a table and save JSON under var/bench/."""
     from models import artifact
@@ -246,7 +247,8 @@ def bench(
 
     # the benchmarks that run on settings alone: module and function, imported when chosen
     on_settings = {"triton": ("streams.triton.bench", "run_triton_bench"), "pipeline": ("streams.bench", "run_pipeline_bench"),
-                   "alerts": ("alerts.bench", "run_alerts_bench"), "replay": ("streams.replay_bench", "run_replay_bench")}
+                   "alerts": ("alerts.bench", "run_alerts_bench"), "replay": ("streams.replay_bench", "run_replay_bench"),
+                   "soak": ("streams.soak", "run_soak_bench")}
     if part != "models" and part not in on_settings:
         _fail(f"unknown benchmark {part!r}: available: models, {', '.join(on_settings)}")
     s = get_settings()
@@ -256,7 +258,8 @@ def bench(
         import importlib
 
         module, function = on_settings[part]
-        getattr(importlib.import_module(module), function)(s, s.var_dir / "bench", quick=quick, log=_log)
+        extra = {"minutes": minutes} if part == "soak" and minutes else {}
+        getattr(importlib.import_module(module), function)(s, s.var_dir / "bench", quick=quick, log=_log, **extra)
         return
     try:
         ref = artifact.resolve(model or s.model, s.models_dir)

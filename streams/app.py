@@ -169,8 +169,8 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
     kinds = {t.name("raw_news"): "news", t.name("raw_social"): "social"}
     documents_topic, scores_topic, dead_topic = t.name("documents"), t.name("scores"), t.name("dead_letters")
     within = settings.stream.max_wait_s
-    raw = app.topic(*kinds, value_serializer="raw", key_serializer="raw", allow_empty=True)
-    documents = app.topic(documents_topic, value_serializer="raw", key_serializer="raw", allow_empty=True)
+    raw = _input(app, *kinds, batch=settings.stream.max_batch)
+    documents = _input(app, documents_topic, batch=settings.stream.max_envelopes)
     producer = BatchProducer(settings.kafka)
     ingestor = Ingestor(
         settings.privacy.key.get_secret_value().encode(),
@@ -214,6 +214,7 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
                 source.observe(where, datetime.fromisoformat(t.replace("Z", "+00:00")))
             await producer.send(out.messages(source.value()))
             await _ack(stream, events)
+            _buffered("ingest", stream)
             _count("ingest", len(items), out, started)
 
     @app.agent(documents, name="scoring", supervisor_strategy=CrashingSupervisor)
@@ -251,6 +252,7 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
                     upstream.observe(e.message.partition, *mark)
             await producer.send(out.messages(upstream.value()))
             await _ack(stream, events)
+            _buffered("scoring", stream)
             _count("scoring", n, out, started)
 
     def details():
@@ -270,7 +272,7 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
     app = _app(settings, "store", settings.worker.store_port if web_port is None else web_port)
     t = settings.topics
     scores_topic, dead_topic, alerts_topic = t.name("scores"), t.name("dead_letters"), t.name("alerts")
-    scores = app.topic(scores_topic, value_serializer="raw", key_serializer="raw", allow_empty=True)
+    scores = _input(app, scores_topic, batch=settings.stream.sink_max_envelopes)
     # the store pays a fixed cost per insert (a part per table and view): larger batches than the other stages
     within = max(settings.stream.max_wait_s, settings.stream.sink_max_wait_s)
     store = Store.open(settings)
@@ -324,10 +326,11 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
                 metrics.end_to_end_seconds.observe(max(0.0, (stored_at - doc.event_time).total_seconds()))
                 metrics.pipeline_seconds.observe(max(0.0, (stored_at - doc.ingested_at).total_seconds()))
             out.items = new
+            _buffered("sink", stream)
             _count("sink", len(received), out, started)
 
     last_input = [time.monotonic()]
-    letters = app.topic(dead_topic, value_serializer="raw", key_serializer="raw", allow_empty=True)
+    letters = _input(app, dead_topic, batch=settings.stream.sink_max_envelopes)
     letter_sink = DeadLetterSink(store)
     closers = [sink.close, letter_sink.close]
 
@@ -342,7 +345,7 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
 
     if settings.archive.enabled:
         kinds = {t.name("raw_news"): "news", t.name("raw_social"): "social"}
-        raw = app.topic(*kinds, value_serializer="raw", key_serializer="raw", allow_empty=True)
+        raw = _input(app, *kinds, batch=settings.stream.max_batch)
         archive = ArchiveSink(store, settings.privacy.key.get_secret_value().encode())
 
         @app.agent(raw, name="archive", supervisor_strategy=CrashingSupervisor)
@@ -354,6 +357,7 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
                 n = await asyncio.to_thread(archive.write, items)
                 await _ack(stream, events)
                 metrics.consumed.labels("archive").inc(n)
+                _buffered("archive", stream)
 
         closers.append(archive.close)
 
@@ -362,7 +366,11 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
         if evaluate_alerts is not None:
             await evaluate_alerts()
         elif recorder is not None and marks is not None:
-            await asyncio.to_thread(recorder.record, marks.value())
+            try:
+                await asyncio.to_thread(recorder.record, marks.value())
+            except Exception as exc:  # recorded again with the next batch
+                metrics.evaluation_failures.inc()
+                log.warning("recording the watermark failed, retried with the next batch: %s", exc)
 
     if marks is not None:
         @app.timer(interval=1.0)
@@ -444,12 +452,17 @@ def _evaluation(alerting, producer: BatchProducer, alerts_topic: str) -> Callabl
 
     async def evaluate() -> None:
         async with evaluating:
-            if not await asyncio.to_thread(alerting.due):
-                return
-            changes = await asyncio.to_thread(alerting.evaluate)
-            await producer.send([OutMessage(alerts_topic, a.model_dump_json().encode(), key=a.fingerprint.encode())
-                                 for a in changes])
-            await asyncio.to_thread(alerting.commit, changes)
+            try:
+                if not await asyncio.to_thread(alerting.due):
+                    return
+                changes = await asyncio.to_thread(alerting.evaluate)
+                await producer.send([OutMessage(alerts_topic, a.model_dump_json().encode(), key=a.fingerprint.encode())
+                                     for a in changes])
+                await asyncio.to_thread(alerting.commit, changes)
+            except Exception as exc:  # the store or Kafka failing: evaluate the same windows again next time
+                metrics.evaluation_failures.inc()
+                log.warning("alert evaluation failed, retried from the recorded progress: %s", exc)
+                await asyncio.to_thread(alerting.evaluator.reload)
 
     return evaluate
 
@@ -572,6 +585,27 @@ async def _score(scorer: Scorer, texts: list[str], state: dict[str, Any], max_ba
             log.info("scorer available again")
             state["unavailable"] = ""
         return results
+
+
+BUFFERED_BATCHES = 4
+
+
+def _input(app: faust.App, *topics: str, batch: int):
+    """An input topic whose in-process buffer holds ``BUFFERED_BATCHES`` micro-batches of messages: when it is
+    full Faust stops fetching (backpressure), so a backlog waits in Kafka, not in memory. (The app-wide
+    default, 4096 messages, would hold 4096 envelopes of documents, up to a gigabyte, per stream.)"""
+    topic = app.topic(*topics, value_serializer="raw", key_serializer="raw", allow_empty=True)
+    topic.maxsize = BUFFERED_BATCHES * batch  # app.topic() does not pass ``maxsize`` on (faust-streaming 0.15.3)
+    return topic
+
+
+def _buffered(stage: str, stream) -> None:
+    """How many messages wait in the stage's buffer (at its bound: the stage is the bottleneck, Faust has
+    stopped fetching, the backlog is in Kafka)."""
+    try:
+        metrics.buffered.labels(stage).set(stream.channel.queue.qsize())
+    except AttributeError:  # not a Faust stream (tests)
+        pass
 
 
 def _count(stage: str, n_in: int, out: Outbox, started: float) -> None:

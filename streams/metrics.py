@@ -15,6 +15,10 @@ produced = Counter("sentimon_produced", "items a stage produced (ingest, scoring
 dead_letters = Counter("sentimon_dead_letters", "items sent to the dead-letter topic", ["stage"])
 duplicates = Counter("sentimon_duplicates", "documents flagged as a duplicate of an earlier story")
 scorer_unavailable = Counter("sentimon_scorer_unavailable", "scoring attempts that found the scorer unavailable")
+buffered = Gauge("sentimon_buffered_messages", "messages waiting in a stage's in-process buffer (bounded: at the "
+                 "bound the stage is the bottleneck and the backlog stays in Kafka)", ["stage"])
+evaluation_failures = Counter("sentimon_evaluation_failures", "alert evaluations (or watermark records) that failed and are retried")
+store_retries = Counter("sentimon_store_retries", "store writes that failed and were retried", ["sink"])
 redelivered = Counter("sentimon_redelivered", "documents the sink skipped because they were already stored")
 first_batch = Gauge("sentimon_first_batch_timestamp_seconds", "when a stage's first micro-batch started (unix time)",
                     ["stage"])
@@ -40,7 +44,8 @@ watermark = Gauge("sentimon_watermark_timestamp_seconds", "event-time watermark 
 
 _SNAPSHOT = {"consumed": consumed, "produced": produced, "dead_letters": dead_letters, "duplicates": duplicates,
              "redelivered": redelivered, "scorer_unavailable": scorer_unavailable, "first_batch": first_batch, "last_batch": last_batch,
-             "alert_changes": alert_changes, "notifications": notifications, "watermark": watermark}
+             "alert_changes": alert_changes, "notifications": notifications, "watermark": watermark,
+             "buffered": buffered, "store_retries": store_retries, "evaluation_failures": evaluation_failures}
 _TIME_SPENT = {"inference_seconds": inference_seconds, "sink_write_seconds": sink_seconds}  # totals, in snapshots
 _started: set[str] = set()
 
@@ -68,7 +73,7 @@ def snapshot() -> dict[str, float]:
     for name, metric in _SNAPSHOT.items():
         for sample in metric.collect()[0].samples:
             if sample.name.endswith("_total") or isinstance(metric, Gauge):
-                label = sample.labels.get("stage") or sample.labels.get("status") or sample.labels.get("outcome")
+                label = next((sample.labels[k] for k in ("stage", "status", "outcome", "sink") if sample.labels.get(k)), None)
                 out[name + (f".{label}" if label else "")] = sample.value
     for name, histogram in _TIME_SPENT.items():
         out[name] = next(s.value for s in histogram.collect()[0].samples if s.name.endswith("_sum"))

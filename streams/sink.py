@@ -20,6 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas import DeadLetter, ScoredDocument
 from schemas.base import naive_utc, now_utc, parse_utc
+from streams import metrics
 from streams.envelope import split_raw
 from streams.privacy import scrub_raw
 from streams.store import Store
@@ -77,6 +78,7 @@ class BatchingSink(ABC, Generic[T]):
                 return self._write(items)
             except Exception as exc:  # any failure of the store is retried; the batch stays unacknowledged
                 log.warning("sink write failed (attempt %d, retry in %.1f s): %s", attempt, delay, exc)
+                metrics.store_retries.labels(type(self).__name__).inc()
             if self._closed.wait(delay):
                 raise SinkClosed(f"closed after {attempt} failed attempts")
             delay = min(delay * 2, self.max_backoff_s)

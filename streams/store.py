@@ -18,6 +18,7 @@ import pyarrow as pa
 from schemas import ScoredDocument
 from schemas.migrate import Migration, check_identifier, migrate
 from sentimon.settings import Settings, redact
+from streams import faults
 
 
 
@@ -107,6 +108,7 @@ class Store:
     def insert_rows(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
         """Insert rows into one of our tables (small writes: alerts, silences, state)."""
         if rows:
+            faults.check("store.insert")
             with self._lock:
                 self.client.insert(f"{self.db}.{check_identifier(table)}", [list(r) for r in rows],
                                    column_names=list(columns))
@@ -160,11 +162,13 @@ class Store:
             "topic": [s.topic for s in scores],
             "topic_confidence": pa.array([s.topic_confidence for s in scores], pa.float32()),
         })
+        faults.check("store.insert")
         with self._lock:
             # Arrow: columnar and converted in C (row-wise inserts cost ~10x more per document here).
             # Documents first: a crash between the two inserts leaves a document without a score, which
             # the redelivery completes (the scores table decides what is stored)
             self.client.insert_arrow(f"{self.db}.documents", documents)
+            faults.check("store.scores")
             self.client.insert_arrow(f"{self.db}.scores", score_table)
         return len(new)
 

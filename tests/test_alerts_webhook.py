@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import base64
 import os
 from datetime import timedelta
@@ -137,6 +138,17 @@ def test_timeout_is_retried(secrets):
     try:
         _, outcome, waits = _deliver(server.url, timeout_s=0.3)
         assert outcome.delivered and outcome.attempts == 2 and len(waits) == 1
+    finally:
+        server.close()
+
+
+def test_a_slow_receiver_within_the_timeout_is_waited_for_not_retried(secrets):
+    server = StatusServer([(200, {}, 1.0)])
+    try:
+        started = time.monotonic()
+        _, outcome, waits = _deliver(server.url, timeout_s=5.0)
+        assert outcome.delivered and outcome.attempts == 1 and waits == [] and server.hits == 1
+        assert time.monotonic() - started >= 1.0
     finally:
         server.close()
 

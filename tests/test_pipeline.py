@@ -8,7 +8,7 @@ import time
 import orjson
 import pytest
 
-from conftest import wait_until
+from conftest import record_figure, wait_until
 from sentimon.settings import Settings
 from streams.cluster import LocalCluster
 from streams.feed import publish
@@ -126,17 +126,28 @@ def test_workers_killed_mid_stream_lose_nothing_and_count_nothing_twice(cluster)
     pipeline = cluster.start_worker("pipeline")
     stored = lambda w: w.metrics().get("produced.sink", 0)  # noqa: E731
     wait_until(lambda: stored(store) >= 250, 180, "a first part stored", [store, pipeline])
+    before = stored(store)
     pipeline.kill()  # SIGKILL: no shutdown, no final commit
+    killed = time.monotonic()
     pipeline = cluster.start_worker("pipeline")
+    wait_until(lambda: stored(store) > before, 180, "storing again after the pipeline restart", [store, pipeline])
+    pipeline_back_s = time.monotonic() - killed  # restart, group join, redelivery of the unacknowledged batch
     wait_until(lambda: stored(store) >= 600, 180, "more stored after the pipeline restart", [store, pipeline])
     store.kill()
+    killed = time.monotonic()
     store = cluster.start_worker("store")
+    wait_until(lambda: store.metrics().get("produced.sink", 0) > 0, 180, "storing again after the store restart", [store])
+    store_back_s = time.monotonic() - killed
     done = lambda: (store.get("/api/summary").get("counts", {}).get("scores") == n)  # noqa: E731
     wait_until(done, 240, "every document stored after both restarts", [store, pipeline])
     time.sleep(3)  # anything still in flight would land now
     counts = stored_counts(cluster)
     assert counts["documents"] == counts["scores"] == counts["rows"] == n
     assert counts["aggregated_docs"] == n  # the materialized views saw each document once
+    record_figure("workers killed", injected="SIGKILL of the pipeline worker, later of the store worker, mid-stream",
+                  documents=n, stored=counts["documents"], lost=n - counts["documents"],
+                  counted_twice=counts["aggregated_docs"] - n, pipeline_storing_again_s=round(pipeline_back_s, 1),
+                  store_storing_again_s=round(store_back_s, 1))
 
 
 def test_two_pipeline_workers_split_the_partitions(cluster):
@@ -169,7 +180,11 @@ def test_triton_killed_mid_stream_loses_nothing_and_the_pipeline_resumes_by_itse
     wait_until(lambda: pipeline.health() is None, 60, "the pipeline worker reporting not ready", [store, pipeline])
     time.sleep(3)  # the stage holds its batch meanwhile
     assert pipeline.alive() and stored() < n
+    held = stored()
     cluster.restart_triton()
+    restarted = time.monotonic()
+    wait_until(lambda: stored() > held, 300, "storing again after Triton came back", [store, pipeline])
+    back_s = time.monotonic() - restarted  # Triton's own start (model load) included
     wait_until(lambda: stored() >= n, 300, "every document stored after Triton came back", [store, pipeline])
     assert pipeline.health() is not None  # ready again, by itself
     time.sleep(2)
@@ -177,3 +192,6 @@ def test_triton_killed_mid_stream_loses_nothing_and_the_pipeline_resumes_by_itse
     assert counts["documents"] == counts["scores"] == counts["rows"] == counts["aggregated_docs"] == n
     with cluster.store() as s:
         assert s.query("SELECT DISTINCT model FROM {db}.scores")[0][0] == "sentimon-tiny"
+    record_figure("Triton killed", injected="SIGKILL of tritonserver mid-stream, restarted after 3 s", documents=n,
+                  stored=counts["documents"], lost=n - counts["documents"], counted_twice=counts["aggregated_docs"] - n,
+                  storing_again_after_restart_s=round(back_s, 1))

@@ -1,0 +1,186 @@
+"""``sentimon bench soak``: sustained load at the measured capacity, then a burst above it, on real parts
+(tansu, a store worker, a pipeline worker with the configured model, chDB).
+
+1. Capacity: a backlog published at once; documents stored per second while it drains.
+2. Soak: the synthetic feed paced at that capacity for ``minutes``; every few seconds the resident memory
+   (RSS, the process and its children, from /proc) of the broker and each worker, the backlog (published,
+   not yet stored) and each stage's in-process buffer (``sentimon_buffered_messages``). Bounded memory
+   means worker RSS flat while the backlog, if any, waits in Kafka: each stage's buffer holds a few
+   micro-batches and Faust stops fetching when it is full. (The local tansu keeps messages in memory:
+   its RSS grows with what was published; Apache Kafka keeps them on disk.)
+3. Burst: ``burst_x`` times the capacity for ``burst_s`` seconds, published at once; the time it takes to
+   drain, and the count at the end: every published item stored (nothing lost, nothing twice).
+
+Writes ``soak.json`` and ``soak.png`` (RSS and backlog over time) under ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+
+from models.bench import save_result
+from sentimon.settings import Settings
+from streams import metrics
+from streams.cluster import LocalCluster
+from streams.feed import publish
+from streams.synthetic import SyntheticFeed
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its descendants, MiB (Linux /proc)."""
+    total, todo, seen = 0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total / 1024
+
+
+def _items(seed: int, n: int, rate: float, start: datetime) -> list[tuple[str, bytes]]:
+    feed = SyntheticFeed(seed=seed, start=start, rhythm=False)
+    return [(kind, orjson.dumps(item)) for _, kind, item in feed.items(n, rate)]
+
+
+def run_soak_bench(settings: Settings, out_dir: Path, quick: bool = False, log: Callable[[str], None] = print,
+                   minutes: float | None = None, burst_x: float = 5.0, burst_s: float | None = None,
+                   sample_s: float = 5.0) -> dict:
+    """The soak (``quick``: 1 minute and a 10 s burst, a smoke run; default 10 minutes and 30 s)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    minutes = minutes or (1.0 if quick else 10.0)
+    burst_s = burst_s or (10.0 if quick else 30.0)
+
+    result: dict = {"minutes": minutes, "burst_x": burst_x, "burst_s": burst_s, "scorer": settings.scoring.backend,
+                    "samples": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        s = settings.model_copy(update={
+            "topics": settings.topics.model_copy(update={"prefix": "soak."}),
+            "store": settings.store.model_copy(update={"dsn": f"chdb://{Path(tmp) / 'store'}"}),
+        })
+        with LocalCluster(s, Path(tmp) / "run") as cluster:
+            store, pipeline = cluster.start_worker("store"), cluster.start_worker("pipeline")
+            procs = {"broker": cluster.broker, "store worker": store, "pipeline worker": pipeline}
+            published = 0
+
+            def handled() -> int:
+                return metrics.handled(metrics.combined(store.metrics(), pipeline.metrics()))
+
+            def wait_handled(n: int, timeout_s: float) -> None:
+                deadline = time.monotonic() + timeout_s
+                while handled() < n:
+                    if time.monotonic() > deadline or not (store.alive() and pipeline.alive()):
+                        raise RuntimeError(f"soak: {handled()} of {n} handled; see {cluster.workdir}")
+                    time.sleep(0.5)
+
+            now = datetime.now(timezone.utc)
+            # 1. capacity
+            warm = _items(1, 3000, 100.0, now - timedelta(hours=2))
+            published += publish(cluster.settings, warm)
+            began = time.monotonic()
+            wait_handled(published, 900)
+            capacity = len(warm) / (time.monotonic() - began)
+            result["capacity_docs_per_s"] = capacity
+            log(f"capacity: {capacity:,.0f} docs/s (a backlog of {len(warm)} drained)")
+
+            # 2. soak at the capacity, sampling memory and backlog
+            n = int(capacity * minutes * 60)
+            soak = _items(2, n, capacity, now - timedelta(hours=1))
+            feeder = threading.Thread(target=publish, args=(cluster.settings, soak, capacity), daemon=True)
+            t0 = time.monotonic()
+            feeder.start()
+            with Progress(TextColumn("soak"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn()) as bar:
+                task = bar.add_task("soak", total=minutes * 60, info="")
+                while feeder.is_alive():
+                    time.sleep(sample_s)
+                    t = time.monotonic() - t0
+                    sent = published + min(n, int(capacity * t))
+                    m = metrics.combined(store.metrics(), pipeline.metrics())
+                    sample = {"t_s": round(t, 1), "backlog": int(max(0, sent - metrics.handled(m))),
+                              **{name: round(rss_mb(p.process.pid), 1) for name, p in procs.items()},
+                              "buffered": {k.removeprefix("buffered."): int(v) for k, v in m.items() if k.startswith("buffered.")}}
+                    result["samples"].append(sample)
+                    bar.update(task, completed=min(t, minutes * 60),
+                               info=f"backlog {sample['backlog']:,}, RSS " + ", ".join(f"{k} {sample[k]:.0f} MB" for k in procs))
+            published += n
+            wait_handled(published, 1800)
+            result["soak_s"] = time.monotonic() - t0
+
+            # 3. a burst above capacity
+            burst = _items(3, int(capacity * burst_x * burst_s), capacity * burst_x, now - timedelta(minutes=30))
+            b0 = time.monotonic()
+            published += publish(cluster.settings, burst)
+            result["burst_publish_s"] = time.monotonic() - b0
+            wait_handled(published, 1800)
+            result["burst_items"], result["burst_drain_s"] = len(burst), time.monotonic() - b0
+            result["burst_rss_mb"] = {name: round(rss_mb(p.process.pid), 1) for name, p in procs.items()}
+            log(f"burst: {len(burst):,} items ({burst_x:g}x capacity for {burst_s:g} s) drained in {result['burst_drain_s']:.0f} s")
+            with cluster.store() as st:
+                counts = st.counts()
+        result["published"], result["stored"] = published, counts["documents"]
+        result["lost"] = published - counts["documents"]
+        result["counted_twice"] = counts["aggregated_docs"] - counts["documents"]
+    summarize(result, list(procs), out_dir, log)
+    save_result(out_dir, "soak", result, log)
+    return result
+
+
+def summarize(result: dict, names: list[str], out_dir: Path, log: Callable[[str], None]) -> None:
+    """RSS first/last/max per process and its growth over the second half of the soak (MiB/min); a plot."""
+    samples = result["samples"]
+    half = [x for x in samples if x["t_s"] >= samples[-1]["t_s"] / 2] if samples else []
+    result["rss"] = {}
+    for name in names:
+        values = [x[name] for x in samples]
+        growth = 0.0
+        if len(half) >= 2:
+            span_min = (half[-1]["t_s"] - half[0]["t_s"]) / 60
+            growth = (half[-1][name] - half[0][name]) / span_min if span_min else 0.0
+        result["rss"][name] = {"first_mb": values[0] if values else None, "last_mb": values[-1] if values else None,
+                               "max_mb": max(values) if values else None, "second_half_mb_per_min": round(growth, 2)}
+        log(f"{name}: RSS {values[0]:.0f} -> {values[-1]:.0f} MB (max {max(values):.0f}), second half "
+            f"{growth:+.1f} MB/min" if values else f"{name}: no samples")
+    result["max_backlog"] = max((x["backlog"] for x in samples), default=0)
+    stages = sorted({k for x in samples for k in x.get("buffered", {})})
+    result["max_buffered"] = {k: max(x.get("buffered", {}).get(k, 0) for x in samples) for k in stages}
+    log("largest in-process buffers (messages): " + ", ".join(f"{k} {v}" for k, v in result["max_buffered"].items()))
+    log(f"published {result['published']:,}, stored {result['stored']:,}: lost {result['lost']}, counted twice "
+        f"{result['counted_twice']}; largest backlog during the soak {result['max_backlog']:,}")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        t = [x["t_s"] / 60 for x in samples]
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+        for name in names:
+            top.plot(t, [x[name] for x in samples], label=name)
+        top.set_ylabel("RSS (MiB)")
+        top.legend(loc="upper left")
+        top.set_title(f"soak at {result['capacity_docs_per_s']:,.0f} docs/s for {result['minutes']:g} min")
+        bottom.plot(t, [x["backlog"] for x in samples], color="tab:red")
+        bottom.set_ylabel("backlog (items)")
+        bottom.set_xlabel("minutes")
+        fig.tight_layout()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out_dir / "soak.png", dpi=110)
+        plt.close(fig)
+        log(f"plot: {out_dir / 'soak.png'}")
+    except Exception as exc:  # a plot is a nicety; the figures are in the JSON
+        log(f"no plot: {exc}")
