@@ -342,16 +342,20 @@ def triton(
 def broker(
     port: Annotated[int, typer.Option(help="port to listen on (0: a free one)")] = 9092,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    storage: Annotated[str, typer.Option(help="'memory://tansu/' (lost on restart) or 's3://BUCKET/' (durable; "
+                                              "AWS_ENDPOINT, AWS_ACCESS_KEY_ID, ... from the environment)")] = "memory://tansu/",
 ) -> None:
-    """Run the local Kafka-protocol broker (tansu, in memory) until Ctrl-C; creates Sentimon's topics."""
+    """Run the local Kafka-protocol broker (tansu) until Ctrl-C; creates Sentimon's topics."""
     from streams.broker import Broker
     from streams.kafka.admin import ensure_topics
 
+    if not storage.startswith(("memory://", "s3://")):
+        _fail(f"storage {storage!r}: this tansu build has memory:// and s3:// only")
     s = get_settings()
-    with Broker(port, host) as b:
+    with Broker(port, host, storage=storage) as b:
         settings = s.model_copy(update={"kafka": s.kafka.model_copy(update={"bootstrap_servers": b.bootstrap})})
         created = ensure_topics(settings)
-        _log(f"tansu listening on {b.bootstrap} (in-memory storage); topics created: {', '.join(created) or 'none'}")
+        _log(f"tansu listening on {b.bootstrap} (storage {storage}); topics created: {', '.join(created) or 'none'}")
         console.print(f"export SENTIMON_KAFKA__BOOTSTRAP_SERVERS={b.bootstrap}")
         try:
             while b.process and b.process.poll() is None:
