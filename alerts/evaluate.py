@@ -63,9 +63,6 @@ class Evaluator:
     def __init__(self, config: AlertsConfig, store, name: str = "default"):
         self.config, self.store, self.name = config, store, name
         self.rules_hash = rules_hash(config)
-        self.evaluated_until: datetime | None = None
-        self.states: dict[str, AlertState] = {}
-        self._dirty = False
         self.stale = False
         self._load()
 
@@ -77,6 +74,10 @@ class Evaluator:
         self.stale = True
 
     def _load(self) -> None:
+        """Start from the progress recorded in the store (nothing evaluated when none is)."""
+        self.evaluated_until: datetime | None = None
+        self.states: dict[str, AlertState] = {}
+        self._dirty = False
         rows = self.store.query(
             "SELECT argMax(evaluated_until, updated_at), argMax(states, updated_at) FROM {db}.alert_state "
             "WHERE evaluator = {name:String} GROUP BY evaluator", {"name": self.name})
@@ -123,7 +124,6 @@ class Evaluator:
         once the changes are published: until then a restart evaluates these windows again (giving the same
         changes)."""
         if self.stale:  # raises while the store cannot be read: the evaluation is retried
-            self.evaluated_until, self.states, self._dirty = None, {}, False
             self._load()
             self.stale = False
         if watermark is None or not self.config.rules:

@@ -270,7 +270,8 @@ class Settings(BaseSettings):
             toml = TomlConfigSettingsSource(settings_cls, toml_file=config)
             data = toml()
             found = [p for p in secret_fields(settings_cls) if _has(data, p)]
-            if redact(str(data.get("store", {}).get("dsn", ""))) != str(data.get("store", {}).get("dsn", "")):
+            dsn = str(data.get("store", {}).get("dsn", ""))
+            if redact(dsn) != dsn:  # a password inside the DSN
                 found.append(("store", "password"))
             if found:
                 names = ", ".join(".".join(p) for p in found)

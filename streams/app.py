@@ -39,7 +39,7 @@ from mode import CrashingSupervisor
 from alerts.service import Alerting, sink_watermark
 from alerts.watermark import StoredWatermark, Watermark
 from schemas import DeadLetter
-from schemas.base import now_utc
+from schemas.base import now_utc, parse_utc
 from sentimon.settings import Settings, redact
 from sentimon.web import access
 from sentimon.web.api import routes as web_routes
@@ -60,8 +60,7 @@ log = logging.getLogger("sentimon.stream")
 
 
 def _app(settings: Settings, role: Role, web_port: int) -> faust.App:
-    token = settings.worker.token.get_secret_value()
-    access.check_exposure(settings.worker.host, token)
+    token = settings.worker.token.get_secret_value()  # exposure is checked by streams.worker.run, before anything starts
     limit_fetch_wait(settings.kafka.fetch_max_wait_ms)
     return faust.App(
         f"{settings.topics.prefix}sentimon-{role}",
@@ -211,7 +210,7 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
                     out.dead_letter(outcome)
             source.assign((tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in kinds)
             for where, t in latest.items():
-                source.observe(where, datetime.fromisoformat(t.replace("Z", "+00:00")))
+                source.observe(where, parse_utc(t))
             await producer.send(out.messages(source.value()))
             await _ack(stream, events)
             _buffered("ingest", stream)

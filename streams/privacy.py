@@ -37,11 +37,14 @@ def _phone(match: re.Match) -> str:
     return "[phone]" if digits >= MIN_PHONE_DIGITS else match.group(0)
 
 
+def _contacts(text: str) -> str:
+    """Text with e-mail addresses and phone numbers replaced."""
+    return PHONE.sub(_phone, EMAIL.sub("[email]", text))
+
+
 def scrub(text: str, key: bytes) -> str:
     """Text with e-mails, phone numbers and @mentions replaced."""
-    text = EMAIL.sub("[email]", text)
-    text = PHONE.sub(_phone, text)
-    return MENTION.sub(lambda m: "@user_" + hash_handle(m.group(1), key)[:8], text)
+    return MENTION.sub(lambda m: "@user_" + hash_handle(m.group(1), key)[:8], _contacts(text))
 
 
 def scrub_raw(value: bytes, key: bytes) -> bytes:
@@ -53,8 +56,7 @@ def scrub_raw(value: bytes, key: bytes) -> bytes:
     except orjson.JSONDecodeError:
         obj = None
     if not isinstance(obj, dict):
-        text = value.decode("utf-8", "surrogateescape")
-        return PHONE.sub(_phone, EMAIL.sub("[email]", text)).encode("utf-8", "surrogateescape")
+        return _contacts(value.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
     for field in TEXT_FIELDS:
         if isinstance(obj.get(field), str):
             obj[field] = scrub(obj[field], key)

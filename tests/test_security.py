@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
+import os
 import re
 import subprocess
 import sys
@@ -60,7 +61,7 @@ def test_every_kafka_client_is_built_from_the_settings():
 
 
 def test_secrets_come_from_secret_files_and_a_config_file_holding_one_is_refused(tmp_path, monkeypatch):
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith("SENTIMON_"):
             monkeypatch.delenv(name)
     secrets = tmp_path / "secrets"
@@ -101,7 +102,7 @@ def test_the_web_server_is_loopback_only_unless_it_has_a_token():
 
 
 def test_a_worker_refuses_to_listen_beyond_loopback_without_a_token():
-    env = {**__import__("os").environ, "SENTIMON_WORKER__HOST": "0.0.0.0", "SENTIMON_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    env = {**os.environ, "SENTIMON_WORKER__HOST": "0.0.0.0", "SENTIMON_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}
     env.pop("SENTIMON_WORKER__TOKEN", None)
     run = subprocess.run([sys.executable, "-m", "sentimon.cli", "worker", "store"], capture_output=True, text=True,
                          timeout=60, env=env)
@@ -210,7 +211,7 @@ def test_no_secret_in_logs_output_or_store_and_no_planted_personal_data_in_the_s
                 assert s.counts()["documents"] == len(items) - 1
         logs = "\n".join(p.read_text(errors="replace") for p in (tmp_path / "run").glob("*.log"))
     config = subprocess.run([sys.executable, "-m", "sentimon.cli", "config"], capture_output=True, text=True, timeout=60,
-                            env={**__import__("os").environ, **env, "SENTIMON_PRIVACY__KEY": secrets["privacy"],
+                            env={**os.environ, **env, "SENTIMON_PRIVACY__KEY": secrets["privacy"],
                                  "SENTIMON_WORKER__TOKEN": secrets["worker"], "SENTIMON_GRAFANA__TOKEN": secrets["grafana"],
                                  "SENTIMON_KAFKA__SASL_PASSWORD": secrets["kafka"]}).stdout
     assert "**********" in config and len(logs) > 10_000

@@ -14,16 +14,21 @@ from sentimon.settings import KafkaSettings
 from streams.kafka.config import confluent_config
 
 
+def _fresh_consumer(kafka: KafkaSettings, **extra) -> Consumer:
+    """A consumer of a group of its own that commits nothing and starts at the earliest offset."""
+    return Consumer(confluent_config(kafka, **{
+        "group.id": f"sentimon-read-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest",
+        "enable.auto.commit": False, **extra,
+    }))
+
+
 def read(kafka: KafkaSettings, topic: str, limit: int | None = None, idle_s: float = 3.0,
          timeout_s: float = 60.0) -> Iterator[Message]:
     """Messages of ``topic`` from the start, until ``limit`` messages, ``idle_s`` without a new one, or
     ``timeout_s`` in all. Uses a fresh consumer group and commits nothing. (End of topic is detected by
     idleness: tansu reports wrong high watermarks, see FIELD_NOTES.)"""
-    consumer = Consumer(confluent_config(kafka, **{
-        "group.id": f"sentimon-read-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest",
-        "enable.auto.commit": False, "partition.assignment.strategy": "range",
-        "session.timeout.ms": int(kafka.session_timeout_s * 1000),
-    }))
+    consumer = _fresh_consumer(kafka, **{"partition.assignment.strategy": "range",
+                                         "session.timeout.ms": int(kafka.session_timeout_s * 1000)})
     consumer.subscribe([topic])
     count, deadline, last = 0, time.monotonic() + timeout_s, None
     try:
@@ -58,10 +63,7 @@ def read_range(kafka: KafkaSettings, topics: list[str], start: datetime | None =
         return
     end = now if end is None or end > now else end
     end_ms = int(end.timestamp() * 1000)
-    consumer = Consumer(confluent_config(kafka, **{
-        "group.id": f"sentimon-read-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
-        "auto.offset.reset": "earliest", "enable.partition.eof": False,
-    }))
+    consumer = _fresh_consumer(kafka, **{"enable.partition.eof": False})
     try:
         wanted = []
         for topic in topics:
