@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 
@@ -31,6 +32,38 @@ def length_batches(lengths: Sequence[int], batch_size: int, seed: int | None, po
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
     rng.shuffle(batches)
     return batches
+
+
+# A forward pass of the MiniLM classifier here costs about as much as 70 tokens beyond its tokens (1 x 16
+# tokens: 23 ms; 64 x 16: 270 ms; 64 x 32: 556 ms, i.e. ~18 ms + 0.26 ms per token, 2 threads).
+OVERHEAD_TOKENS = 64
+
+
+def inference_batches(lengths: Sequence[int], max_batch: int, overhead_tokens: int = OVERHEAD_TOKENS) -> list[list[int]]:
+    """Split indices into batches of at most ``max_batch`` that minimize the padded work: the sum over
+    batches of ``overhead_tokens + size x longest``, exactly (dynamic programming over the length order).
+
+    A plain split of the sorted order into ``max_batch`` chunks pads a small micro-batch of mixed texts to
+    its longest one (a random 64 of our texts is 55% padding); one batch per length pays the overhead too
+    often. Batches come out in length order."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    n = len(order)
+    if n == 0:
+        return []
+    width = np.array([lengths[i] for i in order], dtype=np.int64)
+    best = np.zeros(n + 1, dtype=np.int64)  # best[j]: the least work for the first j texts
+    start = np.zeros(n + 1, dtype=np.int64)
+    for j in range(1, n + 1):
+        first = np.arange(max(0, j - max_batch), j)  # the last batch is order[i:j]
+        cost = best[first] + overhead_tokens + (j - first) * width[j - 1]
+        k = int(np.argmin(cost))
+        best[j], start[j] = cost[k], first[k]
+    batches, j = [], n
+    while j > 0:
+        i = int(start[j])
+        batches.append(order[i:j])
+        j = i
+    return batches[::-1]
 
 
 def pad(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

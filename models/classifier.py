@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from models import artifact
-from models.batching import length_batches, pad
+from models.batching import inference_batches, pad
 from models.labels import LABELS, Task, signed_score
 from models.network import MultiTaskClassifier
 from models.preprocess import check_text
@@ -60,7 +60,7 @@ def predict_proba(
     """Probabilities per task, shape (len(texts), n_labels), in input order. Texts must be prepared."""
     ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"] if texts else []
     out = {task: np.zeros((len(ids), len(LABELS[task])), dtype=np.float32) for task in model.tasks}
-    batches = length_batches([len(x) for x in ids], batch_size, seed=None)
+    batches = inference_batches([len(x) for x in ids], batch_size)
     # a bar only for long jobs on a terminal (disable=None turns it off when stderr is not a TTY)
     for batch in tqdm(batches, desc="scoring", unit="batch", leave=False, disable=None if len(batches) > 20 else True):
         input_ids, mask = pad([ids[i] for i in batch], tokenizer.pad_token_id)

@@ -223,21 +223,20 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
             log.info("scorer ready: %s/%s", state["scorer"].name, state["scorer"].version)
         scorer_ = state["scorer"]
         new_outbox = await outbox("scoring", scores_topic)
-        async for events in stream.noack_take(settings.stream.max_envelopes, within=within):
-            started = time.perf_counter()
-            out = new_outbox()
-            docs, n = [], 0
-            for e, i, item in _items(events):
-                n += 1
-                doc = scorable(item)
-                if isinstance(doc, str):
-                    out.reject(e, doc, item, i)
-                else:
-                    docs.append((e, i, item, doc))
+        busy_until = [0.0]
+
+        async def infer(texts: list[str]) -> list:
+            """The scorer's results; the inference time counted is the scorer's busy time (a batch queued
+            behind the previous one counts from when that one ended)."""
             t0 = time.perf_counter()
-            results = await _score(scorer_, [d["text"] for *_, d in docs], state) if docs else []
-            metrics.inference_seconds.observe(time.perf_counter() - t0)
-            for (e, i, item, doc), result in zip(docs, scored_messages([d for *_, d in docs], results)):
+            results = await _score(scorer_, texts, state)
+            t1 = time.perf_counter()
+            metrics.inference_seconds.observe(t1 - max(t0, busy_until[0]))
+            busy_until[0] = t1
+            return results
+
+        async def finish(events, out, docs, n, inference, started) -> None:
+            for (e, i, item, doc), result in zip(docs, scored_messages([d for *_, d in docs], await inference)):
                 if isinstance(result, bytes):
                     out.add(scores_topic, doc["doc_id"], result)
                 else:
@@ -253,6 +252,32 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
             await _ack(stream, events)
             _buffered("scoring", stream)
             _count("scoring", n, out, started)
+
+        held = None  # a batch being scored whose results are sent once the next batch is queued behind it
+        try:
+            async for events in stream.noack_take(settings.stream.max_envelopes, within=within):
+                started = time.perf_counter()
+                out = new_outbox()
+                docs, n = [], 0
+                for e, i, item in _items(events):
+                    n += 1
+                    doc = scorable(item)
+                    if isinstance(doc, str):
+                        out.reject(e, doc, item, i)
+                    else:
+                        docs.append((e, i, item, doc))
+                # queue this batch's inference first, then send and acknowledge the previous one: the
+                # scorer works through them in order and never waits for our Kafka round trips
+                inference = asyncio.ensure_future(infer([d["text"] for *_, d in docs]) if docs else _nothing())
+                if held is not None:
+                    await finish(*held)
+                held = (events, out, docs, n, inference, started)
+                if not _waiting(stream):  # nothing behind it: do not hold it until more arrives
+                    await finish(*held)
+                    held = None
+        finally:
+            if held is not None:
+                held[4].cancel()  # stopping: unacknowledged, it is read again
 
     def details():
         ready = state["scorer"] is not None and not state["unavailable"]
@@ -596,6 +621,18 @@ def _input(app: faust.App, *topics: str, batch: int):
     topic = app.topic(*topics, value_serializer="raw", key_serializer="raw", allow_empty=True)
     topic.maxsize = BUFFERED_BATCHES * batch  # app.topic() does not pass ``maxsize`` on (faust-streaming 0.15.3)
     return topic
+
+
+async def _nothing() -> list:
+    return []
+
+
+def _waiting(stream) -> bool:
+    """Whether messages wait in the stream's buffer (never, for a stream without one: tests)."""
+    try:
+        return not stream.channel.queue.empty()
+    except AttributeError:
+        return False
 
 
 def _buffered(stage: str, stream) -> None:

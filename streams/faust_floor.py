@@ -20,10 +20,10 @@ def main() -> None:
     from streams.kafka.config import faust_broker, limit_fetch_wait
 
     bootstrap, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    kafka = get_settings().kafka.model_copy(update={"bootstrap_servers": bootstrap})  # credentials from the settings
+    kafka = get_settings().kafka.model_copy(update={"bootstrap_servers": bootstrap, "session_timeout_s": 6})  # credentials from the settings
     limit_fetch_wait(100)
     app = faust.App(f"faust-floor-{topic}", **faust_broker(kafka), web_enabled=False,
-                    broker_session_timeout=6, consumer_auto_offset_reset="earliest", topic_disable_leader=True,
+                    consumer_auto_offset_reset="earliest", topic_disable_leader=True,
                     store="memory://", stream_buffer_maxsize=8192, autodiscover=False)
     state = {"n": 0, "t0": 0.0}
 

@@ -1,6 +1,6 @@
 import torch
 
-from models.batching import length_batches, pad
+from models.batching import inference_batches, length_batches, pad
 
 
 def test_training_batches_cover_each_index_once_and_are_seeded():
@@ -15,7 +15,7 @@ def test_training_batches_cover_each_index_once_and_are_seeded():
     assert spread < 5
 
 
-def test_inference_batches_are_sorted():
+def test_sorted_batches_for_triton_requests():
     lengths = [5, 1, 3, 2, 4]
     assert length_batches(lengths, 2, seed=None) == [[1, 3], [2, 4], [0]]
 
@@ -25,3 +25,38 @@ def test_pad():
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
     assert ids.dtype == mask.dtype == torch.long
+
+
+def _work(batches, lengths, overhead):
+    return sum(overhead + len(b) * max(lengths[i] for i in b) for b in batches)
+
+
+def test_inference_batches_cover_every_text_once_within_the_limit():
+    import random
+
+    rng = random.Random(3)
+    lengths = [rng.choice([9, 12, 16, 16, 20, 35]) for _ in range(300)]
+    batches = inference_batches(lengths, 64)
+    assert sorted(i for b in batches for i in b) == list(range(300))
+    assert all(0 < len(b) <= 64 for b in batches)
+    assert inference_batches([], 64) == []
+
+
+def test_inference_batches_are_the_least_padded_work():
+    """Exactly optimal against every split of the sorted order (small cases), and far less work than
+    plain chunks of the sorted order on a mixed micro-batch."""
+    import itertools
+    import random
+
+    rng = random.Random(7)
+    for _ in range(30):
+        lengths = [rng.randint(5, 40) for _ in range(rng.randint(1, 9))]
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        best = min(
+            _work([order[a:b] for a, b in zip((0, *cuts), (*cuts, len(order)))], lengths, 10)
+            for k in range(len(order)) for cuts in itertools.combinations(range(1, len(order)), k)
+            if all(b - a <= 4 for a, b in zip((0, *cuts), (*cuts, len(order))))
+        )
+        assert _work(inference_batches(lengths, 4, overhead_tokens=10), lengths, 10) == best
+    mixed = [16] * 50 + [35] * 2 + [9] * 12
+    assert _work(inference_batches(mixed, 64), mixed, 64) < 0.7 * _work(length_batches(mixed, 64, seed=None), mixed, 64)

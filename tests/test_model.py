@@ -192,3 +192,32 @@ def test_training_can_continue_from_a_model_version(tmp_path, tiny_model, train_
         if not key.startswith("logit_adjust_"):
             torch.testing.assert_close(before[key], after[key], rtol=0, atol=1e-5)
     assert record["config"]["init_from"] == str(path)
+
+
+def test_the_local_scorer_loads_and_predicts_on_one_thread_of_its_own(tiny_model, monkeypatch):
+    """One OpenMP team per process (see LocalScorer): the model is loaded and every batch scored on the
+    same thread, not the caller's; the scores are the classifier's."""
+    import asyncio
+    import threading
+
+    from models.classifier import Classifier
+    from streams.scorer import LocalScorer
+
+    seen = []
+    load, predict = Classifier.load.__func__, Classifier.predict
+    monkeypatch.setattr(Classifier, "load", classmethod(lambda cls, *a, **k: seen.append(threading.get_ident()) or load(cls, *a, **k)))
+    monkeypatch.setattr(Classifier, "predict", lambda self, texts: seen.append(threading.get_ident()) or predict(self, texts))
+    texts = ["Shares of $AAPL plunge after the recall", "Fed holds rates steady", "Great quarter for Tesla"]
+
+    async def run():
+        scorer = await LocalScorer.load(tiny_model[0], threads=1)
+        out = [await scorer.score(texts), await scorer.score(texts[:1])]
+        await scorer.close()
+        return out
+
+    first, second = asyncio.run(run())
+    assert len(set(seen)) == 1 and seen[0] != threading.get_ident() and len(seen) == 3
+    expected = load(Classifier, tiny_model[0]).predict(texts)
+    assert [p.sentiment for p in first] == [p.sentiment for p in expected]
+    assert [round(p.score, 5) for p in first] == [round(p.score, 5) for p in expected]
+    assert second[0].score == first[0].score

@@ -195,3 +195,16 @@ def test_triton_killed_mid_stream_loses_nothing_and_the_pipeline_resumes_by_itse
     record_figure("Triton killed", injected="SIGKILL of tritonserver mid-stream, restarted after 3 s", documents=n,
                   stored=counts["documents"], lost=n - counts["documents"], counted_twice=counts["aggregated_docs"] - n,
                   storing_again_after_restart_s=round(back_s, 1))
+
+
+def test_the_bench_faust_floor_reads_every_message(broker, tmp_path):
+    """The pipeline benchmark's bare-Faust row runs (its settings reach faust.App once each) and counts
+    exactly the messages of its topic."""
+    from streams.bench import _faust_floor
+    from streams.kafka.admin import ensure_topics
+
+    settings = Settings(kafka={"bootstrap_servers": broker.bootstrap}, topics={"prefix": "floor."})
+    ensure_topics(settings)
+    topic = settings.topics.name("raw_news")
+    publish(settings, [("news", v) for _, v in synthetic(500)])
+    assert _faust_floor(settings, topic, 500) > 0
