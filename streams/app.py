@@ -223,16 +223,19 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
             log.info("scorer ready: %s/%s", state["scorer"].name, state["scorer"].version)
         scorer_ = state["scorer"]
         new_outbox = await outbox("scoring", scores_topic)
-        busy_until = [0.0]
+        busy_until = 0.0
 
         async def infer(texts: list[str]) -> list:
             """The scorer's results; the inference time counted is the scorer's busy time (a batch queued
             behind the previous one counts from when that one ended)."""
+            nonlocal busy_until
+            if not texts:
+                return []
             t0 = time.perf_counter()
             results = await _score(scorer_, texts, state)
             t1 = time.perf_counter()
-            metrics.inference_seconds.observe(t1 - max(t0, busy_until[0]))
-            busy_until[0] = t1
+            metrics.inference_seconds.observe(t1 - max(t0, busy_until))
+            busy_until = t1
             return results
 
         async def finish(events, out, docs, n, inference, started) -> None:
@@ -268,7 +271,7 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
                         docs.append((e, i, item, doc))
                 # queue this batch's inference first, then send and acknowledge the previous one: the
                 # scorer works through them in order and never waits for our Kafka round trips
-                inference = asyncio.ensure_future(infer([d["text"] for *_, d in docs]) if docs else _nothing())
+                inference = asyncio.ensure_future(infer([d["text"] for *_, d in docs]))
                 if held is not None:
                     await finish(*held)
                 held = (events, out, docs, n, inference, started)
@@ -623,25 +626,25 @@ def _input(app: faust.App, *topics: str, batch: int):
     return topic
 
 
-async def _nothing() -> list:
-    return []
+def _queued(stream) -> int | None:
+    """How many messages wait in the stream's in-process buffer; None for a stream without one (tests)."""
+    try:
+        return stream.channel.queue.qsize()
+    except AttributeError:
+        return None
 
 
 def _waiting(stream) -> bool:
-    """Whether messages wait in the stream's buffer (never, for a stream without one: tests)."""
-    try:
-        return not stream.channel.queue.empty()
-    except AttributeError:
-        return False
+    """Whether messages wait in the stream's buffer (never, for a stream without one)."""
+    return bool(_queued(stream))
 
 
 def _buffered(stage: str, stream) -> None:
     """How many messages wait in the stage's buffer (at its bound: the stage is the bottleneck, Faust has
     stopped fetching, the backlog is in Kafka)."""
-    try:
-        metrics.buffered.labels(stage).set(stream.channel.queue.qsize())
-    except AttributeError:  # not a Faust stream (tests)
-        pass
+    queued = _queued(stream)
+    if queued is not None:
+        metrics.buffered.labels(stage).set(queued)
 
 
 def _count(stage: str, n_in: int, out: Outbox, started: float) -> None:

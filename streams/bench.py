@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from statistics import median_high
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -92,7 +93,20 @@ def _paired(reps: int, alone: Callable[[], float], pipeline: Callable[[int], tup
         ratios.append(rate / ((alone_runs[-2] + alone_runs[-1]) / 2))
         log(f"   pair {rep + 1}/{reps}: pipeline {rate:,.0f}/s, alone {alone_runs[-2]:,.0f} and {alone_runs[-1]:,.0f}/s: {ratios[-1]:.0%}")
     return {"alone_runs_per_s": alone_runs, "pipeline_runs_per_s": runs, "ratios": ratios,
-            "ratio": sorted(ratios)[len(ratios) // 2], "counters": counters}
+            "alone_per_s": median_high(alone_runs), "pipeline_per_s": median_high(runs), "ratio": median_high(ratios),
+            "counters": counters}
+
+
+def _fresh_runs(settings: Settings, workdir: Path, name: str, backend: str, items) -> Callable[[int], tuple[float, dict]]:
+    """:func:`_pipeline_alone` on topics and a store of its own per run (``<name><run>.``), for :func:`_paired`."""
+    def run(rep: int) -> tuple[float, dict]:
+        cluster = _cluster(settings, workdir, f"{name}{rep}.", backend)
+        try:
+            return _pipeline_alone(cluster, items)
+        finally:
+            cluster.stop()
+
+    return run
 
 
 def _rate(worker: WorkerProcess, first: str, last: str, n: int, timeout_s: float, others=()) -> float:
@@ -195,19 +209,11 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
             return len(texts) / (time.perf_counter() - t0)
 
         result["model"] = f"{ref.name}/{ref.version}"
-
-        def model_run(rep: int) -> tuple[float, dict]:
-            cluster = _cluster(settings, workdir, f"model{rep}.", "local")
-            try:
-                return _pipeline_alone(cluster, model_items)
-            finally:
-                cluster.stop()
-
-        model = _paired(reps, alone, model_run, log)
+        model = _paired(reps, alone, _fresh_runs(settings, workdir, "model", "local", model_items), log)
         m = model.pop("counters")
         result["model_pipeline"] = model
-        result["model_pipeline_per_s"] = sorted(model["pipeline_runs_per_s"])[reps // 2]
-        result["model_alone_per_s"] = sorted(model["alone_runs_per_s"])[len(model["alone_runs_per_s"]) // 2]
+        result["model_pipeline_per_s"] = model["pipeline_per_s"]
+        result["model_alone_per_s"] = model["alone_per_s"]
         result["model_pipeline_vs_model"] = model["ratio"]
         result["model_share_of_pipeline"] = m["inference_seconds"] / (m["last_batch.scoring"] - m["first_batch.ingest"])
         cluster = _cluster(settings, workdir, "beside.", "local")
@@ -224,22 +230,15 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
             cell = asyncio.run(through_triton(triton, ref, classifier, texts, sc.batch_size, sc.in_flight))
             return cell["texts_per_s"]
 
-        def triton_run(rep: int) -> tuple[float, dict]:
-            cluster = _cluster(triton_cluster.settings, workdir, f"triton{rep}.", "triton")
-            try:
-                return _pipeline_alone(cluster, model_items)
-            finally:
-                cluster.stop()
-
-        through = _paired(reps, triton_alone, triton_run, log)
+        through = _paired(reps, triton_alone, _fresh_runs(triton_cluster.settings, workdir, "triton", "triton", model_items), log)
         through.pop("counters")
         triton_cluster.stop()
         del classifier
         t = triton_cluster.settings.triton
         result["triton_config"] = f"{t.instances} x {t.kind}, {t.threads} thread(s); {sc.in_flight} in flight of {sc.batch_size}"
         result["triton_pipeline"] = through
-        result["triton_pipeline_per_s"] = sorted(through["pipeline_runs_per_s"])[reps // 2]
-        result["triton_alone_per_s"] = sorted(through["alone_runs_per_s"])[len(through["alone_runs_per_s"]) // 2]
+        result["triton_pipeline_per_s"] = through["pipeline_per_s"]
+        result["triton_alone_per_s"] = through["alone_per_s"]
         result["triton_pipeline_vs_triton"] = through["ratio"]
         cluster = _cluster(settings, workdir, "latency.", "local")
         store = cluster.start_worker("store")

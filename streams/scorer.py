@@ -48,12 +48,12 @@ class LocalScorer:
     def __init__(self, classifier, executor: ThreadPoolExecutor | None = None):
         self.classifier = classifier
         self.name, self.version = classifier.name, classifier.version
-        self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="model")
+        self._executor = executor or _model_thread()
 
     @classmethod
     async def load(cls, path, *, threads: int, int8: bool = False, batch_size: int = 64) -> "LocalScorer":
         """The model at ``path`` loaded on the scorer's own thread, with ``threads`` torch threads."""
-        executor = ThreadPoolExecutor(1, thread_name_prefix="model")
+        executor = _model_thread()
 
         def load():
             import torch
@@ -70,6 +70,10 @@ class LocalScorer:
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False)
+
+
+def _model_thread() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(1, thread_name_prefix="model")
 
 
 class NoopScorer:
