@@ -194,30 +194,57 @@ def test_training_can_continue_from_a_model_version(tmp_path, tiny_model, train_
     assert record["config"]["init_from"] == str(path)
 
 
-def test_the_local_scorer_loads_and_predicts_on_one_thread_of_its_own(tiny_model, monkeypatch):
-    """One OpenMP team per process (see LocalScorer): the model is loaded and every batch scored on the
-    same thread, not the caller's; the scores are the classifier's."""
+def test_the_local_scorer_runs_the_model_in_processes_of_its_own(tiny_model):
+    """The model is loaded and run in child processes (see LocalScorer), each batch split across them:
+    the scores are the in-process classifier's, in order, a bad text still gets its error in place, and
+    closing the scorer ends the processes."""
     import asyncio
-    import threading
+    import os
+    import time
 
-    from models.classifier import Classifier
+    from models.classifier import Classifier, PredictionError
     from streams.scorer import LocalScorer
 
-    seen = []
-    load, predict = Classifier.load.__func__, Classifier.predict
-    monkeypatch.setattr(Classifier, "load", classmethod(lambda cls, *a, **k: seen.append(threading.get_ident()) or load(cls, *a, **k)))
-    monkeypatch.setattr(Classifier, "predict", lambda self, texts: seen.append(threading.get_ident()) or predict(self, texts))
-    texts = ["Shares of $AAPL plunge after the recall", "Fed holds rates steady", "Great quarter for Tesla"]
+    texts = ["Shares of $AAPL plunge after the recall", "Fed holds rates steady", "", "Great quarter for Tesla"]
 
     async def run():
-        scorer = await LocalScorer.load(tiny_model[0], threads=1)
-        out = [await scorer.score(texts), await scorer.score(texts[:1])]
+        scorer = await LocalScorer.load(tiny_model[0], processes=2, threads=1)
+        out = [await scorer.score(texts), await scorer.score(texts[:1]), scorer.pids, (scorer.name, scorer.version)]
         await scorer.close()
         return out
 
-    first, second = asyncio.run(run())
-    assert len(set(seen)) == 1 and seen[0] != threading.get_ident() and len(seen) == 3
-    expected = load(Classifier, tiny_model[0]).predict(texts)
-    assert [p.sentiment for p in first] == [p.sentiment for p in expected]
-    assert [round(p.score, 5) for p in first] == [round(p.score, 5) for p in expected]
+    first, second, pids, identity = asyncio.run(run())
+    assert len(set(pids)) == 2 and os.getpid() not in pids
+    classifier = Classifier.load(tiny_model[0])
+    expected = classifier.predict(texts)
+    assert identity == (classifier.name, classifier.version)
+    assert isinstance(first[2], PredictionError) and first[2].error == expected[2].error
+    assert [getattr(p, "sentiment", None) for p in first] == [getattr(p, "sentiment", None) for p in expected]
+    assert [round(getattr(p, "score", 0.0), 5) for p in first] == [round(getattr(p, "score", 0.0), 5) for p in expected]
     assert second[0].score == first[0].score
+
+    def running(pid: int) -> bool:
+        try:
+            return "zombie" not in open(f"/proc/{pid}/status").read()
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(map(running, pids)):
+        time.sleep(0.05)
+    assert not any(map(running, pids)), "a model process outlived close()"
+
+
+def test_a_batch_is_split_by_length_into_parts_of_like_cost_and_joined_back_in_order():
+    import numpy as np
+
+    from streams.scorer import joined, split_by_length
+
+    lengths = [50, 3, 40, 7, 90, 12, 8]
+    parts = split_by_length(lengths, 2)
+    assert sorted(i for part in parts for i in part) == list(range(len(lengths)))
+    assert [[lengths[i] for i in part] for part in parts] == [[3, 8, 40, 90], [7, 12, 50]]
+    assert split_by_length([5], 2) == [[0]] and split_by_length([], 2) == []
+    rows = np.arange(len(lengths), dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    probs = [{"sentiment": rows[part]} for part in parts]  # each part's rows, as its process returns them
+    assert np.array_equal(joined(parts, probs, len(lengths))["sentiment"], rows)

@@ -93,7 +93,7 @@ def _scorer_settings(server, model_path, **scoring):
 def test_the_triton_scorer_gives_the_in_process_predictions(served, tiny_model):
     import asyncio
 
-    from streams.scorer import LocalScorer, make_scorer
+    from streams.scorer import make_scorer
 
     server, ref, classifier = served
     texts = ["Tesla shares slump", "", "Apple beats estimates on iPhone demand", "x" * 30, "\x00binary"]
@@ -101,7 +101,7 @@ def test_the_triton_scorer_gives_the_in_process_predictions(served, tiny_model):
     async def run():
         scorer = await make_scorer(_scorer_settings(server, tiny_model[0], batch_size=2, in_flight=2))
         try:
-            return scorer.name, scorer.version, await scorer.score(texts), await LocalScorer(classifier).score(texts)
+            return scorer.name, scorer.version, await scorer.score(texts), classifier.predict(texts)
         finally:
             await scorer.close()
 
