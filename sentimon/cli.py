@@ -1046,7 +1046,7 @@ def demo(
     rate: Annotated[float, typer.Option(help="synthetic items per second")] = 40.0,
     event: Annotated[str, typer.Option(help="injected event, KIND:TARGET (the timing is set from --duration)")] = "negative:TSLA",
     speed: Annotated[float, typer.Option(help="event time runs this many times faster than the clock")] = 15.0,
-    scorer: Annotated[str, typer.Option(help="'triton' (the local Triton server), 'local' (in-process model) or "
+    scorer: Annotated[str, typer.Option(help="'triton' (the local Triton server), 'local' (the model in the worker's child processes) or "
                                              "'noop' (no model)")] = "triton",
 ) -> None:
     """The main job on the embedded default: broker, workers, store, a synthetic feed with an injected
@@ -1068,7 +1068,7 @@ def demo(
     try:
         run_demo(s, duration, rate, event, speed, scorer=scorer, console=Console())
     except TritonUnavailable as exc:
-        _fail(f"{exc}\n(run the demo with --scorer local to score in-process)")
+        _fail(f"{exc}\n(run the demo with --scorer local to score without Triton)")
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """The scoring stage's classifier interface and its logic: documents -> scored documents (no I/O).
 
 :class:`Scorer` is the one small interface the stage talks to. ``LocalScorer`` runs the model
-in-process; ``TritonScorer`` asks a Triton server; ``NoopScorer`` returns neutral scores without a
+in child processes of the worker; ``TritonScorer`` asks a Triton server; ``NoopScorer`` returns neutral scores without a
 model, to measure the pipeline's own overhead (``make bench``).
 """
 
