@@ -100,7 +100,7 @@ def load(path: Path) -> tuple[MultiTaskClassifier, PreTrainedTokenizerBase, dict
 def bound_kernel_cache() -> None:
     """No oneDNN primitive cache unless ``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` says otherwise (read at the
     first forward pass). Why: it keeps kernels per input shape (batch x sequence length, thousands of them
-    for live micro-batches) and grew a worker by ~130 MB per 600 batches of random shapes, still growing at
+    for live micro-batches) and grew a model process by 115-132 MB over 600 batches of random shapes, still growing at
     a 64-entry cap; with none, memory stayed flat and a backlog scored at the same speed (measured here)."""
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
 
