@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from streams.envelope import split_raw
 from streams.entities import EntityIndex, default_index
 from streams.normalize import clean_label, clean_url, find_urls, looks_binary, normalize
 from streams.privacy import hash_handle, scrub
+from streams.process import child_pool
 
 Kind = Literal["news", "social"]
 RAW_MODELS: dict[Kind, type[NewsItem] | type[SocialPost]] = {"news": NewsItem, "social": SocialPost}
@@ -177,9 +177,9 @@ class Ingestor:
     def start(self) -> None:
         """Start the helper processes now (each imports the models once), not at the first big batch."""
         if self.processes and self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_helper_init,
-                initargs=(self.key, self.max_message_bytes, self.max_text_chars, self.entities, self.dedup.min_words),
+            self._pool = child_pool(
+                self.processes, _helper_init,
+                (self.key, self.max_message_bytes, self.max_text_chars, self.entities, self.dedup.min_words),
             )
             for f in [self._pool.submit(_helper_prepare, [], now_utc()) for _ in range(self.processes)]:
                 f.result()
@@ -282,9 +282,6 @@ _helper: Ingestor | None = None
 
 def _helper_init(key: bytes, max_message_bytes: int, max_text_chars: int, entities: EntityIndex, min_words: int) -> None:
     """A helper's Ingestor: the worker's limits, entity index and duplicate-key rule (no window of its own)."""
-    from streams.process import die_with_parent
-
-    die_with_parent()
     global _helper
     _helper = Ingestor(key, max_message_bytes=max_message_bytes, max_text_chars=max_text_chars, entities=entities,
                        dedup=Deduplicator(min_words=min_words))

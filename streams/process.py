@@ -1,10 +1,14 @@
-"""Child processes the project starts itself (the broker, Triton): free ports, readiness, clean stops."""
+"""Child processes the project starts itself (the broker, Triton, helper and model processes): free ports,
+readiness, clean stops, none outliving its owner."""
 
 from __future__ import annotations
 
+import multiprocessing
 import socket
 import subprocess
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 
@@ -36,6 +40,19 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+def child_pool(workers: int, initializer: Callable[..., None], initargs: tuple = ()) -> ProcessPoolExecutor:
+    """``workers`` spawned Python processes that run ``initializer(*initargs)`` first and get SIGTERM when
+    the thread that started them ends (:func:`die_with_parent`): submit the first call from the thread
+    that owns the pool (the pool starts its processes then)."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_child_init,
+                               initargs=(initializer, *initargs))
+
+
+def _child_init(initializer: Callable[..., None], *initargs) -> None:
+    die_with_parent()
+    initializer(*initargs)
 
 
 class ChildProcess:

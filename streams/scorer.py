@@ -1,14 +1,13 @@
 """The scoring stage's classifier interface and its logic: documents -> scored documents (no I/O).
 
-:class:`Scorer` is the one small interface the stage talks to. ``LocalScorer`` runs the model
-in child processes of the worker; ``TritonScorer`` asks a Triton server; ``NoopScorer`` returns neutral scores without a
-model, to measure the pipeline's own overhead (``make bench``).
+:class:`Scorer` is the one small interface the stage talks to. ``LocalScorer`` runs the model in
+child processes of the worker; ``TritonScorer`` asks a Triton server; ``NoopScorer`` returns neutral
+scores without a model, to measure the pipeline's own overhead (``make bench``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +19,7 @@ import orjson
 from models.classifier import Prediction, PredictionError, check_texts, predictions
 from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from schemas.base import iso_ms, now_utc
+from streams.process import child_pool
 from sentimon.settings import Settings
 
 
@@ -63,8 +63,7 @@ class LocalScorer:
     async def load(cls, path, *, processes: int = 1, threads: int = 1, int8: bool = False,
                    batch_size: int = 64) -> "LocalScorer":
         """The model at ``path`` loaded in ``processes`` new child processes (all ready when this returns)."""
-        executors = [ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_model_init,
-                                         initargs=(str(path), threads, int8, batch_size)) for _ in range(processes)]
+        executors = [child_pool(1, _model_init, (str(path), threads, int8, batch_size)) for _ in range(processes)]
         loop = asyncio.get_running_loop()
         identities = await asyncio.gather(*(loop.run_in_executor(e, _model_identity) for e in executors))
         return cls(executors, identities[0][0], identities[0][1], [pid for _, _, pid in identities])
@@ -73,9 +72,9 @@ class LocalScorer:
         return await checked_predictions(texts, self._proba, self.name, self.version)
 
     async def _proba(self, texts: list[str]) -> dict:
-        parts = split_by_length([len(t) for t in texts], len(self._executors))
-        loop = asyncio.get_running_loop()
         n = len(self._executors)
+        parts = split_by_length([len(t) for t in texts], n)
+        loop = asyncio.get_running_loop()
         results = await asyncio.gather(*(
             loop.run_in_executor(self._executors[(self._next + k) % n], _model_proba, [texts[i] for i in part])
             for k, part in enumerate(parts)))
@@ -112,9 +111,7 @@ def _model_init(path: str, threads: int, int8: bool, batch_size: int) -> None:
     import torch
 
     from models.classifier import Classifier
-    from streams.process import die_with_parent
 
-    die_with_parent()
     torch.set_num_threads(threads)
     _model = Classifier.load(path, int8=int8, batch_size=batch_size)
 
