@@ -6,11 +6,19 @@ evaluated once the watermark has passed its end, so the same stream gives the sa
 it is replayed and however the partitions interleave.
 
 Every *assigned* partition counts, including one not seen yet (a backlog is read unevenly: a
-partition read late must not find its windows already evaluated). A partition that brought nothing
-for ``idle`` seconds of wall time stops holding the watermark back (a topic with a quiet partition
-would otherwise never be evaluated), until it brings data again. When the whole input has been quiet
+partition read late must not find its windows already evaluated). When the whole input has been quiet
 for a while (``release``: the stream is drained, e.g. a backlog was read to its end), the watermark is
 the latest event time of the data itself (:meth:`seen`), so the last windows are evaluated too.
+
+Who stops holding the watermark back, after ``idle`` seconds of wall time:
+
+- On a topic written by the project's own stages, each producing process is *named* and sends its
+  watermark to every partition (an empty envelope where it has no data: ``streams.app.Outbox``). Such a
+  producer holds back every assigned partition, read or not yet, for as long as it is heard anywhere:
+  a partition read late because the consumer is busy with the others (a backlog: read unevenly, one
+  partition can wait minutes) still holds; a producer that stopped or was rebalanced away does not.
+- On a topic of unnamed producers (the raw feeds), a partition that brought nothing for ``idle``
+  seconds stops holding (a quiet partition would otherwise stop evaluation), until it brings data again.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ class Watermark:
         self.lateness, self.idle_s, self.clock = lateness, idle_s, clock
         self.latest: dict[tuple[Hashable, Hashable], datetime] = {}  # per (partition, source)
         self._seen: dict[tuple[Hashable, Hashable], float] = {}  # wall time a key last brought data
+        self._heard: dict[Hashable, float] = {}  # wall time a named producer last brought anything, anywhere
         self._assigned: dict[Hashable, float] = {}  # wall time a partition was assigned
         self.partitions: set[Hashable] = set()
         self._drained = False
@@ -51,22 +60,32 @@ class Watermark:
     def observe(self, partition: Hashable, event_time: datetime, source: Hashable = None) -> None:
         """``event_time``: the latest event time ``partition`` brought, or the watermark its message
         carries. ``source``: who produced it, when several processes write to one partition (each one's
-        watermark is monotone, their interleaving is not): the minimum is taken over (partition, source)."""
+        watermark is monotone, their interleaving is not): the minimum is taken over (partition, source).
+        A named ``source`` promises to send its watermark to every partition (see the module docstring)."""
         self._drained = False
-        key = (partition, source)
+        key, now = (partition, source), self.clock()
         if key not in self.latest or event_time > self.latest[key]:
             self.latest[key] = event_time
-        self._seen[key] = self.clock()
+        self._seen[key] = now
+        if source:
+            self._heard[source] = now
 
     def value(self) -> datetime | None:
-        """None while an assigned partition that is not idle has brought nothing yet (or nothing was seen)."""
+        """None while an assigned partition has not brought the watermark of every producer heard lately
+        (an unnamed producer's: for ``idle`` seconds after its assignment), or nothing was seen."""
         if self._drained and (self.latest or self.newest):
             return max([*self.latest.values(), *([self.newest] if self.newest else [])]) - self.lateness
         now = self.clock()
-        heard = {p for p, _ in self.latest}
-        if any(p not in heard and now - self._assigned[p] < self.idle_s for p in self.partitions):
-            return None
-        holding = [t for key, t in self.latest.items() if now - self._seen[key] < self.idle_s] or list(self.latest.values())
+        named = {s for s, t in self._heard.items() if now - t < self.idle_s}  # heard lately, on any partition
+        keys = [k for k in self.latest if not self.partitions or k[0] in self.partitions]  # not the revoked
+        heard = {p for p, _ in keys}
+        for p in self.partitions:
+            if p not in heard and now - self._assigned[p] < self.idle_s:
+                return None
+            if any((p, s) not in self.latest for s in named):  # its watermark is on p, not read yet
+                return None
+        holding = [self.latest[k] for k in keys if (k[1] in named if k[1] else now - self._seen[k] < self.idle_s)]
+        holding = holding or [self.latest[k] for k in keys]
         return min(holding) - self.lateness if holding else None
 
 

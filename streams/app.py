@@ -87,7 +87,8 @@ class Outbox:
     """What a stage produces for one micro-batch: items packed into envelopes by shard, and dead letters.
 
     ``partitions``: the partition count of each topic items go to (``shard(doc_id)`` picks the partition,
-    so a document takes the same partition of every topic whichever batch carried it)."""
+    so a document takes the same partition of every topic whichever batch carried it). ``marked``: the
+    watermark last sent to each of their partitions, kept by the stage from batch to batch."""
 
     stage: str
     dead_topic: str
@@ -95,6 +96,7 @@ class Outbox:
     envelope_max_bytes: int
     items: int = 0
     dead: int = 0
+    marked: dict[tuple[str, int], datetime] = field(default_factory=dict)
     _shards: dict[tuple[str, int], list[bytes]] = field(default_factory=dict)
     _letters: list[OutMessage] = field(default_factory=list)
 
@@ -115,13 +117,21 @@ class Outbox:
                                      m.offset, index))
 
     def messages(self, watermark: datetime | None = None) -> list[OutMessage]:
-        """Dead letters and envelopes; the envelopes carry ``watermark`` (see :mod:`streams.envelope`)."""
+        """Dead letters and envelopes; the envelopes carry ``watermark`` (see :mod:`streams.envelope`), and
+        every partition that has no envelope this time and has not had this watermark yet gets an empty
+        one carrying it (consumers then wait for this process on every partition: :mod:`alerts.watermark`)."""
         headers = watermark_header(watermark, PRODUCER) if watermark is not None else None
-        return self._letters + [
+        out = self._letters + [
             OutMessage(topic, envelope, partition=partition, headers=headers)
             for (topic, partition), items in self._shards.items()
             for envelope in pack(items, self.envelope_max_bytes)
         ]
+        if watermark is not None:
+            for where in ((topic, p) for topic, n in self.partitions.items() for p in range(n)):
+                if where not in self._shards and self.marked.get(where) != watermark:
+                    out.append(OutMessage(where[0], b"", partition=where[1], headers=headers))
+                self.marked[where] = watermark
+        return out
 
 
 def _position(event: faust.types.EventT) -> tuple[bytes | None, str, int, int]:
@@ -182,7 +192,8 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
 
     async def outbox(stage: str, *topics: str) -> Callable[[], Outbox]:
         counts = {topic: await asyncio.to_thread(producer.partitions, topic) for topic in topics}
-        return lambda: Outbox(stage, dead_topic, counts, settings.stream.envelope_max_bytes)
+        marked: dict[tuple[str, int], datetime] = {}
+        return lambda: Outbox(stage, dead_topic, counts, settings.stream.envelope_max_bytes, marked=marked)
 
     # event time read so far from the raw partitions (each in event-time order, as feeds publish), and
     # the watermark of the documents scored so far

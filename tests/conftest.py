@@ -112,8 +112,17 @@ def wait_until(condition, timeout_s: float, what: str, workers=()) -> None:
         for w in workers:
             assert w.alive(), f"{w.name} died:\n{w.tail()}"
         time.sleep(0.5)
-    logs = "\n".join(f"--- {w.name}\n{w.tail(20)}" for w in workers)
+    logs = "\n".join(f"--- {w.name}\n{_last_events(w.tail(400))}" for w in workers)
     raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
+def _last_events(log: str, lines: int = 15, width: int = 400) -> str:
+    """A worker's last log lines that say something (the periodic counters only once, the latest): what a
+    failed wait shows, short enough that every worker's part survives a truncated CI log."""
+    rows = log.splitlines()
+    counters = [r for r in rows if '"msg": "counters"' in r]
+    said = [r for r in rows if '"msg": "counters"' not in r][-lines:]
+    return "\n".join([r[:width] for r in said] + counters[-1:])
 
 
 @pytest.fixture(scope="module")

@@ -230,6 +230,35 @@ def test_watermark_waits_for_every_assigned_partition_and_skips_idle_ones():
     assert w.value() == T + timedelta(minutes=7, seconds=30)
 
 
+def test_a_partition_read_late_holds_the_watermark_while_its_named_producer_is_heard_elsewhere():
+    from alerts.watermark import Watermark
+
+    now = [0.0]
+    w = Watermark(timedelta(0), idle_s=10, clock=lambda: now[0])
+    w.assign([0, 1])
+    w.observe(0, T + timedelta(minutes=1), "ingest-a")
+    w.observe(1, T + timedelta(minutes=1), "ingest-a")
+    for second in range(1, 40):  # a backlog: the consumer reads partition 0 only, for 40 s
+        now[0] = float(second)
+        w.observe(0, T + timedelta(minutes=1 + second), "ingest-a")
+        assert w.value() == T + timedelta(minutes=1)  # partition 1 is behind, not idle: ingest-a is alive
+    w.observe(1, T + timedelta(minutes=30), "ingest-a")
+    assert w.value() == T + timedelta(minutes=30)
+    now[0] = 60.0  # ingest-a stopped (nothing from it anywhere for 10 s): the last it said stands
+    assert w.value() == T + timedelta(minutes=30)
+    w.assign([0, 1, 2])  # a partition added by a rebalance: waited for, until it proves idle
+    assert w.value() is None
+    now[0] = 71.0
+    assert w.value() == T + timedelta(minutes=30)
+    w.observe(0, T + timedelta(minutes=41), "ingest-b")  # a new producer: it holds every partition back
+    assert w.value() is None  # ingest-b's watermark is on partitions 1 and 2 too, not read yet
+    w.observe(1, T + timedelta(minutes=35), "ingest-b")
+    w.observe(2, T + timedelta(minutes=40), "ingest-b")
+    assert w.value() == T + timedelta(minutes=35)
+    w.assign([0, 2])  # partition 1 revoked: what was read there no longer counts
+    assert w.value() == T + timedelta(minutes=40)
+
+
 def test_a_drained_input_releases_the_watermark_until_new_data():
     from alerts.watermark import Watermark
 

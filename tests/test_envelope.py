@@ -43,3 +43,26 @@ def test_the_watermark_header_carries_the_time_and_the_producer():
     assert read_watermark(watermark_header(t, "host:42")) == (t, "host:42")
     assert read_watermark(dict(watermark_header(t))) == (t, "")  # a mapping, no producer said
     assert read_watermark([("other", b"x")]) is None and read_watermark(None) is None
+
+
+def test_a_stage_sends_its_watermark_to_every_partition_once_per_new_value():
+    from datetime import datetime, timedelta, timezone
+
+    from streams.app import PRODUCER, Outbox
+    from streams.envelope import read_watermark
+
+    t = datetime(2026, 11, 29, 10, 0, tzinfo=timezone.utc)
+    marked: dict = {}
+
+    def batch(watermark, *doc_ids):
+        out = Outbox("ingest", "dead", {"docs": 4}, 1 << 20, marked=marked)
+        for doc_id in doc_ids:
+            out.add("docs", doc_id, doc_id.encode())
+        return {(m.partition, m.value, read_watermark(m.headers)) for m in out.messages(watermark)}
+
+    first = batch(t, "abc")  # shard("abc", 4) == 2
+    assert first == {(2, b"abc", (t, PRODUCER))} | {(p, b"", (t, PRODUCER)) for p in (0, 1, 3)}
+    assert batch(t, "abc") == {(2, b"abc", (t, PRODUCER))}  # the others have this watermark already
+    later = t + timedelta(seconds=5)
+    assert batch(later) == {(p, b"", (later, PRODUCER)) for p in range(4)}  # no items: markers only
+    assert batch(None, "abc") == {(2, b"abc", None)}  # no watermark yet: nothing to mark
