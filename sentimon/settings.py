@@ -175,8 +175,8 @@ class AlertsSettings(BaseModel):
     rules_file: str = Field("", description="alerts YAML; empty: the rules shipped in alerts/rules/default.yaml")
     lateness_s: float = Field(30.0, ge=0, description="allowed lateness of event time: a window is evaluated once "
                               "every partition has seen events this long after its end")
-    idle_partition_s: float = Field(60.0, gt=0, description="a partition without data for this long (wall time) "
-                                    "stops holding the watermark back")
+    idle_partition_s: float = Field(60.0, gt=0, description="a raw partition without data for this long (wall "
+                                    "time), or a stage not heard for this long, stops holding the watermark back")
     evaluator: str = Field("default", description="name of the evaluator's progress record (one per deployment)")
 
 

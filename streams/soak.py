@@ -33,8 +33,8 @@ from streams.feed import publish
 from streams.synthetic import SyntheticFeed
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its descendants, MiB (Linux /proc)."""
+def rss_mb(pid: int, descendants: bool = True) -> float:
+    """Resident memory of a process and (``descendants``) its descendants, MiB (Linux /proc)."""
     total, todo, seen = 0, [pid], set()
     while todo:
         p = todo.pop()
@@ -45,7 +45,7 @@ def rss_mb(pid: int) -> float:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
-            for task in Path(f"/proc/{p}/task").iterdir():
+            for task in Path(f"/proc/{p}/task").iterdir() if descendants else ():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
@@ -113,6 +113,8 @@ def run_soak_bench(settings: Settings, out_dir: Path, quick: bool = False, log: 
                     m = metrics.combined(store.metrics(), pipeline.metrics())
                     sample = {"t_s": round(t, 1), "backlog": int(max(0, sent - metrics.handled(m))),
                               **{name: round(rss_mb(p.process.pid), 1) for name, p in procs.items()},
+                              # the worker's own process apart from its helpers (model processes, ingest helper)
+                              "pipeline worker alone": round(rss_mb(pipeline.process.pid, descendants=False), 1),
                               "buffered": {k.removeprefix("buffered."): int(v) for k, v in m.items() if k.startswith("buffered.")}}
                     result["samples"].append(sample)
                     bar.update(task, completed=min(t, minutes * 60),
@@ -135,22 +137,24 @@ def run_soak_bench(settings: Settings, out_dir: Path, quick: bool = False, log: 
         result["published"], result["stored"] = published, counts["documents"]
         result["lost"] = published - counts["documents"]
         result["counted_twice"] = counts["aggregated_docs"] - counts["documents"]
-    summarize(result, list(procs), out_dir, log)
+    summarize(result, [*procs, "pipeline worker alone"], out_dir, log)
     save_result(out_dir, "soak", result, log)
     return result
 
 
 def summarize(result: dict, names: list[str], out_dir: Path, log: Callable[[str], None]) -> None:
-    """RSS first/last/max per process and its growth over the second half of the soak (MiB/min); a plot."""
+    """RSS first/last/max per process and its growth over the second half of the soak (MiB/min, the
+    least-squares slope: allocators and the store's merges make RSS a sawtooth, two end points mislead); a plot."""
+    from statistics import linear_regression
+
     samples = result["samples"]
     half = [x for x in samples if x["t_s"] >= samples[-1]["t_s"] / 2] if samples else []
     result["rss"] = {}
     for name in names:
-        values = [x[name] for x in samples]
+        values = [x[name] for x in samples if name in x]
         growth = 0.0
-        if len(half) >= 2:
-            span_min = (half[-1]["t_s"] - half[0]["t_s"]) / 60
-            growth = (half[-1][name] - half[0][name]) / span_min if span_min else 0.0
+        if len(half) >= 2 and all(name in x for x in half):
+            growth = linear_regression([x["t_s"] / 60 for x in half], [x[name] for x in half]).slope
         result["rss"][name] = {"first_mb": values[0] if values else None, "last_mb": values[-1] if values else None,
                                "max_mb": max(values) if values else None, "second_half_mb_per_min": round(growth, 2)}
         log(f"{name}: RSS {values[0]:.0f} -> {values[-1]:.0f} MB (max {max(values):.0f}), second half "
@@ -170,7 +174,7 @@ def summarize(result: dict, names: list[str], out_dir: Path, log: Callable[[str]
         t = [x["t_s"] / 60 for x in samples]
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
         for name in names:
-            top.plot(t, [x[name] for x in samples], label=name)
+            top.plot(t, [x.get(name) for x in samples], label=name)
         top.set_ylabel("RSS (MiB)")
         top.legend(loc="upper left")
         top.set_title(f"soak at {result['capacity_docs_per_s']:,.0f} docs/s for {result['minutes']:g} min")
