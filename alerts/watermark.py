@@ -35,7 +35,6 @@ class Watermark:
         self.lateness, self.idle_s, self.clock = lateness, idle_s, clock
         self.latest: dict[tuple[Hashable, Hashable], datetime] = {}  # per (partition, source)
         self._seen: dict[tuple[Hashable, Hashable], float] = {}  # wall time a key last brought data
-        self._heard: dict[Hashable, float] = {}  # wall time a named producer last brought anything, anywhere
         self._assigned: dict[Hashable, float] = {}  # wall time a partition was assigned
         self.partitions: set[Hashable] = set()
         self._drained = False
@@ -63,12 +62,10 @@ class Watermark:
         watermark is monotone, their interleaving is not): the minimum is taken over (partition, source).
         A named ``source`` promises to send its watermark to every partition (see the module docstring)."""
         self._drained = False
-        key, now = (partition, source), self.clock()
+        key = (partition, source)
         if key not in self.latest or event_time > self.latest[key]:
             self.latest[key] = event_time
-        self._seen[key] = now
-        if source:
-            self._heard[source] = now
+        self._seen[key] = self.clock()
 
     def value(self) -> datetime | None:
         """None while an assigned partition has not brought the watermark of every producer heard lately
@@ -76,7 +73,7 @@ class Watermark:
         if self._drained and (self.latest or self.newest):
             return max([*self.latest.values(), *([self.newest] if self.newest else [])]) - self.lateness
         now = self.clock()
-        named = {s for s, t in self._heard.items() if now - t < self.idle_s}  # heard lately, on any partition
+        named = {s for (_, s), t in self._seen.items() if s and now - t < self.idle_s}  # heard lately, anywhere
         keys = [k for k in self.latest if not self.partitions or k[0] in self.partitions]  # not the revoked
         heard = {p for p, _ in keys}
         for p in self.partitions:

@@ -151,9 +151,9 @@ def summarize(result: dict, names: list[str], out_dir: Path, log: Callable[[str]
     half = [x for x in samples if x["t_s"] >= samples[-1]["t_s"] / 2] if samples else []
     result["rss"] = {}
     for name in names:
-        values = [x[name] for x in samples if name in x]
+        values = [x[name] for x in samples]
         growth = 0.0
-        if len(half) >= 2 and all(name in x for x in half):
+        if len(half) >= 2:
             growth = linear_regression([x["t_s"] / 60 for x in half], [x[name] for x in half]).slope
         result["rss"][name] = {"first_mb": values[0] if values else None, "last_mb": values[-1] if values else None,
                                "max_mb": max(values) if values else None, "second_half_mb_per_min": round(growth, 2)}
@@ -174,7 +174,7 @@ def summarize(result: dict, names: list[str], out_dir: Path, log: Callable[[str]
         t = [x["t_s"] / 60 for x in samples]
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
         for name in names:
-            top.plot(t, [x.get(name) for x in samples], label=name)
+            top.plot(t, [x[name] for x in samples], label=name)
         top.set_ylabel("RSS (MiB)")
         top.legend(loc="upper left")
         top.set_title(f"soak at {result['capacity_docs_per_s']:,.0f} docs/s for {result['minutes']:g} min")
