@@ -136,11 +136,12 @@ def _cluster(settings: Settings, workdir: Path, prefix: str, backend: str) -> Lo
 
 def _per_worker(settings: Settings, workdir: Path, prefix: str, items, per_message: int) -> tuple[float, float]:
     """No-op classifier, one worker at a time over the same backlog: (pipeline worker docs/s, store worker docs/s).
-    Each worker is ready (partitions assigned) before the backlog is published."""
+    The backlog is published first, so the feed's own work does not share the cores with the worker measured
+    (each rate counts from the worker's first micro-batch, so its start-up does not count either)."""
     cluster = _cluster(settings, workdir, prefix, "noop")
     try:
-        pipeline = cluster.start_worker("pipeline")
         publish(cluster.settings, items, per_message=per_message)
+        pipeline = cluster.start_worker("pipeline")
         pipeline_rate = _rate(pipeline, "ingest", "scoring", len(items), 900)
         pipeline.stop()
         store = cluster.start_worker("store")

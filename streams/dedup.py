@@ -121,7 +121,9 @@ class Deduplicator:
         self._fp_of: dict[str, str] = {}  # doc_id -> fingerprint
         self._scope: dict[str, str] = {}  # doc_id -> scope
         self._signature: dict[str, tuple[np.ndarray, list[int]]] = {}  # originals in the LSH index
-        self._buckets: dict[int, list[str]] = {}  # band key -> doc_ids
+        # scope -> band key -> doc_ids: only documents of the same scope are ever candidates, and common
+        # word pairs ("shares of", "price target") would otherwise fill buckets with other scopes' stories
+        self._buckets: dict[str, dict[int, list[str]]] = {}
         self._agree = int(np.ceil(threshold * NUM_PERM))  # equal signature rows needed
         self._order: dict[str, int] = {}  # doc_id -> arrival number
         self._next = 0
@@ -156,11 +158,11 @@ class Deduplicator:
 
     def _near(self, signature: tuple[np.ndarray, list[int]], scope: str) -> str:
         values, bands = signature
-        candidates = {d for band in bands for d in self._buckets.get(band, ())}
-        matches = [
-            c for c in candidates
-            if self._scope.get(c) == scope and np.count_nonzero(values == self._signature[c][0]) >= self._agree
-        ]
+        buckets = self._buckets.get(scope)
+        if not buckets:
+            return ""
+        candidates = {d for band in bands for d in buckets.get(band, ())}
+        matches = [c for c in candidates if np.count_nonzero(values == self._signature[c][0]) >= self._agree]
         # the earliest document still in the window is the story's original
         return min(matches, key=self._position) if matches else ""
 
@@ -177,21 +179,25 @@ class Deduplicator:
         self._exact.setdefault(fp, doc_id)
         if signature is not None and not original:
             self._signature[doc_id] = signature
+            buckets = self._buckets.setdefault(scope, {})
             for key in signature[1]:
-                self._buckets.setdefault(key, []).append(doc_id)
+                buckets.setdefault(key, []).append(doc_id)
         while len(self._seen) > self.window:
             self._forget(self._seen.popitem(last=False)[0])
 
     def _forget(self, old: str) -> None:
         self._order.pop(old, None)
-        self._scope.pop(old, None)
+        scope = self._scope.pop(old, None)
         old_fp = self._fp_of.pop(old)
         if self._exact.get(old_fp) == old:
             del self._exact[old_fp]
         signature = self._signature.pop(old, None)
         if signature is not None:
+            buckets = self._buckets[scope]
             for key in signature[1]:
-                bucket = self._buckets[key]
+                bucket = buckets[key]
                 bucket.remove(old)
                 if not bucket:
-                    del self._buckets[key]
+                    del buckets[key]
+            if not buckets:
+                del self._buckets[scope]

