@@ -24,7 +24,7 @@ from streams.envelope import split_raw
 from streams.entities import EntityIndex, default_index
 from streams.normalize import clean_label, clean_url, find_urls, looks_binary, normalize
 from streams.privacy import hash_handle, scrub
-from streams.process import child_pool
+from streams.process import child_pool, collect_rarely
 
 Kind = Literal["news", "social"]
 RAW_MODELS: dict[Kind, type[NewsItem] | type[SocialPost]] = {"news": NewsItem, "social": SocialPost}
@@ -286,6 +286,7 @@ def _helper_init(key: bytes, max_message_bytes: int, max_text_chars: int, entiti
     global _helper
     _helper = Ingestor(key, max_message_bytes=max_message_bytes, max_text_chars=max_text_chars, entities=entities,
                        dedup=Deduplicator(min_words=min_words))
+    collect_rarely()
 
 
 def _helper_prepare(records: Sequence[RawRecord], ingested_at: datetime) -> list[Prepared | str]:

@@ -7,6 +7,7 @@ import logging
 from sentimon.settings import Settings
 from streams.app import Role, alerts_app, pipeline_app, store_app
 from streams.kafka.admin import ensure_topics
+from streams.process import collect_rarely
 
 
 def run(role: Role, settings: Settings, web_port: int | None = None, loglevel: str = "info") -> None:
@@ -23,6 +24,7 @@ def run(role: Role, settings: Settings, web_port: int | None = None, loglevel: s
 
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
                           logging_config=logging_config(settings.worker.log_format, loglevel))
+    collect_rarely()
     try:
         worker.execute_from_commandline()
     finally:
