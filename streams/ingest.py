@@ -134,13 +134,17 @@ def parse(record: RawRecord, max_bytes: int) -> NewsItem | SocialPost:
         raise Rejected(f"binary or non-UTF-8 message: invalid byte at position {exc.start}") from None
     if looks_binary(text):
         raise Rejected("binary message: control characters in the value, expected UTF-8 JSON")
+    model = RAW_MODELS[record.kind]
+    try:  # the common case in one step (pydantic's own JSON parser; no dict built first)
+        return model.model_validate_json(value)
+    except ValidationError:
+        pass  # the step by step path below says precisely what is wrong
     try:
         obj = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         raise Rejected(f"malformed JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise Rejected(f"wrong schema: expected a JSON object, got {type(obj).__name__}")
-    model = RAW_MODELS[record.kind]
     try:
         return model.model_validate(obj)
     except ValidationError as exc:

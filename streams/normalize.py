@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from functools import lru_cache
 
 URL = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
 _TAG = re.compile(r"<(?:script|style)\b.*?</(?:script|style)\s*>|<!--.*?-->|</?[A-Za-z][^<>]*>", re.DOTALL | re.IGNORECASE)
@@ -36,6 +37,7 @@ def clean_url(url: str) -> str:
     return url if _HTTP_URL.fullmatch(url) else ""
 
 
+@lru_cache(maxsize=4096)  # feeds name a few hundred sources and platforms, over and over
 def clean_label(text: str) -> str:
     """A short label (a source, a platform) normalized like text and lower-cased."""
     return normalize(text).lower()
