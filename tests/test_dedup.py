@@ -37,3 +37,15 @@ def test_window_bounds_memory():
     assert len(d) == 50
     assert d.check("again-last", texts[-1]) == "199"  # remembered
     assert d.check("again-first", texts[0]) == ""  # forgotten
+
+
+def test_forgotten_documents_leave_no_index_behind():
+    # the LSH buckets are kept per scope (tickers): a scope whose documents all left the window goes too
+    d = Deduplicator(window=3)
+    for i, ticker in enumerate(["AAPL", "TSLA", "MSFT"]):
+        d.check(f"old{i}", STORY.replace("Apple", ticker), ticker)
+    assert set(d._buckets) == {"AAPL", "TSLA", "MSFT"}
+    for i in range(3):
+        d.check(f"new{i}", f"Oracle story number {i} about databases, clouds and quarterly revenue", "ORCL")
+    assert set(d._buckets) == {"ORCL"} and len(d) == 3
+    assert d.check("again", STORY, "AAPL") == ""  # forgotten, not found through a stale bucket

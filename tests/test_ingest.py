@@ -140,3 +140,26 @@ def test_helpers_use_the_workers_entity_index():
     finally:
         helped.close()
     assert all(d.tickers == ["ZZZ"] and d.sectors == ["Energy"] for d in docs)
+
+
+def test_the_one_step_parse_accepts_and_rejects_exactly_what_the_step_by_step_validation_does():
+    from datetime import datetime, timedelta, timezone
+
+    from streams.ingest import RAW_MODELS, Rejected, parse
+    from streams.synthetic import SyntheticFeed
+
+    feed = SyntheticFeed(seed=7, start=datetime(2026, 11, 29, tzinfo=timezone.utc) - timedelta(days=1), rhythm=False)
+    values = [(kind, orjson.dumps(item)) for _, kind, item in feed.items(300, 50.0)]
+    values += [("news", news(published_at="2026-11-29T07:00:00")), ("news", news(tickers="TSLA")),
+               ("social", post(engagement={"likes": "many"})), ("news", news(extra=1)), ("news", b"[1, 2]"),
+               ("social", post(created_at=1796105108)), ("news", news(headline="a\\ud800b").replace(b"\\\\", b"\\"))]
+    for kind, value in values:
+        try:
+            expected = RAW_MODELS[kind].model_validate(orjson.loads(value))
+        except ValueError:  # orjson's and pydantic's errors
+            expected = None
+        try:
+            got = parse(RawRecord(kind, value, "t", 0, 0), 1 << 20)
+        except Rejected:
+            got = None
+        assert got == expected, value
