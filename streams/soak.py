@@ -67,7 +67,7 @@ def run_soak_bench(settings: Settings, out_dir: Path, quick: bool = False, log: 
     burst_s = burst_s or (10.0 if quick else 30.0)
 
     result: dict = {"minutes": minutes, "burst_x": burst_x, "burst_s": burst_s, "scorer": settings.scoring.backend,
-                    "samples": []}
+                    "dedup_window": settings.stream.dedup_window, "samples": []}
     with tempfile.TemporaryDirectory() as tmp:
         s = settings.model_copy(update={
             "topics": settings.topics.model_copy(update={"prefix": "soak."}),
@@ -112,6 +112,7 @@ def run_soak_bench(settings: Settings, out_dir: Path, quick: bool = False, log: 
                     sent = published + min(n, int(capacity * t))
                     m = metrics.combined(store.metrics(), pipeline.metrics())
                     sample = {"t_s": round(t, 1), "backlog": int(max(0, sent - metrics.handled(m))),
+                              "ingested": int(m.get("consumed.ingest", 0)),  # since the worker started
                               **{name: round(rss_mb(p.process.pid), 1) for name, p in procs.items()},
                               # the worker's own process apart from its helpers (model processes, ingest helper)
                               "pipeline worker alone": round(rss_mb(pipeline.process.pid, descendants=False), 1),
@@ -142,23 +143,44 @@ def run_soak_bench(settings: Settings, out_dir: Path, quick: bool = False, log: 
     return result
 
 
+def window_full_at(samples: list[dict], window: int) -> float | None:
+    """When (seconds into the soak) the pipeline worker had ingested ``window`` documents, so its duplicate
+    window was full and stopped growing by design; None if it never was (samples without a count: 0)."""
+    return next((x["t_s"] for x in samples if x.get("ingested", 0) >= window), None)
+
+
+def _slope(samples: list[dict], name: str) -> float | None:
+    """MiB/min of ``name`` over ``samples`` (least squares), None with fewer than 3 samples."""
+    from statistics import linear_regression
+
+    if len(samples) < 3:
+        return None
+    return linear_regression([x["t_s"] / 60 for x in samples], [x[name] for x in samples]).slope
+
+
 def summarize(result: dict, names: list[str], out_dir: Path, log: Callable[[str], None]) -> None:
     """RSS first/last/max per process and its growth over the second half of the soak (MiB/min, the
-    least-squares slope: allocators and the store's merges make RSS a sawtooth, two end points mislead); a plot."""
-    from statistics import linear_regression
+    least-squares slope: allocators and the store's merges make RSS a sawtooth, two end points mislead), also
+    counted only from when the duplicate window was full (it fills by design: 50,000 documents take 4-6 minutes
+    at the model's rate here); a plot."""
 
     samples = result["samples"]
     half = [x for x in samples if x["t_s"] >= samples[-1]["t_s"] / 2] if samples else []
+    full = window_full_at(samples, result.get("dedup_window", 0))
+    steady = [x for x in half if full is not None and x["t_s"] >= full]
+    result["window_full_s"] = full
     result["rss"] = {}
     for name in names:
         values = [x[name] for x in samples]
-        growth = 0.0
-        if len(half) >= 2:
-            growth = linear_regression([x["t_s"] / 60 for x in half], [x[name] for x in half]).slope
+        growth = _slope(half, name) or 0.0
+        after = _slope(steady, name)
         result["rss"][name] = {"first_mb": values[0] if values else None, "last_mb": values[-1] if values else None,
-                               "max_mb": max(values) if values else None, "second_half_mb_per_min": round(growth, 2)}
+                               "max_mb": max(values) if values else None, "second_half_mb_per_min": round(growth, 2),
+                               "steady_mb_per_min": None if after is None else round(after, 2)}
+        steady_text = (f", with the duplicate window full {after:+.1f} MB/min" if after is not None
+                       else ", the duplicate window not full over the second half (run longer)")
         log(f"{name}: RSS {values[0]:.0f} -> {values[-1]:.0f} MB (max {max(values):.0f}), second half "
-            f"{growth:+.1f} MB/min" if values else f"{name}: no samples")
+            f"{growth:+.1f} MB/min{steady_text}" if values else f"{name}: no samples")
     result["max_backlog"] = max((x["backlog"] for x in samples), default=0)
     stages = sorted({k for x in samples for k in x.get("buffered", {})})
     result["max_buffered"] = {k: max(x.get("buffered", {}).get(k, 0) for x in samples) for k in stages}
@@ -175,6 +197,8 @@ def summarize(result: dict, names: list[str], out_dir: Path, log: Callable[[str]
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
         for name in names:
             top.plot(t, [x[name] for x in samples], label=name)
+        if full is not None:
+            top.axvline(full / 60, linestyle=":", color="gray", label="duplicate window full")
         top.set_ylabel("RSS (MiB)")
         top.legend(loc="upper left")
         top.set_title(f"soak at {result['capacity_docs_per_s']:,.0f} docs/s for {result['minutes']:g} min")
