@@ -150,10 +150,10 @@ def window_full_at(samples: list[dict], window: int) -> float | None:
 
 
 def _slope(samples: list[dict], name: str) -> float | None:
-    """MiB/min of ``name`` over ``samples`` (least squares), None with fewer than 3 samples."""
+    """MiB/min of ``name`` over ``samples`` (least squares), None with fewer than 2 samples."""
     from statistics import linear_regression
 
-    if len(samples) < 3:
+    if len(samples) < 2:
         return None
     return linear_regression([x["t_s"] / 60 for x in samples], [x[name] for x in samples]).slope
 
