@@ -76,3 +76,16 @@ def test_scorable_takes_what_scoring_needs_and_names_what_is_missing():
     assert "expected a JSON object, got list" in scorable(b"[1]")
     assert scorable(orjson.dumps({"doc_id": "d1"})) == "invalid document: 'text' must be a non-empty string"
     assert scorable(orjson.dumps({"doc_id": 7, "text": "x"})) == "invalid document: 'doc_id' must be a non-empty string"
+
+
+def test_ports_chosen_together_are_distinct_and_free():
+    # a server given the same port for two listeners refuses to start (tritonserver did, once)
+    import socket
+
+    from streams.process import free_ports
+
+    ports = free_ports(64)
+    assert len(set(ports)) == 64
+    for port in ports[:8]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))

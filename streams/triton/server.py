@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from streams.process import ChildProcess, free_port
+from streams.process import ChildProcess, free_ports
 
 
 class TritonUnavailable(RuntimeError):
@@ -66,9 +66,8 @@ class TritonServer(ChildProcess):
         work.mkdir(parents=True, exist_ok=True)
         super().__init__(log or work / "tritonserver.log")
         self.repository, self.work, self.host = Path(repository), work, host
-        self.grpc_port = grpc_port or free_port(host)
-        self.http_port = http_port or free_port(host)
-        self.metrics_port = metrics_port or free_port(host)
+        spare = iter(free_ports(3, host))
+        self.grpc_port, self.http_port, self.metrics_port = (p or next(spare) for p in (grpc_port, http_port, metrics_port))
 
     @property
     def grpc_url(self) -> str:
