@@ -209,7 +209,9 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
             items = [r for e in events for r in records(kinds.get(e.message.topic, "news"), *_position(e))]
             out = new_outbox()
             latest: dict[tuple[str, int], str] = {}
-            for item, outcome in zip(items, ingestor.process(items)):
+            # off the event loop: while ingest works (or waits on its helper) the loop goes on delivering
+            # documents to scoring, sending requests to the scorer and acknowledging finished batches
+            for item, outcome in zip(items, await asyncio.to_thread(ingestor.process, items)):
                 if isinstance(outcome, Ingested):
                     out.add(documents_topic, outcome.doc_id, outcome.json)
                     t, where = event_time_text(outcome.json), (item.topic, item.partition)

@@ -1,6 +1,8 @@
 import torch
 
-from models.batching import inference_batches, length_batches, pad
+import numpy as np
+
+from models.batching import extents, inference_batches, length_batches, pad
 
 
 def test_training_batches_cover_each_index_once_and_are_seeded():
@@ -15,7 +17,7 @@ def test_training_batches_cover_each_index_once_and_are_seeded():
     assert spread < 5
 
 
-def test_sorted_batches_for_triton_requests():
+def test_unseeded_batches_are_in_length_order():
     lengths = [5, 1, 3, 2, 4]
     assert length_batches(lengths, 2, seed=None) == [[1, 3], [2, 4], [0]]
 
@@ -60,3 +62,13 @@ def test_inference_batches_are_the_least_padded_work():
         assert _work(inference_batches(lengths, 4, overhead_tokens=10), lengths, 10) == best
     mixed = [16] * 50 + [35] * 2 + [9] * 12
     assert _work(inference_batches(mixed, 64), mixed, 64) < 0.7 * _work(length_batches(mixed, 64, seed=None), mixed, 64)
+
+
+def test_extents_reach_the_last_attended_token_whichever_side_is_padded():
+    right = np.array([[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]])
+    left = np.array([[0, 0, 1, 1, 1], [0, 1, 1, 0, 0]])
+    assert extents(right).tolist() == [3, 1, 0, 5]
+    assert extents(left).tolist() == [5, 3]
+    assert extents(np.zeros((0, 4), dtype=np.int64)).tolist() == []
+    _, mask = pad([[5, 6, 7], [8], [9, 9]], pad_id=0)
+    assert extents(mask.numpy()).tolist() == [3, 1, 2]

@@ -1,7 +1,8 @@
 """Scoring through Triton over gRPC (asyncio): tokenize here, send large batches, several in flight.
 
 The client tokenizes with the model's own fast tokenizer (truncated to the training length, exactly as
-in-process), sorts texts by length, and sends batches of ``batch_size`` with at most ``in_flight``
+in-process), groups texts by length into batches of at most ``batch_size`` with the least padded work
+(:func:`models.batching.inference_batches`, as in-process) and sends them with at most ``in_flight``
 requests outstanding; Triton's dynamic batcher merges them further. Transient failures (server
 unavailable, timeouts) are retried with capped exponential backoff in one place (:meth:`_infer`); a
 :class:`CircuitBreaker` makes calls fail fast while the server is down. What cannot succeed by retrying
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.batching import length_batches, pad
+from models.batching import inference_batches, pad
 from models.labels import LABELS, Task
 from streams.scorer import ScorerUnavailable
 from streams.triton.breaker import CircuitBreaker
@@ -85,7 +86,7 @@ class TritonClient:
         if not texts:
             return out
         ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
-        batches = length_batches([len(x) for x in ids], self.batch_size, seed=None)
+        batches = inference_batches([len(x) for x in ids], self.batch_size)  # least padded work, as in-process
 
         async def one(batch: list[int]) -> None:
             # padded like in-process (models.batching.pad), so both backends see the same tensors
