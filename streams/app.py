@@ -43,7 +43,7 @@ from schemas.base import now_utc, parse_utc
 from sentimon.settings import Settings, redact
 from sentimon.web import access
 from sentimon.web.api import routes as web_routes
-from streams import metrics
+from streams import memory, metrics
 from streams.dedup import Deduplicator
 from streams.envelope import event_time_text, pack, read_watermark, shard, unpack, watermark_header
 from streams.ingest import Ingested, Ingestor, dead_letter, records
@@ -151,13 +151,23 @@ async def _ack(stream: faust.StreamT, events: Sequence[faust.types.EventT]) -> N
         await stream.ack(event)
 
 
-def _observability(app: faust.App, role: str, details) -> None:
-    """/health (200 when ready, else 503), /metrics (Prometheus), and a log line of the counters every 30 s."""
+def _observability(app: faust.App, role: str, details, trim_memory_s: float = 0.0) -> None:
+    """/health (200 when ready, else 503), /metrics (Prometheus), a log line of the counters every 30 s, and
+    the C heap recorded (and its free pages given back when ``trim_memory_s``) every ``trim_memory_s`` or 30 s."""
 
     @app.timer(interval=30.0)
     async def report():
         counters = {key.replace(".", "_"): value for key, value in metrics.snapshot().items()}
         log.info("counters", extra={"role": role, **counters})
+
+    @app.timer(interval=trim_memory_s or 30.0)
+    async def heap():
+        if trim_memory_s:
+            memory.trim()
+        now = memory.heap()
+        if now is not None:
+            for kind in ("in_use", "free", "mmapped"):
+                metrics.heap_bytes.labels(kind).set(getattr(now, kind))
 
     @app.page("/health")
     async def health(view, request):
@@ -302,7 +312,7 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
             body["scorer_unavailable"] = state["unavailable"]
         return (200 if ready else 503), body
 
-    _observability(app, "pipeline", details)
+    _observability(app, "pipeline", details, settings.worker.trim_memory_s)
     app.sentimon_closers = [producer.close, ingestor.close]  # type: ignore[attr-defined]
     return app
 
@@ -452,7 +462,7 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
         return 200, {"role": "store", "ready": True, "store": redact(settings.store_dsn), "metrics": metrics.snapshot(),
                      "latency": metrics.latencies(), "evaluated_until": until.isoformat() if until else None}
 
-    _observability(app, "store", details)
+    _observability(app, "store", details, settings.worker.trim_memory_s)
     app.sentimon_closers = [*closers, producer.close, store.close]  # type: ignore[attr-defined]
     return app
 
@@ -479,7 +489,7 @@ def alerts_app(settings: Settings, web_port: int | None = None) -> faust.App:
         return 200, {"role": "alerts", "ready": True, "store": redact(settings.store_dsn), "metrics": metrics.snapshot(),
                      "evaluated_until": until.isoformat() if until else None}
 
-    _observability(app, "alerts", details)
+    _observability(app, "alerts", details, settings.worker.trim_memory_s)
     app.sentimon_closers = [producer.close, store.close]  # type: ignore[attr-defined]
     return app
 

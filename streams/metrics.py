@@ -40,12 +40,15 @@ alert_changes = Counter("sentimon_alert_changes", "alert state changes the evalu
 notifications = Counter("sentimon_notifications", "notifications per outcome (delivered, parked, nothing new)",
                         ["outcome"])
 watermark = Gauge("sentimon_watermark_timestamp_seconds", "event-time watermark of the alert evaluator (unix time)")
+heap_bytes = Gauge("sentimon_heap_bytes", "the worker process's C heap (glibc, all arenas): in_use allocated, free held "
+                   "but unused (fragmentation), mmapped in blocks of their own; sampled with each trim", ["kind"])
 
 
 _SNAPSHOT = {"consumed": consumed, "produced": produced, "dead_letters": dead_letters, "duplicates": duplicates,
              "redelivered": redelivered, "scorer_unavailable": scorer_unavailable, "first_batch": first_batch, "last_batch": last_batch,
              "alert_changes": alert_changes, "notifications": notifications, "watermark": watermark,
-             "buffered": buffered, "store_retries": store_retries, "evaluation_failures": evaluation_failures}
+             "buffered": buffered, "store_retries": store_retries, "evaluation_failures": evaluation_failures,
+             "heap_bytes": heap_bytes}
 _TIME_SPENT = {"inference_seconds": inference_seconds, "sink_write_seconds": sink_seconds}  # totals, in snapshots
 _started: set[str] = set()
 
@@ -73,7 +76,7 @@ def snapshot() -> dict[str, float]:
     for name, metric in _SNAPSHOT.items():
         for sample in metric.collect()[0].samples:
             if sample.name.endswith("_total") or isinstance(metric, Gauge):
-                label = next((sample.labels[k] for k in ("stage", "status", "outcome", "sink") if sample.labels.get(k)), None)
+                label = next((sample.labels[k] for k in ("stage", "status", "outcome", "sink", "kind") if sample.labels.get(k)), None)
                 out[name + (f".{label}" if label else "")] = sample.value
     for name, histogram in _TIME_SPENT.items():
         out[name] = next(s.value for s in histogram.collect()[0].samples if s.name.endswith("_sum"))

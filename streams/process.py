@@ -89,6 +89,8 @@ class ChildProcess:
         self.process: subprocess.Popen | None = None
 
     def spawn(self, command: list[str], env: dict[str, str]) -> None:
+        if self.log:
+            Path(self.log).parent.mkdir(parents=True, exist_ok=True)  # a fresh machine has no var/bench yet
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
                                         preexec_fn=die_with_parent)

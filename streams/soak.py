@@ -110,12 +110,15 @@ def run_soak_bench(settings: Settings, out_dir: Path, quick: bool = False, log: 
                     time.sleep(sample_s)
                     t = time.monotonic() - t0
                     sent = published + min(n, int(capacity * t))
-                    m = metrics.combined(store.metrics(), pipeline.metrics())
+                    own = pipeline.metrics()
+                    m = metrics.combined(store.metrics(), own)
                     sample = {"t_s": round(t, 1), "backlog": int(max(0, sent - metrics.handled(m))),
                               "ingested": int(m.get("consumed.ingest", 0)),  # since the worker started
                               **{name: round(rss_mb(p.process.pid), 1) for name, p in procs.items()},
                               # the worker's own process apart from its helpers (model processes, ingest helper)
                               "pipeline worker alone": round(rss_mb(pipeline.process.pid, descendants=False), 1),
+                              # its C heap (sentimon_heap_bytes, as of its last trim): what is allocated vs free
+                              **heap_mb(own, "pipeline"),
                               "buffered": {k.removeprefix("buffered."): int(v) for k, v in m.items() if k.startswith("buffered.")}}
                     result["samples"].append(sample)
                     bar.update(task, completed=min(t, minutes * 60),
@@ -138,9 +141,21 @@ def run_soak_bench(settings: Settings, out_dir: Path, quick: bool = False, log: 
         result["published"], result["stored"] = published, counts["documents"]
         result["lost"] = published - counts["documents"]
         result["counted_twice"] = counts["aggregated_docs"] - counts["documents"]
-    summarize(result, [*procs, "pipeline worker alone"], out_dir, log)
+    summarize(result, [*procs, "pipeline worker alone", *HEAP], out_dir, log)
     save_result(out_dir, "soak", result, log)
     return result
+
+
+HEAP = ("pipeline heap in use", "pipeline heap free")
+
+
+def heap_mb(m: dict[str, float], worker: str) -> dict[str, float]:
+    """A worker's C heap from its metrics, MiB: allocated (``<worker> heap in use``) and held free by the
+    allocator (``<worker> heap free``); empty before its first heap sample (or off glibc)."""
+    if "heap_bytes.in_use" not in m:
+        return {}
+    return {f"{worker} heap in use": round(m["heap_bytes.in_use"] / 2**20, 1),
+            f"{worker} heap free": round(m["heap_bytes.free"] / 2**20, 1)}
 
 
 def window_full_at(samples: list[dict], window: int) -> float | None:
@@ -171,15 +186,16 @@ def summarize(result: dict, names: list[str], out_dir: Path, log: Callable[[str]
     result["window_full_s"] = full
     result["rss"] = {}
     for name in names:
-        values = [x[name] for x in samples]
-        growth = _slope(half, name) or 0.0
-        after = _slope(steady, name)
+        values = [x[name] for x in samples if name in x]
+        growth = _slope([x for x in half if name in x], name) or 0.0
+        after = _slope([x for x in steady if name in x], name)
         result["rss"][name] = {"first_mb": values[0] if values else None, "last_mb": values[-1] if values else None,
                                "max_mb": max(values) if values else None, "second_half_mb_per_min": round(growth, 2),
                                "steady_mb_per_min": None if after is None else round(after, 2)}
         steady_text = (f", with the duplicate window full {after:+.1f} MB/min" if after is not None
                        else ", the duplicate window not full over the second half (run longer)")
-        log(f"{name}: RSS {values[0]:.0f} -> {values[-1]:.0f} MB (max {max(values):.0f}), second half "
+        what = "" if name in HEAP else "RSS "
+        log(f"{name}: {what}{values[0]:.0f} -> {values[-1]:.0f} MB (max {max(values):.0f}), second half "
             f"{growth:+.1f} MB/min{steady_text}" if values else f"{name}: no samples")
     result["max_backlog"] = max((x["backlog"] for x in samples), default=0)
     stages = sorted({k for x in samples for k in x.get("buffered", {})})
@@ -196,10 +212,11 @@ def summarize(result: dict, names: list[str], out_dir: Path, log: Callable[[str]
         t = [x["t_s"] / 60 for x in samples]
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
         for name in names:
-            top.plot(t, [x[name] for x in samples], label=name)
+            top.plot([x["t_s"] / 60 for x in samples if name in x], [x[name] for x in samples if name in x], label=name,
+                     linestyle="--" if name in HEAP else "-")
         if full is not None:
             top.axvline(full / 60, linestyle=":", color="gray", label="duplicate window full")
-        top.set_ylabel("RSS (MiB)")
+        top.set_ylabel("RSS; C heap dashed (MiB)")
         top.legend(loc="upper left")
         top.set_title(f"soak at {result['capacity_docs_per_s']:,.0f} docs/s for {result['minutes']:g} min")
         bottom.plot(t, [x["backlog"] for x in samples], color="tab:red")

@@ -89,3 +89,16 @@ def test_ports_chosen_together_are_distinct_and_free():
     for port in ports[:8]:
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))
+
+
+def test_a_child_process_log_may_lie_in_a_folder_not_made_yet(tmp_path):
+    """A fresh machine has no var/bench: starting a child there made the first `sentimon bench pipeline` fail."""
+    import sys
+
+    from streams.process import ChildProcess
+
+    log = tmp_path / "not" / "yet" / "child.log"
+    child = ChildProcess(log)
+    child.spawn([sys.executable, "-c", "print('hello from the child')"], env={})
+    child.process.wait(30)
+    assert "hello from the child" in child.tail()

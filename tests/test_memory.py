@@ -1,0 +1,53 @@
+import ctypes
+import ctypes.util
+
+import pytest
+
+from streams import memory, metrics
+from streams.soak import heap_mb
+
+libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+
+
+@pytest.mark.skipif(memory.heap() is None, reason="glibc >= 2.33 only")
+def test_the_heap_tells_allocated_from_free_and_trim_gives_free_pages_back():
+    """20 MB malloc'ed and written in 16 KiB chunks (below the mmap threshold: on the heap) count as in use; freeing
+    every other chunk leaves holes the allocator keeps (free grows, in use falls), and trim releases them."""
+    before = memory.heap()
+    blocks = [libc.malloc(16 * 1024) for _ in range(1280)]
+    for b in blocks:
+        ctypes.memset(b, 1, 16 * 1024)  # resident, as a buffer that was used
+    try:
+        held = memory.heap()
+        assert held.in_use - before.in_use >= 18 * 2**20
+        for b in blocks[::2]:
+            libc.free(b)
+        holes = memory.heap()
+        assert held.in_use - holes.in_use >= 9 * 2**20
+        assert holes.free - held.free >= 9 * 2**20
+        rss_pages = _rss_kb()
+        assert memory.trim() is True
+        assert _rss_kb() < rss_pages - 4 * 1024  # at least 4 of the ~10 MB of holes no longer resident
+    finally:
+        for b in blocks[1::2]:
+            libc.free(b)
+
+
+def _rss_kb() -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_heap_gauges_reach_the_snapshot_and_the_soak_reads_them_in_mib():
+    assert heap_mb({}, "pipeline") == {}
+    metrics.heap_bytes.labels("in_use").set(300 * 2**20)
+    metrics.heap_bytes.labels("free").set(25.5 * 2**20)
+    metrics.heap_bytes.labels("mmapped").set(0)
+    snap = metrics.snapshot()
+    assert snap["heap_bytes.in_use"] == 300 * 2**20
+    assert heap_mb(snap, "pipeline") == {"pipeline heap in use": 300.0, "pipeline heap free": 25.5}
