@@ -76,13 +76,3 @@ def pad(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.
         mask[row, : len(seq)] = 1
     return input_ids, mask
 
-
-def extents(mask: np.ndarray) -> np.ndarray:
-    """Per row of an attention mask (B, T): the columns up to and including its last attended token (0
-    for a row with none). Columns past a batch's largest extent are padding on every row: cutting them
-    off changes no result, whichever side the client padded."""
-    mask = np.asarray(mask)
-    if mask.size == 0:
-        return np.zeros(mask.shape[0], dtype=np.int64)
-    attended = mask != 0
-    return np.where(attended.any(axis=1), mask.shape[1] - np.argmax(attended[:, ::-1], axis=1), 0).astype(np.int64)

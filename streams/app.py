@@ -153,7 +153,7 @@ async def _ack(stream: faust.StreamT, events: Sequence[faust.types.EventT]) -> N
 
 def _observability(app: faust.App, role: str, details, trim_memory_s: float = 0.0) -> None:
     """/health (200 when ready, else 503), /metrics (Prometheus), a log line of the counters every 30 s, and
-    the C heap recorded (and its free pages given back when ``trim_memory_s``) every ``trim_memory_s`` or 30 s."""
+    the C heap recorded every ``trim_memory_s`` or 30 s (its free pages given back first when ``trim_memory_s``)."""
 
     @app.timer(interval=30.0)
     async def report():

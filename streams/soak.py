@@ -33,8 +33,9 @@ from streams.feed import publish
 from streams.synthetic import SyntheticFeed
 
 
-def rss_mb(pid: int, descendants: bool = True) -> float:
-    """Resident memory of a process and (``descendants``) its descendants, MiB (Linux /proc)."""
+def rss_mb(pid: int, descendants: bool = True, field: str = "VmRSS") -> float:
+    """Resident memory of a process and (``descendants``) its descendants, MiB (Linux /proc); ``field``
+    ``RssAnon`` counts only anonymous memory (heaps, arenas, stacks: not the shared libraries' pages)."""
     total, todo, seen = 0, [pid], set()
     while todo:
         p = todo.pop()
@@ -43,7 +44,7 @@ def rss_mb(pid: int, descendants: bool = True) -> float:
         seen.add(p)
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     total += int(line.split()[1])
             for task in Path(f"/proc/{p}/task").iterdir() if descendants else ():
                 todo += [int(c) for c in (task / "children").read_text().split()]
@@ -117,6 +118,7 @@ def run_soak_bench(settings: Settings, out_dir: Path, quick: bool = False, log: 
                               **{name: round(rss_mb(p.process.pid), 1) for name, p in procs.items()},
                               # the worker's own process apart from its helpers (model processes, ingest helper)
                               "pipeline worker alone": round(rss_mb(pipeline.process.pid, descendants=False), 1),
+                              ALONE_ANON: round(rss_mb(pipeline.process.pid, descendants=False, field="RssAnon"), 1),
                               # its C heap (sentimon_heap_bytes, as of its last trim): what is allocated vs free
                               **heap_mb(own, "pipeline"),
                               "buffered": {k.removeprefix("buffered."): int(v) for k, v in m.items() if k.startswith("buffered.")}}
@@ -141,21 +143,23 @@ def run_soak_bench(settings: Settings, out_dir: Path, quick: bool = False, log: 
         result["published"], result["stored"] = published, counts["documents"]
         result["lost"] = published - counts["documents"]
         result["counted_twice"] = counts["aggregated_docs"] - counts["documents"]
-    summarize(result, [*procs, "pipeline worker alone", *HEAP], out_dir, log)
+    summarize(result, [*procs, "pipeline worker alone", ALONE_ANON, *HEAP], out_dir, log)
     save_result(out_dir, "soak", result, log)
     return result
 
 
-HEAP = ("pipeline heap in use", "pipeline heap free")
+ALONE_ANON = "pipeline worker alone, anonymous"
+HEAP = ("pipeline heap in use", "pipeline heap free", "pipeline heap mmapped")
 
 
 def heap_mb(m: dict[str, float], worker: str) -> dict[str, float]:
-    """A worker's C heap from its metrics, MiB: allocated (``<worker> heap in use``) and held free by the
-    allocator (``<worker> heap free``); empty before its first heap sample (or off glibc)."""
+    """A worker's C heap from its metrics, MiB: allocated (``<worker> heap in use``), held free by the
+    allocator (``<worker> heap free``) and in blocks mmapped on their own (``<worker> heap mmapped``);
+    empty before its first heap sample (or off glibc)."""
     if "heap_bytes.in_use" not in m:
         return {}
-    return {f"{worker} heap in use": round(m["heap_bytes.in_use"] / 2**20, 1),
-            f"{worker} heap free": round(m["heap_bytes.free"] / 2**20, 1)}
+    return {f"{worker} heap {kind.replace('_', ' ')}": round(m[f"heap_bytes.{kind}"] / 2**20, 1)
+            for kind in ("in_use", "free", "mmapped")}
 
 
 def window_full_at(samples: list[dict], window: int) -> float | None:

@@ -1,8 +1,6 @@
 import torch
 
-import numpy as np
-
-from models.batching import extents, inference_batches, length_batches, pad
+from models.batching import inference_batches, length_batches, pad
 
 
 def test_training_batches_cover_each_index_once_and_are_seeded():
@@ -63,12 +61,3 @@ def test_inference_batches_are_the_least_padded_work():
     mixed = [16] * 50 + [35] * 2 + [9] * 12
     assert _work(inference_batches(mixed, 64), mixed, 64) < 0.7 * _work(length_batches(mixed, 64, seed=None), mixed, 64)
 
-
-def test_extents_reach_the_last_attended_token_whichever_side_is_padded():
-    right = np.array([[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]])
-    left = np.array([[0, 0, 1, 1, 1], [0, 1, 1, 0, 0]])
-    assert extents(right).tolist() == [3, 1, 0, 5]
-    assert extents(left).tolist() == [5, 3]
-    assert extents(np.zeros((0, 4), dtype=np.int64)).tolist() == []
-    _, mask = pad([[5, 6, 7], [8], [9, 9]], pad_id=0)
-    assert extents(mask.numpy()).tolist() == [3, 1, 2]

@@ -50,4 +50,18 @@ def test_heap_gauges_reach_the_snapshot_and_the_soak_reads_them_in_mib():
     metrics.heap_bytes.labels("mmapped").set(0)
     snap = metrics.snapshot()
     assert snap["heap_bytes.in_use"] == 300 * 2**20
-    assert heap_mb(snap, "pipeline") == {"pipeline heap in use": 300.0, "pipeline heap free": 25.5}
+    assert heap_mb(snap, "pipeline") == {"pipeline heap in use": 300.0, "pipeline heap free": 25.5,
+                                         "pipeline heap mmapped": 0.0}
+
+
+def test_anonymous_rss_is_part_of_rss_and_grows_with_what_the_process_writes():
+    import os
+
+    from streams.soak import rss_mb
+
+    before_anon, total = rss_mb(os.getpid(), False, "RssAnon"), rss_mb(os.getpid(), False)
+    assert 0 < before_anon < total  # the shared libraries' pages are resident but not anonymous
+    block = bytearray(64 * 2**20)  # zero pages: resident once written
+    block[:: 4096] = b"\1" * len(block[:: 4096])
+    assert rss_mb(os.getpid(), False, "RssAnon") - before_anon > 60
+    del block

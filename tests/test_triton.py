@@ -42,7 +42,7 @@ def test_triton_scores_equal_the_in_process_scores(served):
     assert client.is_model_ready(ref.name, ref.version)
     texts = [["Tesla shares slump after deliveries miss estimates"], ["Apple beats", "Fed holds rates steady again"],
              ["Oil rallies as OPEC cuts output; airlines fall on fuel costs and weak guidance for the quarter"],
-             # one long row padding eight short ones: the backend splits them into passes of least padded work
+             # one long row and eight short ones in one request: the short rows are padded to the long one
              ["Banks slide as regulators propose tougher capital rules, lenders warn of slower loan growth, "
               "weaker margins and fewer buybacks while analysts cut their estimates for the sector again",
               *("Nvidia up", "AMD down", "Gold flat", "Oil up", "Yen weak", "Bonds rally", "Ford cuts", "GM up")]]

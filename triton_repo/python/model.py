@@ -5,8 +5,7 @@ and sends INT64 ``input_ids`` and ``attention_mask`` of shape (batch, seq); the 
 probabilities of each head, FP32 ``sentiment`` (batch, 3) and ``topic`` (batch, 20).
 
 Triton hands this backend a list of requests (the dynamic batch; ``allow_ragged_batch`` lets requests
-of different lengths join): their rows are regrouped by length into the forward passes of least
-padded work on the CPU (one pass on a GPU), and the probabilities are split again per request.
+of different lengths join): they are right-padded to the longest, run as one batch, and split again.
 The model artifact sits beside this file (``parameters.artifact``); the ``sentimon`` package must be
 importable by the python backend's interpreter (the venv here; a custom execution environment in the
 official container).
@@ -60,9 +59,14 @@ class TritonPythonModel:
         probs: dict[str, np.ndarray] = {}
         if inputs:
             width = max(ids.shape[1] for _, ids, _ in inputs)
-            ids, mask = (np.concatenate([np.pad(x[k], ((0, 0), (0, width - x[k].shape[1]))) for x in inputs])
-                         .astype(np.int64) for k in (1, 2))
-            probs = self._forward(ids, mask)
+
+            def batch(k: int) -> torch.Tensor:
+                return torch.from_numpy(np.concatenate(
+                    [np.pad(x[k], ((0, 0), (0, width - x[k].shape[1]))) for x in inputs]).astype(np.int64)).to(self.device)
+
+            with torch.inference_mode():
+                logits = self.model(batch(1), batch(2))
+                probs = {task: torch.softmax(logits[task].float(), dim=-1).cpu().numpy() for task in self.tasks}
         responses, start = [], 0
         rows = {n: ids.shape[0] for n, ids, _ in inputs}
         for n in range(len(requests)):
@@ -74,26 +78,6 @@ class TritonPythonModel:
                 output_tensors=[pb_utils.Tensor(task, probs[task][start:end]) for task in self.tasks]))
             start = end
         return responses
-
-    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
-        """Probabilities per task for every row. On the CPU the rows (from every request Triton merged)
-        are regrouped by length into the forward passes of least padded work, each cut to its longest
-        row (``models.batching``): requests of different lengths merged into one dynamic batch would
-        otherwise all be padded to the longest. On a GPU padding costs little and one pass is best."""
-        from models.batching import extents, inference_batches
-
-        lengths = extents(mask)
-        groups = inference_batches(lengths.tolist(), len(lengths)) if self.device.type == "cpu" else [list(range(len(ids)))]
-        out: dict[str, np.ndarray] = {}
-        with torch.inference_mode():
-            for rows in groups:
-                cut = max(int(lengths[rows].max()), 1)
-                logits = self.model(torch.from_numpy(ids[rows, :cut]).to(self.device),
-                                    torch.from_numpy(mask[rows, :cut]).to(self.device))
-                for task in self.tasks:
-                    p = torch.softmax(logits[task].float(), dim=-1).cpu().numpy()
-                    out.setdefault(task, np.empty((len(ids), p.shape[1]), dtype=np.float32))[rows] = p
-        return out
 
     def finalize(self) -> None:
         self.model = None
