@@ -4,6 +4,8 @@ readiness, clean stops, none outliving its owner."""
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -40,6 +42,24 @@ def wait_for_port(host: str, port: int, timeout_s: float, process: subprocess.Po
         except OSError:
             time.sleep(0.03)
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s} s")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` now (children, theirs, ...), from /proc (Linux); [] once it is gone."""
+    out, todo = [], [pid]
+    while todo:
+        try:
+            tasks = list(Path(f"/proc/{todo.pop()}/task").iterdir())
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        for task in tasks:
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
+            out += [c for c in children if c not in out]
+            todo += children
+    return out
 
 
 def collect_rarely() -> None:
@@ -109,10 +129,17 @@ class ChildProcess:
         raise NotImplementedError
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown at all (what a crash looks like)."""
+        """SIGKILL: no shutdown at all (what a crash looks like), and of whatever it started: those would be
+        orphans (tritonserver's python-backend stubs lived on, ~500 MB each, after their server was killed)."""
         if self.process is not None and self.alive():
+            below = descendants(self.process.pid)
             self.process.kill()
             self.process.wait()
+            for pid in below:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
 
     def stop(self) -> None:
         if not self.alive():

@@ -102,3 +102,33 @@ def test_a_child_process_log_may_lie_in_a_folder_not_made_yet(tmp_path):
     child.spawn([sys.executable, "-c", "print('hello from the child')"], env={})
     child.process.wait(30)
     assert "hello from the child" in child.tail()
+
+
+def test_a_killed_child_takes_what_it_started_with_it(tmp_path):
+    """tritonserver's python-backend stubs outlived their killed server (~500 MB each): kill() ends them too."""
+    import os
+    import sys
+    import time
+
+    from streams.process import ChildProcess, descendants
+
+    child = ChildProcess(tmp_path / "child.log")
+    # a grandchild in a session of its own: nothing ties its life to the child's
+    child.spawn([sys.executable, "-c", "import subprocess, time; subprocess.Popen(['sleep', '60'], start_new_session=True); "
+                 "print('started', flush=True); time.sleep(60)"], env=dict(os.environ))
+    deadline = time.monotonic() + 20
+    while not descendants(child.process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (grandchild,) = descendants(child.process.pid)
+    child.kill()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _running(grandchild):
+        time.sleep(0.05)
+    assert not _running(grandchild)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return "zombie" not in open(f"/proc/{pid}/status").read()
+    except FileNotFoundError:
+        return False

@@ -4,7 +4,7 @@ The client tokenizes with the model's own fast tokenizer (truncated to the train
 in-process), groups texts by length into batches of at most ``batch_size`` with the least padded work
 (:func:`models.batching.inference_batches`, as in-process) and sends them with at most ``in_flight``
 requests outstanding; Triton's dynamic batcher merges them further. Transient failures (server
-unavailable, timeouts) are retried with capped exponential backoff in one place (:meth:`_infer`); a
+unavailable, timeouts, an answer whose shape does not fit the request) are retried with capped exponential backoff in one place (:meth:`_infer`); a
 :class:`CircuitBreaker` makes calls fail fast while the server is down. What cannot succeed by retrying
 (a wrong model, a rejected input) raises at once with the server's reason.
 """
@@ -39,9 +39,24 @@ class ModelMismatch(RuntimeError):
     """The server does not serve the configured model and version with the project's contract."""
 
 
+class MalformedAnswer(RuntimeError):
+    """Triton answered with outputs that do not fit the request (seen once here, from a python-backend stub
+    about to crash: 62 rows for a request of 54). Never used: retried like an unavailable server."""
+
+
 def _transient(exc: Exception) -> bool:
     status = str(getattr(exc, "status", lambda: "")() or "")
-    return any(code in status for code in TRANSIENT) or isinstance(exc, (asyncio.TimeoutError, ConnectionError))
+    return (any(code in status for code in TRANSIENT)
+            or isinstance(exc, (asyncio.TimeoutError, ConnectionError, MalformedAnswer)))
+
+
+def _checked(result: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+    """``result`` if each output is (rows, classes) of the contract, else :class:`MalformedAnswer`."""
+    for task, (_, classes) in CONTRACT_OUTPUTS.items():
+        shape = getattr(result[task], "shape", None)
+        if shape != (rows, classes):
+            raise MalformedAnswer(f"Triton answered {task} of shape {shape} for a request of {rows} rows")
+    return result
 
 
 class TritonClient:
@@ -117,6 +132,7 @@ class TritonClient:
                                                       client_timeout=self.timeout_s)
                     if self.latencies is not None:
                         self.latencies.append(time.perf_counter() - started)
+                answer = _checked({task: result.as_numpy(task) for task in CONTRACT_OUTPUTS}, input_ids.shape[0])
             except Exception as exc:  # noqa: BLE001 - sorted into transient and final below
                 if not _transient(exc):
                     self.breaker.success()  # the server answered
@@ -128,7 +144,7 @@ class TritonClient:
                 delay = min(delay * 2, 5.0)
                 continue
             self.breaker.success()
-            return {task: result.as_numpy(task) for task in CONTRACT_OUTPUTS}
+            return answer
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
