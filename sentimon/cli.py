@@ -234,6 +234,12 @@ def predict(
     Console().print(out)
 
 
+# the benchmarks that run on settings alone: module and function, imported when chosen
+BENCHMARKS = {"triton": ("streams.triton.bench", "run_triton_bench"), "pipeline": ("streams.bench", "run_pipeline_bench"),
+              "alerts": ("alerts.bench", "run_alerts_bench"), "replay": ("streams.replay_bench", "run_replay_bench"),
+              "soak": ("streams.soak", "run_soak_bench")}
+
+
 @app.command()
 def bench(
     part: Annotated[str, typer.Argument(help="which benchmark: 'models', 'triton', 'pipeline', 'alerts', 'replay' or 'soak'")] = "models",
@@ -245,10 +251,7 @@ def bench(
     from models import artifact
     from models.bench import run_models_bench
 
-    # the benchmarks that run on settings alone: module and function, imported when chosen
-    on_settings = {"triton": ("streams.triton.bench", "run_triton_bench"), "pipeline": ("streams.bench", "run_pipeline_bench"),
-                   "alerts": ("alerts.bench", "run_alerts_bench"), "replay": ("streams.replay_bench", "run_replay_bench"),
-                   "soak": ("streams.soak", "run_soak_bench")}
+    on_settings = BENCHMARKS
     if part != "models" and part not in on_settings:
         _fail(f"unknown benchmark {part!r}: available: models, {', '.join(on_settings)}")
     s = get_settings()

@@ -47,6 +47,102 @@ def rss_mb(pid: int, descendants: bool = True, field: str = "VmRSS") -> float:
             continue
     return total / 1024
 
+
+def _items(seed: int, n: int, rate: float, start: datetime) -> list[tuple[str, bytes]]:
+    feed = SyntheticFeed(seed=seed, start=start, rhythm=False)
+    return [(kind, orjson.dumps(item)) for _, kind, item in feed.items(n, rate)]
+
+
+def run_soak_bench(settings: Settings, out_dir: Path, quick: bool = False, log: Callable[[str], None] = print,
+                   minutes: float | None = None, burst_x: float = 5.0, burst_s: float | None = None,
+                   sample_s: float = 5.0) -> dict:
+    """The soak (``quick``: 1 minute and a 10 s burst, a smoke run; default 10 minutes and 30 s)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    minutes = minutes or (1.0 if quick else 10.0)
+    burst_s = burst_s or (10.0 if quick else 30.0)
+
+    result: dict = {"minutes": minutes, "burst_x": burst_x, "burst_s": burst_s, "scorer": settings.scoring.backend,
+                    "dedup_window": settings.stream.dedup_window, "samples": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        s = settings.model_copy(update={
+            "topics": settings.topics.model_copy(update={"prefix": "soak."}),
+            "store": settings.store.model_copy(update={"dsn": f"chdb://{Path(tmp) / 'store'}"}),
+        })
+        with LocalCluster(s, Path(tmp) / "run") as cluster:
+            store, pipeline = cluster.start_worker("store"), cluster.start_worker("pipeline")
+            procs = {"broker": cluster.broker, "store worker": store, "pipeline worker": pipeline}
+            published = 0
+
+            def handled() -> int:
+                return metrics.handled(metrics.combined(store.metrics(), pipeline.metrics()))
+
+            def wait_handled(n: int, timeout_s: float) -> None:
+                deadline = time.monotonic() + timeout_s
+                while handled() < n:
+                    if time.monotonic() > deadline or not (store.alive() and pipeline.alive()):
+                        raise RuntimeError(f"soak: {handled()} of {n} handled; see {cluster.workdir}")
+                    time.sleep(0.5)
+
+            now = datetime.now(timezone.utc)
+            # 1. capacity
+            warm = _items(1, 3000, 100.0, now - timedelta(hours=2))
+            published += publish(cluster.settings, warm)
+            began = time.monotonic()
+            wait_handled(published, 900)
+            capacity = len(warm) / (time.monotonic() - began)
+            result["capacity_docs_per_s"] = capacity
+            log(f"capacity: {capacity:,.0f} docs/s (a backlog of {len(warm)} drained)")
+
+            # 2. soak at the capacity, sampling memory and backlog
+            n = int(capacity * minutes * 60)
+            soak = _items(2, n, capacity, now - timedelta(hours=1))
+            feeder = threading.Thread(target=publish, args=(cluster.settings, soak, capacity), daemon=True)
+            t0 = time.monotonic()
+            feeder.start()
+            with Progress(TextColumn("soak"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn()) as bar:
+                task = bar.add_task("soak", total=minutes * 60, info="")
+                while feeder.is_alive():
+                    time.sleep(sample_s)
+                    t = time.monotonic() - t0
+                    sent = published + min(n, int(capacity * t))
+                    own = pipeline.metrics()
+                    m = metrics.combined(store.metrics(), own)
+                    sample = {"t_s": round(t, 1), "backlog": int(max(0, sent - metrics.handled(m))),
+                              "ingested": int(m.get("consumed.ingest", 0)),  # since the worker started
+                              **{name: round(rss_mb(p.process.pid), 1) for name, p in procs.items()},
+                              # the worker's own process apart from its helpers (model processes, ingest helper)
+                              "pipeline worker alone": round(rss_mb(pipeline.process.pid, descendants=False), 1),
+                              ALONE_ANON: round(rss_mb(pipeline.process.pid, descendants=False, field="RssAnon"), 1),
+                              # its C heap (sentimon_heap_bytes, as of its last trim): what is allocated vs free
+                              **heap_mb(own, "pipeline"),
+                              "buffered": {k.removeprefix("buffered."): int(v) for k, v in m.items() if k.startswith("buffered.")}}
+                    result["samples"].append(sample)
+                    bar.update(task, completed=min(t, minutes * 60),
+                               info=f"backlog {sample['backlog']:,}, RSS " + ", ".join(f"{k} {sample[k]:.0f} MB" for k in procs))
+            published += n
+            wait_handled(published, 1800)
+            result["soak_s"] = time.monotonic() - t0
+
+            # 3. a burst above capacity
+            burst = _items(3, int(capacity * burst_x * burst_s), capacity * burst_x, now - timedelta(minutes=30))
+            b0 = time.monotonic()
+            published += publish(cluster.settings, burst)
+            result["burst_publish_s"] = time.monotonic() - b0
+            wait_handled(published, 1800)
+            result["burst_items"], result["burst_drain_s"] = len(burst), time.monotonic() - b0
+            result["burst_rss_mb"] = {name: round(rss_mb(p.process.pid), 1) for name, p in procs.items()}
+            log(f"burst: {len(burst):,} items ({burst_x:g}x capacity for {burst_s:g} s) drained in {result['burst_drain_s']:.0f} s")
+            with cluster.store() as st:
+                counts = st.counts()
+        result["published"], result["stored"] = published, counts["documents"]
+        result["lost"] = published - counts["documents"]
+        result["counted_twice"] = counts["aggregated_docs"] - counts["documents"]
+    summarize(result, [*procs, "pipeline worker alone", ALONE_ANON, *HEAP], out_dir, log)
+    save_result(out_dir, "soak", result, log)
+    return result
+
+
 ALONE_ANON = "pipeline worker alone, anonymous"
 HEAP = ("pipeline heap in use", "pipeline heap free", "pipeline heap mmapped")
 

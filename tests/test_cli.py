@@ -64,3 +64,13 @@ def test_bad_feed_arguments_are_clear_errors(tmp_path):
 def test_schema_files_are_current():
     res = CliRunner().invoke(app, ["schemas", "export", "--check"])
     assert res.exit_code == 0, res.output
+
+
+def test_every_benchmark_the_cli_names_exists():
+    """`sentimon bench soak` once lost its function to an edit while every test stayed green."""
+    import importlib
+
+    from sentimon.cli import BENCHMARKS
+
+    for part, (module, function) in BENCHMARKS.items():
+        assert callable(getattr(importlib.import_module(module), function, None)), part
