@@ -152,8 +152,9 @@ async def _ack(stream: faust.StreamT, events: Sequence[faust.types.EventT]) -> N
 
 
 def _observability(app: faust.App, role: str, details, trim_memory_s: float = 0.0) -> None:
-    """/health (200 when ready, else 503), /metrics (Prometheus), a log line of the counters every 30 s, and
-    the C heap recorded every ``trim_memory_s`` or 30 s (its free pages given back first when ``trim_memory_s``)."""
+    """/health (200 when ready, else 503), /metrics (Prometheus), a log line of the counters every 30 s, the
+    C heap and Python's object counts recorded every ``trim_memory_s`` or 30 s (the heap's free pages given back
+    first when ``trim_memory_s``), and /debug/objects (a census of Python objects by type, for leak hunting)."""
 
     @app.timer(interval=30.0)
     async def report():
@@ -168,6 +169,13 @@ def _observability(app: faust.App, role: str, details, trim_memory_s: float = 0.
         if now is not None:
             for kind in ("in_use", "free", "mmapped"):
                 metrics.heap_bytes.labels(kind).set(getattr(now, kind))
+        objects = memory.python_objects()
+        for kind in ("blocks", "tracked"):
+            metrics.python_objects.labels(kind).set(getattr(objects, kind))
+
+    @app.page("/debug/objects")
+    async def objects(view, request):
+        return view.json(memory.census(int(request.query.get("limit", 40))))
 
     @app.page("/health")
     async def health(view, request):

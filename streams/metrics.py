@@ -42,13 +42,15 @@ notifications = Counter("sentimon_notifications", "notifications per outcome (de
 watermark = Gauge("sentimon_watermark_timestamp_seconds", "event-time watermark of the alert evaluator (unix time)")
 heap_bytes = Gauge("sentimon_heap_bytes", "the worker process's C heap (glibc, all arenas): in_use allocated, free held "
                    "but unused (fragmentation), mmapped in blocks of their own; sampled with each trim", ["kind"])
+python_objects = Gauge("sentimon_python_objects", "the worker process's Python allocations: blocks held from pymalloc, "
+                       "tracked objects the garbage collector knows of; sampled with the heap", ["kind"])
 
 
 _SNAPSHOT = {"consumed": consumed, "produced": produced, "dead_letters": dead_letters, "duplicates": duplicates,
              "redelivered": redelivered, "scorer_unavailable": scorer_unavailable, "first_batch": first_batch, "last_batch": last_batch,
              "alert_changes": alert_changes, "notifications": notifications, "watermark": watermark,
              "buffered": buffered, "store_retries": store_retries, "evaluation_failures": evaluation_failures,
-             "heap_bytes": heap_bytes}
+             "heap_bytes": heap_bytes, "python_objects": python_objects}
 _TIME_SPENT = {"inference_seconds": inference_seconds, "sink_write_seconds": sink_seconds}  # totals, in snapshots
 _started: set[str] = set()
 

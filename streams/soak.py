@@ -27,7 +27,7 @@ import orjson
 
 from models.bench import save_result
 from sentimon.settings import Settings
-from streams import metrics
+from streams import memory, metrics
 from streams.cluster import LocalCluster
 from streams.feed import publish
 from streams.process import descendants as below
@@ -98,6 +98,7 @@ def run_soak_bench(settings: Settings, out_dir: Path, quick: bool = False, log: 
             n = int(capacity * minutes * 60)
             soak = _items(2, n, capacity, now - timedelta(hours=1))
             feeder = threading.Thread(target=publish, args=(cluster.settings, soak, capacity), daemon=True)
+            census = pipeline.get("/debug/objects?limit=200", timeout_s=60)
             t0 = time.monotonic()
             feeder.start()
             with Progress(TextColumn("soak"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn()) as bar:
@@ -116,6 +117,7 @@ def run_soak_bench(settings: Settings, out_dir: Path, quick: bool = False, log: 
                               ALONE_ANON: round(rss_mb(pipeline.process.pid, descendants=False, field="RssAnon"), 1),
                               # its C heap (sentimon_heap_bytes, as of its last trim): what is allocated vs free
                               **heap_mb(own, "pipeline"),
+                              **python_k(own, "pipeline"),
                               "buffered": {k.removeprefix("buffered."): int(v) for k, v in m.items() if k.startswith("buffered.")}}
                     result["samples"].append(sample)
                     bar.update(task, completed=min(t, minutes * 60),
@@ -123,6 +125,8 @@ def run_soak_bench(settings: Settings, out_dir: Path, quick: bool = False, log: 
             published += n
             wait_handled(published, 1800)
             result["soak_s"] = time.monotonic() - t0
+            # what the pipeline worker's Python objects gained over the soak, by type
+            result["objects_grown"] = memory.grown(census, pipeline.get("/debug/objects?limit=200", timeout_s=60))
 
             # 3. a burst above capacity
             burst = _items(3, int(capacity * burst_x * burst_s), capacity * burst_x, now - timedelta(minutes=30))
@@ -138,13 +142,23 @@ def run_soak_bench(settings: Settings, out_dir: Path, quick: bool = False, log: 
         result["published"], result["stored"] = published, counts["documents"]
         result["lost"] = published - counts["documents"]
         result["counted_twice"] = counts["aggregated_docs"] - counts["documents"]
-    summarize(result, [*procs, "pipeline worker alone", ALONE_ANON, *HEAP], out_dir, log)
+    summarize(result, [*procs, "pipeline worker alone", ALONE_ANON, *HEAP, *PYTHON], out_dir, log)
     save_result(out_dir, "soak", result, log)
     return result
 
 
 ALONE_ANON = "pipeline worker alone, anonymous"
 HEAP = ("pipeline heap in use", "pipeline heap free", "pipeline heap mmapped")
+PYTHON = ("pipeline python blocks (k)", "pipeline python tracked objects (k)")
+
+
+def python_k(m: dict[str, float], worker: str) -> dict[str, float]:
+    """A worker's Python allocations from its metrics, thousands: pymalloc blocks held and objects the garbage
+    collector tracks (names in :data:`PYTHON` for the pipeline); empty before its first sample."""
+    if "python_objects.blocks" not in m:
+        return {}
+    return {f"{worker} python {label} (k)": round(m[f"python_objects.{kind}"] / 1000, 1)
+            for kind, label in (("blocks", "blocks"), ("tracked", "tracked objects"))}
 
 
 def heap_mb(m: dict[str, float], worker: str) -> dict[str, float]:
@@ -193,13 +207,16 @@ def summarize(result: dict, names: list[str], out_dir: Path, log: Callable[[str]
                                "steady_mb_per_min": None if after is None else round(after, 2)}
         steady_text = (f", with the duplicate window full {after:+.1f} MB/min" if after is not None
                        else ", the duplicate window not full over the second half (run longer)")
-        what = "" if name in HEAP else "RSS "
-        log(f"{name}: {what}{values[0]:.0f} -> {values[-1]:.0f} MB (max {max(values):.0f}), second half "
-            f"{growth:+.1f} MB/min{steady_text}" if values else f"{name}: no samples")
+        what, unit = ("", "k") if name in PYTHON else ("", "MB") if name in HEAP else ("RSS ", "MB")
+        log(f"{name}: {what}{values[0]:.0f} -> {values[-1]:.0f} {unit} (max {max(values):.0f}), second half "
+            f"{growth:+.1f} {unit}/min{steady_text.replace('MB', unit)}" if values else f"{name}: no samples")
     result["max_backlog"] = max((x["backlog"] for x in samples), default=0)
     stages = sorted({k for x in samples for k in x.get("buffered", {})})
     result["max_buffered"] = {k: max(x.get("buffered", {}).get(k, 0) for x in samples) for k in stages}
     log("largest in-process buffers (messages): " + ", ".join(f"{k} {v}" for k, v in result["max_buffered"].items()))
+    if result.get("objects_grown") is not None:
+        log("Python objects the pipeline worker gained over the soak, by type: "
+            + (", ".join(f"{k} +{v:,}" for k, v in result["objects_grown"].items()) or "none"))
     log(f"published {result['published']:,}, stored {result['stored']:,}: lost {result['lost']}, counted twice "
         f"{result['counted_twice']}; largest backlog during the soak {result['max_backlog']:,}")
     try:
@@ -209,8 +226,8 @@ def summarize(result: dict, names: list[str], out_dir: Path, log: Callable[[str]
         import matplotlib.pyplot as plt
 
         t = [x["t_s"] / 60 for x in samples]
-        fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-        for name in names:
+        fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
+        for name in (n for n in names if n not in PYTHON):
             top.plot([x["t_s"] / 60 for x in samples if name in x], [x[name] for x in samples if name in x], label=name,
                      linestyle="--" if name in HEAP else "-")
         if full is not None:
@@ -218,6 +235,10 @@ def summarize(result: dict, names: list[str], out_dir: Path, log: Callable[[str]
         top.set_ylabel("RSS; C heap dashed (MiB)")
         top.legend(loc="upper left")
         top.set_title(f"soak at {result['capacity_docs_per_s']:,.0f} docs/s for {result['minutes']:g} min")
+        for name in PYTHON:
+            middle.plot([x["t_s"] / 60 for x in samples if name in x], [x[name] for x in samples if name in x], label=name)
+        middle.set_ylabel("Python (thousands)")
+        middle.legend(loc="upper left")
         bottom.plot(t, [x["backlog"] for x in samples], color="tab:red")
         bottom.set_ylabel("backlog (items)")
         bottom.set_xlabel("minutes")

@@ -65,3 +65,29 @@ def test_anonymous_rss_is_part_of_rss_and_grows_with_what_the_process_writes():
     block[:: 4096] = b"\1" * len(block[:: 4096])
     assert rss_mb(os.getpid(), False, "RssAnon") - before_anon > 60
     del block
+
+
+def test_python_objects_count_what_is_kept_and_the_census_names_its_type():
+    class Kept:
+        pass
+
+    before, census_before = memory.python_objects(), memory.census(limit=10_000)
+    kept = [Kept() for _ in range(20_000)]
+    after, census_after = memory.python_objects(), memory.census(limit=10_000)
+    assert after.blocks - before.blocks >= 20_000
+    assert after.tracked - before.tracked >= 20_000
+    name = f"{Kept.__module__}.{Kept.__qualname__}"
+    assert census_after[name] == 20_000 and name not in census_before
+    grown = memory.grown(census_before, census_after, limit=3)
+    assert next(iter(grown)) == name and grown[name] == 20_000
+    assert all(v > 0 for v in memory.grown(census_after, census_before).values())  # only what grew
+    del kept
+
+
+def test_python_gauges_reach_the_snapshot_and_the_soak_reads_them_in_thousands():
+    from streams.soak import PYTHON, python_k
+
+    assert python_k({}, "pipeline") == {}
+    metrics.python_objects.labels("blocks").set(1_234_500)
+    metrics.python_objects.labels("tracked").set(98_000)
+    assert python_k(metrics.snapshot(), "pipeline") == dict(zip(PYTHON, (1234.5, 98.0)))

@@ -99,6 +99,9 @@ def test_n_in_n_stored_and_bad_messages_dead_lettered(cluster):
     assert "malformed JSON" in by_original[broken]["reason"] and by_original[broken]["index"] == 1
     assert all(by_original[value]["index"] is None for _, value in bad)
     assert pipeline.metrics()["dead_letters.ingest"] == len(bad) + 1
+    # the census of the worker's Python objects (for leak hunting): its own stage objects are among them
+    census = pipeline.get("/debug/objects?limit=5000", timeout_s=60)
+    assert census["faust.streams.Stream"] >= 2 and all(isinstance(v, int) and v > 0 for v in census.values())
     # the store worker keeps the dead letters in a table too (for the dashboards)
     wait_until(lambda: store.metrics().get("consumed.dead_letters", 0) >= len(all_letters), 60,
                "the dead letters stored", [store])
