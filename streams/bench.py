@@ -85,15 +85,22 @@ def _paired(reps: int, alone: Callable[[], float], pipeline: Callable[[int], tup
     """alone, pipeline, alone, ..., pipeline, alone: each pipeline run against the mean of the alone runs
     on either side of it, because this shared machine drifts by 15-20% within minutes. The ratio
     reported is the median of the ``reps`` pairs."""
-    alone_runs, runs, ratios, fills, counters = [alone()], [], [], [], {}
+    alone_runs, runs, ratios, fills, steady, batches, counters = [alone()], [], [], [], [], [], {}
     for rep in range(reps):
         rate, counters = pipeline(rep)
         alone_runs.append(alone())
         runs.append(rate)
         fills.append(counters["first_batch.scoring"] - counters["first_batch.ingest"])
-        ratios.append(rate / ((alone_runs[-2] + alone_runs[-1]) / 2))
-        log(f"   pair {rep + 1}/{reps}: pipeline {rate:,.0f}/s, alone {alone_runs[-2]:,.0f} and {alone_runs[-1]:,.0f}/s: {ratios[-1]:.0%}")
+        around = (alone_runs[-2] + alone_runs[-1]) / 2
+        ratios.append(rate / around)
+        # the same run counted from its first scoring batch: what the pipeline sustains once filled
+        n = counters["produced.scoring"]
+        steady.append(n / max(n / rate - fills[-1], 1e-9) / around)
+        batches.append(counters["consumed.scoring"] / max(1.0, counters.get("batches.scoring", 1.0)))
+        log(f"   pair {rep + 1}/{reps}: pipeline {rate:,.0f}/s, alone {alone_runs[-2]:,.0f} and {alone_runs[-1]:,.0f}/s: "
+            f"{ratios[-1]:.0%} ({steady[-1]:.0%} once filled: fill {fills[-1]:.2f} s; {batches[-1]:,.0f} documents per scoring batch)")
     return {"alone_runs_per_s": alone_runs, "pipeline_runs_per_s": runs, "ratios": ratios, "fill_s": fills,
+            "steady_ratios": steady, "scoring_batch_docs": batches,
             "alone_per_s": median_high(alone_runs), "pipeline_per_s": median_high(runs), "ratio": median_high(ratios),
             "counters": counters}
 
@@ -301,8 +308,13 @@ def _print(r: dict) -> None:
         return ", ".join(f"{v:,.0f}" for v in values)
 
     def fills(paired) -> str:
-        """The time from each run's first ingest batch to its first scoring batch (the pipeline filling)."""
-        return ", ".join(f"{x:.1f}" for x in paired.get("fill_s", [])) + " s"
+        """The time from each run's first ingest batch to its first scoring batch (the pipeline filling), and
+        the ratios counted from the first scoring batch (what the filled pipeline sustains)."""
+        text = ", ".join(f"{x:.1f}" for x in paired.get("fill_s", [])) + " s"
+        if paired.get("steady_ratios"):
+            text += (f" (once filled: {', '.join(f'{x:.0%}' for x in paired['steady_ratios'])}; "
+                     f"{median_high(paired['scoring_batch_docs']):,.0f} documents per scoring batch)")
+        return text
 
     mp, tp = r["model_pipeline"], r["triton_pipeline"]
     table.add_row("model alone (in-process, batch)", f"{r['model_alone_per_s']:,.0f} texts/s",

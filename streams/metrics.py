@@ -72,14 +72,18 @@ def exposition() -> tuple[bytes, str]:
 
 
 def snapshot() -> dict[str, float]:
-    """Counter totals, batch timestamps and time spent by name and stage, e.g. ``{'consumed.ingest':
-    1200.0, 'last_batch.ingest': 1796.5e6, 'inference_seconds': 12.5}`` (for summaries, benchmarks, tests)."""
+    """Counter totals, micro-batch counts, batch timestamps and time spent by name and stage, e.g.
+    ``{'consumed.ingest': 1200.0, 'batches.ingest': 5.0, 'last_batch.ingest': 1796.5e6, 'inference_seconds': 12.5}``
+    (for summaries, benchmarks, tests)."""
     out: dict[str, float] = {}
     for name, metric in _SNAPSHOT.items():
         for sample in metric.collect()[0].samples:
             if sample.name.endswith("_total") or isinstance(metric, Gauge):
                 label = next((sample.labels[k] for k in ("stage", "status", "outcome", "sink", "kind") if sample.labels.get(k)), None)
                 out[name + (f".{label}" if label else "")] = sample.value
+    for sample in batch_size.collect()[0].samples:
+        if sample.name.endswith("_count"):
+            out[f"batches.{sample.labels['stage']}"] = sample.value
     for name, histogram in _TIME_SPENT.items():
         out[name] = next(s.value for s in histogram.collect()[0].samples if s.name.endswith("_sum"))
     return out

@@ -132,3 +132,26 @@ def _running(pid: int) -> bool:
         return "zombie" not in open(f"/proc/{pid}/status").read()
     except FileNotFoundError:
         return False
+
+
+def test_the_snapshot_counts_micro_batches_per_stage():
+    from streams import metrics
+
+    before = metrics.snapshot().get("batches.test-stage", 0)
+    for size in (10, 20, 30):
+        metrics.batch_done("test-stage", size, 0.01)
+    assert metrics.snapshot()["batches.test-stage"] - before == 3
+
+
+def test_paired_runs_give_the_ratio_with_and_without_the_fill():
+    """Pure arithmetic of the pipeline benchmark's pairs: 1,000 documents in 10 s (100/s) of which the first
+    2 s were filling, against 120/s alone on either side: 83%, and 1,000 / 8 s = 125/s once filled: 104%."""
+    from streams.bench import _paired
+
+    alone = iter([110.0, 130.0, 110.0])  # each pair against the mean of its neighbours: 120 both times
+    counters = {"first_batch.ingest": 50.0, "first_batch.scoring": 52.0, "produced.scoring": 1000.0,
+                "consumed.scoring": 1000.0, "batches.scoring": 4.0}
+    out = _paired(2, lambda: next(alone), lambda rep: (100.0, counters), lambda line: None)
+    assert [round(x, 3) for x in out["ratios"]] == [round(100 / 120, 3)] * 2
+    assert [round(x, 3) for x in out["steady_ratios"]] == [round(125 / 120, 3)] * 2
+    assert out["fill_s"] == [2.0, 2.0] and out["scoring_batch_docs"] == [250.0, 250.0]
