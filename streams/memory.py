@@ -77,7 +77,9 @@ def python_objects() -> PythonObjects:
 def census(limit: int = 40) -> dict[str, int]:
     """The ``limit`` most numerous types among the garbage collector's objects, ``module.qualname`` -> count.
     Two censuses some minutes apart name what a growing process keeps; a tenth of a second or so per
-    hundred thousand objects, so on demand only (the worker's ``/debug/objects`` page)."""
+    hundred thousand objects, so on demand only (the worker's ``/debug/objects`` page). Collects first, so cyclic
+    garbage not yet collected (closed connections' transports, say) is not counted as kept."""
+    gc.collect()
     counts = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
     return dict(counts.most_common(limit))
 
