@@ -92,3 +92,12 @@ def test_python_gauges_reach_the_snapshot_and_the_soak_reads_them_in_thousands()
     metrics.python_objects.labels("blocks").set(1_234_500)
     metrics.python_objects.labels("tracked").set(98_000)
     assert python_k(metrics.snapshot(), "pipeline") == dict(zip(PYTHON, (1234.5, 98.0)))
+
+
+def test_window_growth_is_the_slope_over_the_last_half():
+    from streams.window_bench import growth_per_100k
+
+    samples = [{"documents": d, "mb": 100 + (d / 1000 if d < 200_000 else 200)} for d in range(0, 400_001, 25_000)]
+    assert growth_per_100k(samples, "mb") == 0.0  # flat once past 200,000 documents
+    assert round(growth_per_100k([{"documents": d, "mb": d / 10_000} for d in (0, 100_000, 200_000)], "mb"), 6) == 10.0
+    assert growth_per_100k(samples[:1], "mb") is None
