@@ -173,7 +173,7 @@ class Ingestor:
         self.key = privacy_key
         self.max_message_bytes = max_message_bytes
         self.max_text_chars = max_text_chars
-        self.dedup = dedup or Deduplicator()
+        self.dedup = dedup if dedup is not None else Deduplicator()  # not `or`: an empty window is falsy (__len__)
         self.entities = entities or default_index()
         self.processes = processes
         self.parallel_from = parallel_from

@@ -4,6 +4,7 @@ import orjson
 import pytest
 
 from schemas import DeadLetter, Document
+from streams.dedup import Deduplicator
 from streams.ingest import Ingested, Ingestor, RawRecord, doc_id, records
 
 
@@ -163,3 +164,16 @@ def test_the_one_step_parse_accepts_and_rejects_exactly_what_the_step_by_step_va
         except Rejected:
             got = None
         assert got == expected, value
+
+
+def test_the_duplicate_window_given_is_the_one_used():
+    """An empty Deduplicator is falsy (it has a length): ``dedup or Deduplicator()`` once swapped every configured
+    window (``stream.dedup_window``, ``near_duplicate_threshold``) for the default 50,000 documents at 0.6."""
+    window = Deduplicator(100, 0.8)
+    ingestor = Ingestor(b"k", dedup=window)
+    assert ingestor.dedup is window
+    records = [RawRecord("social", orjson.dumps({"id": f"p{i}", "platform": "x", "author": "@a_b1c2",
+                                                 "created_at": "2026-11-03T14:00:00Z", "text": f"post number {i} about $TSLA"}),
+                         "t", 0, i) for i in range(150)]
+    assert all(isinstance(o, Ingested) for o in ingestor.process(records))
+    assert len(window) == 100  # the oldest 50 forgotten
