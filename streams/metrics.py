@@ -22,6 +22,8 @@ store_retries = Counter("sentimon_store_retries", "store writes that failed and 
 redelivered = Counter("sentimon_redelivered", "documents the sink skipped because they were already stored")
 first_batch = Gauge("sentimon_first_batch_timestamp_seconds", "when a stage's first micro-batch started (unix time)",
                     ["stage"])
+first_done = Gauge("sentimon_first_batch_done_timestamp_seconds", "when a stage's first micro-batch finished, its "
+                   "output written (unix time)", ["stage"])
 last_batch = Gauge("sentimon_last_batch_timestamp_seconds", "when a stage last finished a micro-batch (unix time)",
                    ["stage"])
 batch_size = Histogram("sentimon_batch_size", "micro-batch sizes", ["stage"], buckets=_SIZES)
@@ -47,7 +49,7 @@ python_objects = Gauge("sentimon_python_objects", "the worker process's Python a
 
 
 _SNAPSHOT = {"consumed": consumed, "produced": produced, "dead_letters": dead_letters, "duplicates": duplicates,
-             "redelivered": redelivered, "scorer_unavailable": scorer_unavailable, "first_batch": first_batch, "last_batch": last_batch,
+             "redelivered": redelivered, "scorer_unavailable": scorer_unavailable, "first_batch": first_batch, "first_done": first_done, "last_batch": last_batch,
              "alert_changes": alert_changes, "notifications": notifications, "watermark": watermark,
              "buffered": buffered, "store_retries": store_retries, "evaluation_failures": evaluation_failures,
              "heap_bytes": heap_bytes, "python_objects": python_objects}
@@ -63,6 +65,7 @@ def batch_done(stage: str, size: int, seconds: float) -> None:
     if stage not in _started:
         _started.add(stage)
         first_batch.labels(stage).set(now - seconds)
+        first_done.labels(stage).set(now)
     last_batch.labels(stage).set(now)
 
 

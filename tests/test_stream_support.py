@@ -140,7 +140,9 @@ def test_the_snapshot_counts_micro_batches_per_stage():
     before = metrics.snapshot().get("batches.test-stage", 0)
     for size in (10, 20, 30):
         metrics.batch_done("test-stage", size, 0.01)
-    assert metrics.snapshot()["batches.test-stage"] - before == 3
+    snap = metrics.snapshot()
+    assert snap["batches.test-stage"] - before == 3
+    assert snap["first_batch.test-stage"] <= snap["first_done.test-stage"] <= snap["last_batch.test-stage"]
 
 
 def test_paired_runs_give_the_ratio_with_and_without_the_fill():
@@ -149,9 +151,10 @@ def test_paired_runs_give_the_ratio_with_and_without_the_fill():
     from streams.bench import _paired
 
     alone = iter([110.0, 130.0, 110.0])  # each pair against the mean of its neighbours: 120 both times
-    counters = {"first_batch.ingest": 50.0, "first_batch.scoring": 52.0, "produced.scoring": 1000.0,
+    counters = {"first_batch.ingest": 50.0, "first_done.ingest": 50.5, "first_batch.scoring": 52.0, "produced.scoring": 1000.0,
                 "consumed.scoring": 1000.0, "batches.scoring": 4.0}
     out = _paired(2, lambda: next(alone), lambda rep: (100.0, counters), lambda line: None)
     assert [round(x, 3) for x in out["ratios"]] == [round(100 / 120, 3)] * 2
     assert [round(x, 3) for x in out["steady_ratios"]] == [round(125 / 120, 3)] * 2
     assert out["fill_s"] == [2.0, 2.0] and out["scoring_batch_docs"] == [250.0, 250.0]
+    assert out["fill_first_ingest_s"] == [0.5, 0.5] and out["fill_handoff_s"] == [1.5, 1.5]
