@@ -25,7 +25,7 @@ from pathlib import Path
 
 import orjson
 
-from models.bench import save_result
+from models.bench import save_plot, save_result
 from sentimon.settings import Settings
 from streams import memory, metrics
 from streams.cluster import LocalCluster
@@ -219,12 +219,8 @@ def summarize(result: dict, names: list[str], out_dir: Path, log: Callable[[str]
             + (", ".join(f"{k} +{v:,}" for k, v in result["objects_grown"].items()) or "none"))
     log(f"published {result['published']:,}, stored {result['stored']:,}: lost {result['lost']}, counted twice "
         f"{result['counted_twice']}; largest backlog during the soak {result['max_backlog']:,}")
-    try:
-        import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+    def draw(plt):
         t = [x["t_s"] / 60 for x in samples]
         fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
         for name in (n for n in names if n not in PYTHON):
@@ -242,10 +238,6 @@ def summarize(result: dict, names: list[str], out_dir: Path, log: Callable[[str]
         bottom.plot(t, [x["backlog"] for x in samples], color="tab:red")
         bottom.set_ylabel("backlog (items)")
         bottom.set_xlabel("minutes")
-        fig.tight_layout()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out_dir / "soak.png", dpi=110)
-        plt.close(fig)
-        log(f"plot: {out_dir / 'soak.png'}")
-    except Exception as exc:  # a plot is a nicety; the figures are in the JSON
-        log(f"no plot: {exc}")
+        return fig
+
+    save_plot(out_dir, "soak", draw, log)

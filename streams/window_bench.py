@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 
-from models.bench import save_result
+from models.bench import save_plot, save_result
 from sentimon.settings import Settings
 from streams import memory
 from streams.dedup import Deduplicator
@@ -86,13 +86,9 @@ def run_window_bench(settings: Settings, out_dir: Path, quick: bool = False, log
 
 
 def _plot(result: dict, out_dir: Path, log: Callable[[str], None]) -> None:
-    try:
-        import matplotlib
+    samples = result["samples"]
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        samples = result["samples"]
+    def draw(plt):
         x = [s["documents"] / 1000 for s in samples]
         fig, ax = plt.subplots(figsize=(9, 4))
         for name in ("anonymous_mb", "heap_in_use_mb", "heap_free_mb", "heap_mmapped_mb"):
@@ -103,10 +99,6 @@ def _plot(result: dict, out_dir: Path, log: Callable[[str], None]) -> None:
         ax.set_ylabel("MiB")
         ax.set_title(f"ingest state over {result['documents']:,} documents, window {result['window']:,}")
         ax.legend(loc="lower right")
-        fig.tight_layout()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out_dir / "window.png", dpi=110)
-        plt.close(fig)
-        log(f"plot: {out_dir / 'window.png'}")
-    except Exception as exc:  # a plot is a nicety; the figures are in the JSON
-        log(f"no plot: {exc}")
+        return fig
+
+    save_plot(out_dir, "window", draw, log)
