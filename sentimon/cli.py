@@ -251,16 +251,15 @@ def bench(
     from models import artifact
     from models.bench import run_models_bench
 
-    on_settings = BENCHMARKS
-    if part != "models" and part not in on_settings:
-        _fail(f"unknown benchmark {part!r}: available: models, {', '.join(on_settings)}")
+    if part != "models" and part not in BENCHMARKS:
+        _fail(f"unknown benchmark {part!r}: available: models, {', '.join(BENCHMARKS)}")
     s = get_settings()
     if model:
         s = s.model_copy(update={"model": model})
-    if part in on_settings:
+    if part in BENCHMARKS:
         import importlib
 
-        module, function = on_settings[part]
+        module, function = BENCHMARKS[part]
         extra = {"minutes": minutes} if part == "soak" and minutes else {}
         getattr(importlib.import_module(module), function)(s, s.var_dir / "bench", quick=quick, log=_log, **extra)
         return

@@ -92,9 +92,8 @@ def _paired(reps: int, alone: Callable[[], float], pipeline: Callable[[int], tup
         alone_runs.append(alone())
         runs.append(rate)
         fills.append(counters["first_batch.scoring"] - counters["first_batch.ingest"])
-        if "first_done.ingest" in counters:
-            first_ingest.append(counters["first_done.ingest"] - counters["first_batch.ingest"])
-            handoff.append(counters["first_batch.scoring"] - counters["first_done.ingest"])
+        first_ingest.append(counters["first_done.ingest"] - counters["first_batch.ingest"])
+        handoff.append(counters["first_batch.scoring"] - counters["first_done.ingest"])
         around = (alone_runs[-2] + alone_runs[-1]) / 2
         ratios.append(rate / around)
         # the same run counted from its first scoring batch: what the pipeline sustains once filled
@@ -102,9 +101,8 @@ def _paired(reps: int, alone: Callable[[], float], pipeline: Callable[[int], tup
         steady.append(n / max(n / rate - fills[-1], 1e-9) / around)
         batches.append(counters["consumed.scoring"] / max(1.0, counters.get("batches.scoring", 1.0)))
         log(f"   pair {rep + 1}/{reps}: pipeline {rate:,.0f}/s, alone {alone_runs[-2]:,.0f} and {alone_runs[-1]:,.0f}/s: "
-            f"{ratios[-1]:.0%} ({steady[-1]:.0%} once filled: fill {fills[-1]:.2f} s"
-            + (f" = ingest's first batch {first_ingest[-1]:.2f} s + {handoff[-1]:.2f} s to scoring" if handoff else "")
-            + f"; {batches[-1]:,.0f} documents per scoring batch)")
+            f"{ratios[-1]:.0%} ({steady[-1]:.0%} once filled: fill {fills[-1]:.2f} s = ingest's first batch "
+            f"{first_ingest[-1]:.2f} s + {handoff[-1]:.2f} s to scoring; {batches[-1]:,.0f} documents per scoring batch)")
     return {"alone_runs_per_s": alone_runs, "pipeline_runs_per_s": runs, "ratios": ratios, "fill_s": fills,
             "steady_ratios": steady, "scoring_batch_docs": batches, "fill_first_ingest_s": first_ingest,
             "fill_handoff_s": handoff,

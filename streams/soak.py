@@ -205,11 +205,11 @@ def summarize(result: dict, names: list[str], out_dir: Path, log: Callable[[str]
         result["rss"][name] = {"first_mb": values[0] if values else None, "last_mb": values[-1] if values else None,
                                "max_mb": max(values) if values else None, "second_half_mb_per_min": round(growth, 2),
                                "steady_mb_per_min": None if after is None else round(after, 2)}
-        steady_text = (f", with the duplicate window full {after:+.1f} MB/min" if after is not None
-                       else ", the duplicate window not full over the second half (run longer)")
         what, unit = ("", "k") if name in PYTHON else ("", "MB") if name in HEAP else ("RSS ", "MB")
+        steady_text = (f", with the duplicate window full {after:+.1f} {unit}/min" if after is not None
+                       else ", the duplicate window not full over the second half (run longer)")
         log(f"{name}: {what}{values[0]:.0f} -> {values[-1]:.0f} {unit} (max {max(values):.0f}), second half "
-            f"{growth:+.1f} {unit}/min{steady_text.replace('MB', unit)}" if values else f"{name}: no samples")
+            f"{growth:+.1f} {unit}/min{steady_text}" if values else f"{name}: no samples")
     result["max_backlog"] = max((x["backlog"] for x in samples), default=0)
     stages = sorted({k for x in samples for k in x.get("buffered", {})})
     result["max_buffered"] = {k: max(x.get("buffered", {}).get(k, 0) for x in samples) for k in stages}
