@@ -237,12 +237,13 @@ def predict(
 # the benchmarks that run on settings alone: module and function, imported when chosen
 BENCHMARKS = {"triton": ("streams.triton.bench", "run_triton_bench"), "pipeline": ("streams.bench", "run_pipeline_bench"),
               "alerts": ("alerts.bench", "run_alerts_bench"), "replay": ("streams.replay_bench", "run_replay_bench"),
-              "soak": ("streams.soak", "run_soak_bench"), "window": ("streams.window_bench", "run_window_bench")}
+              "soak": ("streams.soak", "run_soak_bench"), "window": ("streams.window_bench", "run_window_bench"),
+              "broker": ("streams.broker_bench", "run_broker_bench")}
 
 
 @app.command()
 def bench(
-    part: Annotated[str, typer.Argument(help="which benchmark: 'models', 'triton', 'pipeline', 'alerts', 'replay', 'soak' or 'window' (the ingest state's memory over 8x the duplicate window)")] = "models",
+    part: Annotated[str, typer.Argument(help="which benchmark: 'models', 'triton', 'pipeline', 'alerts', 'replay', 'soak', 'window' (the ingest state's memory over 8x the duplicate window) or 'broker' (tansu: idempotent vs plain producer, throughput and loss under broker kills)")] = "models",
     model: ModelOpt = None,
     quick: Annotated[bool, typer.Option(help="fewer texts per cell (a smoke run)")] = False,
     minutes: Annotated[Optional[float], typer.Option(help="soak: minutes of sustained load (default 10)")] = None,

@@ -54,6 +54,14 @@ class KafkaSettings(BaseModel):
     # tansu joins a group only after session.timeout/2 (FIELD_NOTES): keep this short locally
     session_timeout_s: float = Field(6.0, gt=0)
     fetch_max_wait_ms: int = Field(100, ge=1, description="longest a consumer fetch waits for data (latency)")
+    # tansu 0.x can answer a retried idempotent produce DuplicateSequenceNumber for a batch it did not keep
+    # after a crash, and librdkafka then reports it delivered: acknowledged data lost (`sentimon bench broker`)
+    idempotence: bool = Field(
+        False,
+        description="idempotent producers (no duplicates on retry). Off: a retry may write a batch twice, which the "
+        "idempotent sinks absorb, one request in flight per broker keeps partition order. Turn on for Apache Kafka; "
+        "keep off for tansu, which can lose acknowledged batches with it after a crash",
+    )
 
 
 class TopicSettings(BaseModel):

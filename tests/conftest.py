@@ -183,34 +183,3 @@ def record_figure(name: str, **figures) -> None:
     data[name] = {**figures, "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     RELIABILITY.write_text(json.dumps(data, indent=2))
     print(f"{name}: {figures}")
-
-
-class S3Server:
-    """A local S3 API (moto's server, in memory) for a durable tansu: the bucket outlives broker restarts."""
-
-    def __init__(self, log: Path, bucket: str = "tansu"):
-        from streams.process import ChildProcess, free_port
-
-        self.bucket, self.port = bucket, free_port()
-        self.child = ChildProcess(log)
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {"AWS_ENDPOINT": f"http://127.0.0.1:{self.port}", "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "test",
-                "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
-
-    def __enter__(self) -> "S3Server":
-        import urllib.request
-
-        from streams.process import wait_for_port
-
-        server = Path(__file__).resolve().parents[1] / ".venv-s3" / "bin" / "moto_server"
-        if not server.is_file():
-            pytest.fail(f"no local S3 server at {server}: run `make s3-server` (make test does)")
-        self.child.spawn([str(server), "-H", "127.0.0.1", "-p", str(self.port)], env=dict(os.environ))
-        wait_for_port("127.0.0.1", self.port, 30, self.child.process)
-        urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{self.port}/{self.bucket}", method="PUT"), timeout=10)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.child.stop()

@@ -1,7 +1,8 @@
 """A batching producer (confluent-kafka) whose ``send`` resolves when every message is acknowledged.
 
 Stages produce a whole micro-batch, then await its delivery before acking their input: offsets are
-committed only for input whose output Kafka has durably accepted. Faust's own per-event ``send`` is
+committed only for input whose output Kafka has durably accepted (``acks=all``; idempotence per
+``kafka.idempotence``, see :func:`delivery_config`). Faust's own per-event ``send`` is
 several times slower (see ``../shared/FIELD_NOTES.md``); this keeps the per-document cost in C.
 """
 
@@ -34,14 +35,20 @@ class OutMessage(NamedTuple):
     timestamp: int | None = None
 
 
+def delivery_config(kafka: KafkaSettings) -> dict[str, Any]:
+    """librdkafka's delivery guarantees for ``kafka.idempotence``: always ``acks=all`` and unlimited retries.
+
+    Without idempotence librdkafka may reorder a partition when a retry overtakes a later request, so one
+    request is in flight per broker; a retry can then only write a batch twice, never out of order.
+    """
+    if kafka.idempotence:
+        return {"enable.idempotence": True, "acks": "all"}
+    return {"enable.idempotence": False, "acks": "all", "retries": 2147483647, "max.in.flight.requests.per.connection": 1}
+
+
 class BatchProducer:
     def __init__(self, kafka: KafkaSettings, **extra: Any):
-        self._producer = _Producer(
-            confluent_config(
-                kafka,
-                **{"enable.idempotence": True, "linger.ms": 5, "acks": "all", **extra},
-            )
-        )
+        self._producer = _Producer(confluent_config(kafka, **{**delivery_config(kafka), "linger.ms": 5, **extra}))
         self._partitions: dict[str, int] = {}
 
     def partitions(self, topic: str, timeout_s: float = 10.0) -> int:
