@@ -81,6 +81,9 @@ bench-replay: models  ## only replay throughput, with the model and without it
 soak: models  ## load and soak: 10 min at the measured capacity (RSS over time per process), then a 5x burst
 	$(BIN)/sentimon bench soak
 
+bench-broker: $(STAMP) s3-server  ## tansu: idempotent vs plain producer, throughput and loss under broker kills (2 min)
+	$(BIN)/sentimon bench broker
+
 bench-alerts: models  ## only the alerts benchmark: detection quality (planted spikes), burst -> webhook latency
 	$(BIN)/sentimon bench alerts
 

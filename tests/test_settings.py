@@ -56,3 +56,14 @@ def test_example_config_is_valid(monkeypatch):
     monkeypatch.setenv("SENTIMON_CONFIG", str(PROJECT_ROOT / "sentimon.example.toml"))
     s = Settings()
     assert s.model == "auto" and s.data_source == "local"
+
+
+def test_producers_are_plain_with_one_request_in_flight_unless_idempotence_is_on(monkeypatch):
+    from streams.kafka.producer import delivery_config
+
+    plain = delivery_config(Settings().kafka)
+    assert plain["enable.idempotence"] is False and plain["max.in.flight.requests.per.connection"] == 1
+    assert plain["acks"] == "all"
+    monkeypatch.setenv("SENTIMON_KAFKA__IDEMPOTENCE", "true")
+    on = delivery_config(Settings().kafka)
+    assert on == {"enable.idempotence": True, "acks": "all"}
