@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from statistics import median
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -31,6 +32,7 @@ from streams.kafka.producer import BatchProducer, OutMessage
 
 TOPIC, PARTITIONS = "bench-broker", 3
 MODES = {"idempotent": True, "plain": False}  # kafka.idempotence
+SIZES = {"small": 400, "envelope": 30_000}  # bytes: a raw feed item, a stage's envelope
 
 
 def _topic(kafka: KafkaSettings) -> None:
@@ -69,7 +71,7 @@ def _read_back(kafka: KafkaSettings, quiet_s: float = 5.0) -> list[int]:
 
 def loss_under_kills(idempotence: bool, kills: int, work: Path, batch: int = 500, every_s: float = 1.5) -> dict:
     """Produce batches of ``batch`` integers to a durable tansu, killing it ``kills`` times (every
-    ``every_s``, down 1 s each time); counts of sent, acknowledged, lost and written twice."""
+    ``every_s``, down 1 s each time); counts of acknowledged, read back, lost and written twice."""
     from streams.s3 import S3Server
 
     with S3Server(work / "s3.log") as s3:
@@ -110,7 +112,7 @@ def loss_under_kills(idempotence: bool, kills: int, work: Path, batch: int = 500
             broker.stop()
     log = (work / "broker.log").read_text(errors="replace")
     unique = set(seen)
-    return {"kills": kills, "acknowledged": len(acked), "failed_batches_docs": failed, "in_log": len(seen),
+    return {"kills": kills, "acknowledged": len(acked), "in_failed_batches": failed, "in_log": len(seen),
             "lost": len(acked - unique), "written_twice": len(seen) - len(unique),
             "duplicate_sequence_lines": log.count("DuplicateSequenceNumber")}
 
@@ -122,30 +124,28 @@ def run_broker_bench(settings: Settings, out_dir: Path, quick: bool = False, log
     from rich.table import Table
 
     reps, kills = reps or (1 if quick else 3), kills or (2 if quick else 4)
-    small_n, envelope_n = (20_000, 500) if quick else (100_000, 2_000)
-    rates: dict[str, dict[str, list[float]]] = {m: {"small": [], "envelope": []} for m in MODES}
+    counts = {"small": 20_000, "envelope": 500} if quick else {"small": 100_000, "envelope": 2_000}
+    rates: dict[str, dict[str, list[float]]] = {m: {k: [] for k in SIZES} for m in MODES}
     with tempfile.TemporaryDirectory(prefix="sentimon-broker-bench-") as tmp:
         with Broker(log=Path(tmp) / "memory-broker.log") as broker:
             _topic(KafkaSettings(bootstrap_servers=broker.bootstrap))
             for rep in range(reps):
                 for mode, idempotence in MODES.items():
                     kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, idempotence=idempotence)
-                    rates[mode]["small"].append(throughput(kafka, small_n, 400))
-                    rates[mode]["envelope"].append(throughput(kafka, envelope_n, 30_000))
+                    for kind, size in SIZES.items():
+                        rates[mode][kind].append(throughput(kafka, counts[kind], size))
                     log(f"round {rep + 1}/{reps} {mode}: {rates[mode]['small'][-1]:,.0f} small msg/s, "
-                        f"{rates[mode]['envelope'][-1] * 30_000 / 1e6:,.0f} MB/s of envelopes")
+                        f"{rates[mode]['envelope'][-1] * SIZES['envelope'] / 1e6:,.0f} MB/s of envelopes")
         losses = {}
         for mode, idempotence in MODES.items():
             work = Path(tmp) / mode
             work.mkdir()
             losses[mode] = loss_under_kills(idempotence, kills, work)
             log(f"{mode}, {kills} broker kills: {losses[mode]}")
-    from statistics import median
-
-    result = {"reps": reps, "small_bytes": 400, "envelope_bytes": 30_000, "rates_msg_s": rates, "loss": losses,
+    result = {"reps": reps, "bytes": SIZES, "rates_msg_s": rates, "loss": losses,
               "median_msg_s": {m: {k: median(v) for k, v in r.items()} for m, r in rates.items()}}
     result["plain_over_idempotent"] = {k: result["median_msg_s"]["plain"][k] / result["median_msg_s"]["idempotent"][k]
-                                       for k in ("small", "envelope")}
+                                       for k in SIZES}
     table = Table(title=f"broker bench: tansu, kafka.idempotence on vs off (medians of {reps} interleaved rounds)",
                   title_justify="left")
     for column in ("mode", "small msg/s", "envelope MB/s", "kills", "acknowledged", "lost", "written twice",
@@ -153,7 +153,7 @@ def run_broker_bench(settings: Settings, out_dir: Path, quick: bool = False, log
         table.add_column(column, justify="left" if column == "mode" else "right")
     for mode in MODES:
         m, x = result["median_msg_s"][mode], losses[mode]
-        table.add_row(mode, f"{m['small']:,.0f}", f"{m['envelope'] * 30_000 / 1e6:,.0f}", str(x["kills"]),
+        table.add_row(mode, f"{m['small']:,.0f}", f"{m['envelope'] * SIZES['envelope'] / 1e6:,.0f}", str(x["kills"]),
                       f"{x['acknowledged']:,}", f"{x['lost']:,}", f"{x['written_twice']:,}", str(x["duplicate_sequence_lines"]))
     Console().print(table)
     r = result["plain_over_idempotent"]
