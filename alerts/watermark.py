@@ -48,7 +48,10 @@ class Watermark:
             self._assigned.setdefault(p, now)
 
     def seen(self, event_time: datetime) -> None:
-        """An event's own time (the watermarks observed may lag behind the data)."""
+        """An event's own time (the watermarks observed may lag behind the data). New data ends a
+        release: what arrives after it may be part of a backlog read unevenly, so the data's newest time
+        says nothing about the partitions behind it until the input is drained again."""
+        self._drained = False
         if self.newest is None or event_time > self.newest:
             self.newest = event_time
 

@@ -274,6 +274,21 @@ def test_a_drained_input_releases_the_watermark_until_new_data():
     assert w.value() == T + timedelta(minutes=5, seconds=-30)
 
 
+def test_data_arriving_after_a_release_ends_it_even_without_a_watermark():
+    """A sink released while it waited for its first data (an idle start) must not take the newest event
+    time of the first envelopes, which carry no watermark yet, for how far the whole input has come."""
+    from alerts.watermark import Watermark
+
+    w = Watermark(timedelta(0), idle_s=60, clock=lambda: 0.0)
+    w.assign([0, 1])
+    w.release()  # nothing arrived for a while: the workers upstream are still starting
+    assert w.value() is None
+    w.seen(T + timedelta(minutes=26))  # partition 0 of a backlog read first, no watermark carried yet
+    assert w.value() is None  # partition 1 may still bring minute 18
+    w.release()  # now quiet again: everything sent has been seen
+    assert w.value() == T + timedelta(minutes=26)
+
+
 def test_watermark_takes_the_slowest_of_several_producers_writing_to_one_partition():
     from alerts.watermark import Watermark
 
