@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast audit soak s3-server browser dashboards models models-full tune bench bench-triton bench-pipeline bench-alerts bench-replay evaluate demo clean help
+.PHONY: install test test-fast audit soak s3-server browser dashboards models models-full tune bench bench-triton bench-pipeline bench-through-triton bench-alerts bench-replay evaluate demo clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -74,6 +74,9 @@ bench-triton: models  ## only Triton vs in-process (batch sizes x requests in fl
 
 bench-pipeline: models  ## only the pipeline benchmark (a few minutes)
 	$(BIN)/sentimon bench pipeline
+
+bench-through-triton: models  ## only the pipeline through Triton vs Triton alone, 3 pairs (a few minutes)
+	$(BIN)/sentimon bench through-triton
 
 bench-replay: models  ## only replay throughput, with the model and without it
 	$(BIN)/sentimon bench replay

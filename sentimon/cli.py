@@ -238,12 +238,13 @@ def predict(
 BENCHMARKS = {"triton": ("streams.triton.bench", "run_triton_bench"), "pipeline": ("streams.bench", "run_pipeline_bench"),
               "alerts": ("alerts.bench", "run_alerts_bench"), "replay": ("streams.replay_bench", "run_replay_bench"),
               "soak": ("streams.soak", "run_soak_bench"), "window": ("streams.window_bench", "run_window_bench"),
-              "broker": ("streams.broker_bench", "run_broker_bench")}
+              "broker": ("streams.broker_bench", "run_broker_bench"),
+              "through-triton": ("streams.bench", "run_through_triton_bench")}
 
 
 @app.command()
 def bench(
-    part: Annotated[str, typer.Argument(help="which benchmark: 'models', 'triton', 'pipeline', 'alerts', 'replay', 'soak', 'window' (the ingest state's memory over 8x the duplicate window) or 'broker' (tansu: idempotent vs plain producer, throughput and loss under broker kills)")] = "models",
+    part: Annotated[str, typer.Argument(help="which benchmark: 'models', 'triton', 'pipeline', 'alerts', 'replay', 'soak', 'window' (the ingest state's memory over 8x the duplicate window), 'broker' (tansu: idempotent vs plain producer, throughput and loss under broker kills) or 'through-triton' (only the pipeline's Triton pairs)")] = "models",
     model: ModelOpt = None,
     quick: Annotated[bool, typer.Option(help="fewer texts per cell (a smoke run)")] = False,
     minutes: Annotated[Optional[float], typer.Option(help="soak: minutes of sustained load (default 10)")] = None,

@@ -185,10 +185,7 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
     workdir = out_dir / "pipeline-run"
     result: dict = {"machine_note": "2 cores shared by tansu, both workers and the feed", "quick": quick}
     with Broker(log=out_dir / "bench-broker.log") as broker:
-        settings = settings.model_copy(update={
-            "kafka": settings.kafka.model_copy(update={"bootstrap_servers": broker.bootstrap}),
-            "stream": settings.stream.model_copy(update={"max_batch": 1024}),
-        })
+        settings = _on_broker(settings, broker)
         items = _items(n_noop, seed=1)
 
         log(f"1/4 raw confluent-kafka consume of {n_noop} messages")
@@ -208,16 +205,7 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
         result["bulk_pipeline_per_s"], result["bulk_store_per_s"] = _per_worker(settings, workdir, "bulk.", items, BULK)
 
         log("3/4 the model alone, then the pipeline with the model")
-        from models import artifact
-        from models.classifier import Classifier
-        import torch
-
-        torch.set_num_threads(settings.threads)
-        ref = artifact.resolve(settings.model, settings.models_dir)
-        classifier = Classifier.load(ref.path, batch_size=settings.scoring.batch_size)
-        model_items = _items(n_model, seed=2)
-        texts = scoring_texts(model_items)
-        classifier.predict(texts[:64])  # warm up
+        ref, classifier, model_items, texts = _model_inputs(settings, n_model)
 
         def alone() -> float:
             t0 = time.perf_counter()
@@ -238,24 +226,8 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
         result["model_beside_store_vs_model"] = result["model_beside_store_per_s"] / alone()
 
         log("3b/4 Triton alone (the scoring stage's client, same texts), then the pipeline through Triton")
-        triton_cluster = _cluster(settings, workdir, "triton.", "local")
-        triton = triton_cluster.start_triton()
-        sc = triton_cluster.settings.scoring
-
-        def triton_alone() -> float:
-            cell = asyncio.run(through_triton(triton, ref, classifier, texts, sc.batch_size, sc.in_flight))
-            return cell["texts_per_s"]
-
-        through = _paired(reps, triton_alone, _fresh_runs(triton_cluster.settings, workdir, "triton", "triton", model_items), log)
-        through.pop("counters")
-        triton_cluster.stop()
+        result.update(_through_triton(settings, workdir, ref, classifier, texts, model_items, reps, log))
         del classifier
-        t = triton_cluster.settings.triton
-        result["triton_config"] = f"{t.instances} x {t.kind}, {t.threads} thread(s); {sc.in_flight} in flight of {sc.batch_size}"
-        result["triton_pipeline"] = through
-        result["triton_pipeline_per_s"] = through["pipeline_per_s"]
-        result["triton_alone_per_s"] = through["alone_per_s"]
-        result["triton_pipeline_vs_triton"] = through["ratio"]
         cluster = _cluster(settings, workdir, "latency.", "local")
         store = cluster.start_worker("store")
         cluster.start_worker("pipeline")
@@ -274,6 +246,74 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
     _print(result)
     save_result(out_dir, "pipeline", result, log)
     return result
+
+
+def _on_broker(settings: Settings, broker: Broker) -> Settings:
+    """The benchmarks' settings: ``broker``, and ingest micro-batches of 1,024 raw messages."""
+    return settings.model_copy(update={
+        "kafka": settings.kafka.model_copy(update={"bootstrap_servers": broker.bootstrap}),
+        "stream": settings.stream.model_copy(update={"max_batch": 1024}),
+    })
+
+
+def _model_inputs(settings: Settings, n: int):
+    """The configured model loaded in this process (warmed up), a backlog of ``n`` raw items and the texts the
+    scoring stage will see for them: (artifact ref, classifier, items, texts)."""
+    from models import artifact
+    from models.classifier import Classifier
+    import torch
+
+    torch.set_num_threads(settings.threads)
+    ref = artifact.resolve(settings.model, settings.models_dir)
+    classifier = Classifier.load(ref.path, batch_size=settings.scoring.batch_size)
+    items = _items(n, seed=2)
+    texts = scoring_texts(items)
+    classifier.predict(texts[:64])  # warm up
+    return ref, classifier, items, texts
+
+
+def run_through_triton_bench(settings: Settings, out_dir: Path, *, quick: bool = False,
+                             log: Callable[[str], None] = print) -> dict:
+    """Only part 3b of :func:`run_pipeline_bench` (the pipeline through Triton against Triton alone, paired),
+    the same code and sizes: a few minutes instead of the whole benchmark's quarter hour."""
+    n_model, reps = (300, 1) if quick else (6000, 3)
+    result: dict = {"machine_note": "2 cores shared by tansu, tritonserver and the worker", "quick": quick}
+    with Broker(log=out_dir / "bench-broker.log") as broker:
+        settings = _on_broker(settings, broker)
+        ref, classifier, items, texts = _model_inputs(settings, n_model)
+        result["model"] = f"{ref.name}/{ref.version}"
+        log(f"Triton alone (the scoring stage's client, {len(texts)} texts), then the pipeline through Triton, {reps} pairs")
+        result.update(_through_triton(settings, out_dir / "pipeline-run", ref, classifier, texts, items, reps, log))
+    tp = result["triton_pipeline"]
+    log(f"pipeline through Triton {result['triton_pipeline_per_s']:,.0f} docs/s vs Triton alone "
+        f"{result['triton_alone_per_s']:,.0f} texts/s ({result['triton_config']}): {result['triton_pipeline_vs_triton']:.0%} "
+        f"(target >= 90%; median of {', '.join(f'{x:.0%}' for x in tp['ratios'])}; once filled "
+        f"{', '.join(f'{x:.0%}' for x in tp['steady_ratios'])}; fill {', '.join(f'{x:.2f}' for x in tp['fill_s'])} s)")
+    save_result(out_dir, "pipeline-triton", result, log)
+    return result
+
+
+def _through_triton(settings: Settings, workdir: Path, ref, classifier, texts: list[str], items, reps: int,
+                    log: Callable[[str], None]) -> dict:
+    """Triton alone (the scoring stage's own client over ``texts``) paired with the pipeline worker through
+    Triton over ``items`` (:func:`_paired`), one local tritonserver for both; the result's triton_* keys."""
+    cluster = _cluster(settings, workdir, "triton.", "local")
+    try:
+        triton = cluster.start_triton()
+        sc = cluster.settings.scoring
+
+        def triton_alone() -> float:
+            cell = asyncio.run(through_triton(triton, ref, classifier, texts, sc.batch_size, sc.in_flight))
+            return cell["texts_per_s"]
+
+        through = _paired(reps, triton_alone, _fresh_runs(cluster.settings, workdir, "triton", "triton", items), log)
+    finally:
+        cluster.stop()
+    through.pop("counters")
+    t = cluster.settings.triton
+    return {"triton_config": f"{t.instances} x {t.kind}, {t.threads} thread(s); {sc.in_flight} in flight of {sc.batch_size}",
+            "triton_pipeline": through, "triton_pipeline_per_s": through["pipeline_per_s"],
+            "triton_alone_per_s": through["alone_per_s"], "triton_pipeline_vs_triton": through["ratio"]}
 
 
 def _faust_floor(settings: Settings, topic: str, n: int) -> float:
