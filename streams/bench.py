@@ -287,7 +287,7 @@ def run_through_triton_bench(settings: Settings, out_dir: Path, *, quick: bool =
     tp = result["triton_pipeline"]
     log(f"pipeline through Triton {result['triton_pipeline_per_s']:,.0f} docs/s vs Triton alone "
         f"{result['triton_alone_per_s']:,.0f} texts/s ({result['triton_config']}): {result['triton_pipeline_vs_triton']:.0%} "
-        f"(target >= 90%; median of {', '.join(f'{x:.0%}' for x in tp['ratios'])}; once filled "
+        f"(target >= 90%; median of the pairs {', '.join(f'{x:.0%}' for x in tp['ratios'])}; once filled "
         f"{', '.join(f'{x:.0%}' for x in tp['steady_ratios'])}; fill {', '.join(f'{x:.2f}' for x in tp['fill_s'])} s)")
     save_result(out_dir, "pipeline-triton", result, log)
     return result
