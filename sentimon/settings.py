@@ -54,6 +54,9 @@ class KafkaSettings(BaseModel):
     # tansu joins a group only after session.timeout/2 (FIELD_NOTES): keep this short locally
     session_timeout_s: float = Field(6.0, gt=0)
     fetch_max_wait_ms: int = Field(100, ge=1, description="longest a consumer fetch waits for data (latency)")
+    # one Faust consumer feeds every stage of a worker: a bounded poll lets documents pass a raw backlog
+    max_poll_records: int = Field(
+        100, ge=1, description="most records one poll hands a worker's stages (the partitions take turns)")
     # tansu 0.x can answer a retried idempotent produce DuplicateSequenceNumber for a batch it did not keep
     # after a crash, and librdkafka then reports it delivered: acknowledged data lost (`sentimon bench broker`)
     idempotence: bool = Field(

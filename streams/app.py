@@ -47,7 +47,7 @@ from streams import memory, metrics
 from streams.dedup import Deduplicator
 from streams.envelope import event_time_text, pack, read_watermark, shard, unpack, watermark_header
 from streams.ingest import Ingested, Ingestor, dead_letter, records
-from streams.kafka.config import faust_broker, limit_fetch_wait
+from streams.kafka.config import faust_broker, tune_faust_consumer
 from streams.kafka.producer import BatchProducer, OutMessage
 from streams.scorer import Scorer, ScorerUnavailable, make_scorer, scorable, scored_messages
 from streams.sink import ArchiveSink, DeadLetterSink, StoreSink, validate_scored
@@ -61,7 +61,7 @@ log = logging.getLogger("sentimon.stream")
 
 def _app(settings: Settings, role: Role, web_port: int) -> faust.App:
     token = settings.worker.token.get_secret_value()  # exposure is checked by streams.worker.run, before anything starts
-    limit_fetch_wait(settings.kafka.fetch_max_wait_ms)
+    tune_faust_consumer(settings.kafka.fetch_max_wait_ms)
     return faust.App(
         f"{settings.topics.prefix}sentimon-{role}",
         **faust_broker(settings.kafka),
@@ -78,6 +78,7 @@ def _app(settings: Settings, role: Role, web_port: int) -> faust.App:
         table_standby_replicas=0,
         stream_buffer_maxsize=max(4096, 4 * settings.stream.max_batch),
         producer_linger_ms=5,
+        broker_max_poll_records=settings.kafka.max_poll_records,
         autodiscover=False,
     )
 

@@ -17,14 +17,15 @@ def main() -> None:
     from mode import CrashingSupervisor
 
     from sentimon.settings import get_settings
-    from streams.kafka.config import faust_broker, limit_fetch_wait
+    from streams.kafka.config import faust_broker, tune_faust_consumer
 
     bootstrap, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     kafka = get_settings().kafka.model_copy(update={"bootstrap_servers": bootstrap, "session_timeout_s": 6})  # credentials from the settings
-    limit_fetch_wait(100)
+    tune_faust_consumer(100)
     app = faust.App(f"faust-floor-{topic}", **faust_broker(kafka), web_enabled=False,
                     consumer_auto_offset_reset="earliest", topic_disable_leader=True,
-                    store="memory://", stream_buffer_maxsize=8192, autodiscover=False)
+                    store="memory://", stream_buffer_maxsize=8192, autodiscover=False,
+                    broker_max_poll_records=kafka.max_poll_records)  # polled as the workers poll
     state = {"n": 0, "t0": 0.0}
 
     @app.agent(app.topic(topic, value_serializer="raw", key_serializer="raw"), supervisor_strategy=CrashingSupervisor)
