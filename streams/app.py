@@ -61,7 +61,7 @@ log = logging.getLogger("sentimon.stream")
 
 def _app(settings: Settings, role: Role, web_port: int) -> faust.App:
     token = settings.worker.token.get_secret_value()  # exposure is checked by streams.worker.run, before anything starts
-    tune_faust_consumer(settings.kafka.fetch_max_wait_ms)
+    tune_faust_consumer(settings.kafka)
     return faust.App(
         f"{settings.topics.prefix}sentimon-{role}",
         **faust_broker(settings.kafka),
@@ -78,7 +78,6 @@ def _app(settings: Settings, role: Role, web_port: int) -> faust.App:
         table_standby_replicas=0,
         stream_buffer_maxsize=max(4096, 4 * settings.stream.max_batch),
         producer_linger_ms=5,
-        broker_max_poll_records=settings.kafka.max_poll_records,
         autodiscover=False,
     )
 

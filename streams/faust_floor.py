@@ -21,11 +21,10 @@ def main() -> None:
 
     bootstrap, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     kafka = get_settings().kafka.model_copy(update={"bootstrap_servers": bootstrap, "session_timeout_s": 6})  # credentials from the settings
-    tune_faust_consumer(100)
+    tune_faust_consumer(kafka)  # polled as the workers poll
     app = faust.App(f"faust-floor-{topic}", **faust_broker(kafka), web_enabled=False,
                     consumer_auto_offset_reset="earliest", topic_disable_leader=True,
-                    store="memory://", stream_buffer_maxsize=8192, autodiscover=False,
-                    broker_max_poll_records=kafka.max_poll_records)  # polled as the workers poll
+                    store="memory://", stream_buffer_maxsize=8192, autodiscover=False)
     state = {"n": 0, "t0": 0.0}
 
     @app.agent(app.topic(topic, value_serializer="raw", key_serializer="raw"), supervisor_strategy=CrashingSupervisor)

@@ -53,8 +53,9 @@ def serve_in_turn(records: dict) -> None:
         records[first] = records.pop(first)
 
 
-def tune_faust_consumer(max_wait_ms: int) -> None:
-    """Give Faust's consumers (this process only) our fetch wait and polls that take partitions in turn.
+def tune_faust_consumer(kafka: KafkaSettings) -> None:
+    """Give Faust's consumers (this process only) ``kafka.fetch_max_wait_ms`` and polls of at most
+    ``kafka.max_poll_records`` that take the partitions in turn.
 
     - faust-streaming 0.15.3 hard-codes ``fetch_max_wait_ms=1500`` for aiokafka. A broker answers a fetch
       as soon as data arrives, in principle; tansu often holds it for the whole wait, which measured up to
@@ -62,9 +63,8 @@ def tune_faust_consumer(max_wait_ms: int) -> None:
     - One consumer and one drainer feed every agent of a Faust worker, and aiokafka's poll hands out its
       buffered records partition by partition in the order they were fetched. A backlog of raw items,
       fetched first, was moved into ingest's buffer before the first documents reached scoring (0.4-0.6 s
-      per 6,000 items, traced). With polls bounded (``broker_max_poll_records``, ``kafka.max_poll_records``)
-      and each poll starting at the next partition (:func:`serve_in_turn`), the documents are served
-      within a poll per partition.
+      per 6,000 items, traced). With polls bounded and each starting at the next partition
+      (:func:`serve_in_turn`), the documents are served within a poll per partition.
 
     Faust offers no setting for either, so its driver gets a consumer class with them; everything else
     of aiokafka is untouched.
@@ -76,7 +76,8 @@ def tune_faust_consumer(max_wait_ms: int) -> None:
 
     class Consumer(aiokafka.AIOKafkaConsumer):
         def __init__(self, *args, **kwargs):
-            kwargs["fetch_max_wait_ms"] = max_wait_ms
+            kwargs["fetch_max_wait_ms"] = kafka.fetch_max_wait_ms
+            kwargs["max_poll_records"] = kafka.max_poll_records  # what Faust's polls ask for
             super().__init__(*args, **kwargs)
 
         async def start(self):
