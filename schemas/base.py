@@ -8,11 +8,21 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer
 
 
+# every time column of the store holds this range: DateTime('UTC') (the per-minute aggregates) is 32-bit
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2106, 1, 1, tzinfo=timezone.utc)
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamp needs a timezone (e.g. 2026-11-29T07:00:00Z)")
     if value.tzinfo is not timezone.utc:
-        value = value.astimezone(timezone.utc)
+        try:
+            value = value.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError("timestamp out of range") from None
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"timestamp out of the storable range [{EARLIEST.year}, {LATEST.year})")
     extra = value.microsecond % 1000
     # datetime.replace is slow when called per event (tens of microseconds here); timedelta is not
     return value - timedelta(microseconds=extra) if extra else value
@@ -28,7 +38,8 @@ UtcTime = Annotated[
     AfterValidator(_utc),
     PlainSerializer(iso_ms, return_type=str, when_used="json"),
 ]
-"""A timezone-aware instant, converted to UTC and cut to milliseconds (ClickHouse DateTime64(3, 'UTC'))."""
+"""A timezone-aware instant, converted to UTC and cut to milliseconds (ClickHouse DateTime64(3, 'UTC')), within
+[``EARLIEST``, ``LATEST``): a value every time column of the store can hold."""
 
 
 class Event(BaseModel):

@@ -11,10 +11,11 @@ from schemas.base import Event, UtcTime
 
 
 class DeadLetter(Event):
-    """``original`` is the message value exactly as received, base64-encoded (it may not be text)."""
+    """``original`` is the message value exactly as received, base64-encoded (it may not be text); cut to its
+    first bytes when too large to fit a Kafka message (``truncated``; size and hash of the whole kept)."""
 
     schema_version: Literal[1] = 1
-    stage: Literal["ingest", "scoring", "sink", "notify"]
+    stage: Literal["ingest", "scoring", "sink", "archive", "notify"]
     reason: str = Field(description="what was wrong and, where it helps, what to do")
     topic: str
     partition: int
@@ -22,7 +23,11 @@ class DeadLetter(Event):
     index: int | None = Field(
         None, description="position of the item within a JSON Lines message (from 0); null: the message held one item"
     )
-    original: str = Field(description="base64 of the original value bytes")
+    original: str = Field(description="base64 of the original value bytes (the first of them when ``truncated``)")
+    original_size: int | None = Field(None, ge=0, description="length of the whole original in bytes")
+    original_sha256: str | None = Field(None, description="hex SHA-256 of the whole original")
+    truncated: bool = Field(False, description="the original was too large to carry whole: ``original`` holds its "
+                            "first bytes (the whole item stays in its topic and the raw archive)")
     failed_at: UtcTime
 
     def original_bytes(self) -> bytes:

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from schemas.base import Event, UtcTime
+from schemas.ticker import Ticker
 
 
 class Document(Event):
@@ -28,7 +29,7 @@ class Document(Event):
     url: str = ""
     language: str = "en"
     author_hash: str = Field("", description="keyed hash of the author handle (social)")
-    tickers: list[str] = Field(default_factory=list, description="tickers found or tagged, upper case, no '$'")
+    tickers: list[Ticker] = Field(default_factory=list, description="tickers found or tagged, upper case, no '$'")
     sectors: list[str] = Field(default_factory=list, description="sectors of the known tickers")
-    engagement: int = Field(0, ge=0, description="likes + reposts + replies (social)")
+    engagement: int = Field(0, ge=0, le=2**32 - 1, description="likes + reposts + replies (social)")
     duplicate_of: str = ""

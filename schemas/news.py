@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from schemas.base import Event, UtcTime
+from schemas.ticker import MAX_TICKERS, Ticker
 
 
 class NewsItem(Event):
@@ -19,5 +20,5 @@ class NewsItem(Event):
     headline: str = Field(min_length=1)
     body: str = ""
     url: str = Field("", max_length=4096)
-    tickers: list[str] = Field(default_factory=list, max_length=64, description="tickers the publisher tagged")
+    tickers: list[Ticker] = Field(default_factory=list, max_length=MAX_TICKERS, description="tickers the publisher tagged")
     language: str = Field("en", min_length=2, max_length=16)

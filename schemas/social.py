@@ -7,14 +7,18 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.base import Event, UtcTime
+from schemas.ticker import MAX_TICKERS, Ticker
+
+
+MAX_COUNT = 10**9  # three of them sum below the store's UInt32 engagement
 
 
 class Engagement(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    likes: int = Field(0, ge=0)
-    reposts: int = Field(0, ge=0)
-    replies: int = Field(0, ge=0)
+    likes: int = Field(0, ge=0, le=MAX_COUNT)
+    reposts: int = Field(0, ge=0, le=MAX_COUNT)
+    replies: int = Field(0, ge=0, le=MAX_COUNT)
 
 
 class SocialPost(Event):
@@ -27,5 +31,5 @@ class SocialPost(Event):
     author: str = Field(min_length=1, max_length=256)
     created_at: UtcTime
     text: str = Field(min_length=1)
-    cashtags: list[str] = Field(default_factory=list, max_length=64)
+    cashtags: list[Ticker] = Field(default_factory=list, max_length=MAX_TICKERS)
     engagement: Engagement = Engagement()

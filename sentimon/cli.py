@@ -460,6 +460,8 @@ def feed(
     per_message: Annotated[int, typer.Option(help="items per Kafka message, as JSON Lines (bulk feeds); 1: one each")] = 1,
 ) -> None:
     """Publish items to the raw news and social topics."""
+    from datetime import datetime, timedelta, timezone
+
     import orjson
     from tqdm import tqdm
 
@@ -475,7 +477,10 @@ def feed(
             events = tuple(Injected.parse(e) for e in event or ())
         except ValueError as exc:
             _fail(str(exc))
-        generator = SyntheticFeed(seed=seed, events=events)
+        # paced: feed time runs with the clock; as fast as possible: the feed's time ends now (ingest refuses
+        # event times beyond stream.max_future_s)
+        start = datetime.now(timezone.utc) - (timedelta(0) if rate else timedelta(seconds=synthetic / 100.0))
+        generator = SyntheticFeed(seed=seed, events=events, start=start)
         items = ((k, orjson.dumps(item)) for _, k, item in generator.items(synthetic, rate or 100.0))
         total = synthetic
     elif files:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from functools import lru_cache
+from datetime import datetime
 from pathlib import Path
 from typing import Literal, get_args
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -25,6 +26,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from schemas.base import EARLIEST
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,6 +106,10 @@ class StreamSettings(BaseModel):
     )
     max_message_bytes: int = Field(256 * 1024, ge=1024, description="larger raw items (a message, or one line of a JSON Lines message) are dead-lettered")
     max_text_chars: int = Field(20_000, ge=100, description="longer texts are dead-lettered")
+    max_future_s: float = Field(300.0, ge=0, description="items whose event time lies further than this after their "
+                                "ingestion are dead-lettered (a wrong clock would move the watermark past every window)")
+    min_event_time: datetime = Field(EARLIEST, description="items with an earlier event time are dead-lettered "
+                                     "(the store holds 1970 onwards)")
     dedup_window: int = Field(50_000, ge=100, description="recent documents remembered for duplicate detection")
     near_duplicate_threshold: float = Field(0.6, gt=0, le=1, description="Jaccard similarity of word pairs")
 

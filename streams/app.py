@@ -50,7 +50,7 @@ from streams.ingest import Ingested, Ingestor, dead_letter, records
 from streams.kafka.config import faust_broker, tune_faust_consumer
 from streams.kafka.producer import BatchProducer, OutMessage
 from streams.scorer import Scorer, ScorerUnavailable, make_scorer, scorable, scored_messages
-from streams.sink import ArchiveSink, DeadLetterSink, StoreSink, validate_scored
+from streams.sink import ArchiveSink, BatchingSink, DeadLetterSink, StoreSink, Written, validate_scored
 from streams.store import Store
 
 Role = Literal["pipeline", "store", "alerts"]
@@ -203,6 +203,8 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
         settings.privacy.key.get_secret_value().encode(),
         max_message_bytes=settings.stream.max_message_bytes,
         max_text_chars=settings.stream.max_text_chars,
+        max_future_s=settings.stream.max_future_s,
+        min_event_time=settings.stream.min_event_time,
         dedup=Deduplicator(settings.stream.dedup_window, settings.stream.near_duplicate_threshold),
         processes=settings.stream.ingest_processes,
     )
@@ -240,8 +242,9 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
                 else:
                     out.dead_letter(outcome)
             source.assign((tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in kinds)
+            now = now_utc()  # an event time ahead of the clock (within stream.max_future_s) does not move it further
             for where, t in latest.items():
-                source.observe(where, parse_utc(t))
+                source.observe(where, min(parse_utc(t), now))
             await producer.send(out.messages(source.value()))
             await _ack(stream, events)
             _buffered("ingest", stream)
@@ -356,10 +359,16 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
                 if isinstance(valid, str):
                     out.reject(e, valid, item, i)
                 else:
-                    items.append(valid)
+                    items.append((e, i, item, valid))
             t0 = time.perf_counter()
-            new = await asyncio.to_thread(sink.write, items) if items else 0
+            written = await asyncio.to_thread(sink.write, [item for *_, item in items]) if items else Written(0)
             metrics.sink_seconds.observe(time.perf_counter() - t0)
+            for index, why in written.rejected:
+                e, i, line, _ = items[index]
+                out.reject(e, f"the store refused it: {why}", line, i)
+            refused = {index for index, _ in written.rejected}
+            items = [item for n, (*_, item) in enumerate(items) if n not in refused]
+            new = written.new
             await producer.send(out.messages())
             if marks is not None:
                 marks.assign(tp.partition for tp in app.consumer.assignment() if tp.topic == scores_topic)
@@ -371,7 +380,7 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
                     if mark is not None:
                         marks.observe(e.message.partition, *mark)
                 if items:
-                    marks.seen(max(i.document.event_time for i in items))
+                    marks.seen(min(max(i.document.event_time for i in items), now_utc()))
                 await watermark_moved()
             await _ack(stream, events)
             stored_at = now_utc()
@@ -390,7 +399,16 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
     last_input = [time.monotonic()]
     letters = _input(app, dead_topic, batch=settings.stream.sink_max_envelopes)
     letter_sink = DeadLetterSink(store)
-    closers = [sink.close, letter_sink.close]
+    sinks: list[BatchingSink] = [sink, letter_sink]
+
+    def details():
+        until = alerting.evaluator.evaluated_until if alerting is not None else None
+        failing = {type(x).__name__: x.failing for x in sinks if x.failing}
+        body = {"role": "store", "ready": not failing, "store": redact(settings.store_dsn), "metrics": metrics.snapshot(),
+                "latency": metrics.latencies(), "evaluated_until": until.isoformat() if until else None}
+        if failing:
+            body["store_failing"] = failing
+        return (503 if failing else 200), body
 
     @app.agent(letters, name="dead_letters", supervisor_strategy=CrashingSupervisor)
     async def dead_letters_stage(stream):
@@ -412,12 +430,17 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
             async for events in stream.noack_take(settings.stream.max_batch, within=within):
                 items = [(kinds.get(e.message.topic, "news"), e.message.topic, e.message.partition, e.message.offset,
                           e.message.value or b"") for e in events]
-                n = await asyncio.to_thread(archive.write, items)
+                written = await asyncio.to_thread(archive.write, items)
+                if written.rejected:
+                    letters_ = [dead_letter("archive", f"the store refused it: {why}", *_position(events[index]))
+                                for index, why in written.rejected]
+                    await producer.send([OutMessage(dead_topic, d.model_dump_json().encode()) for d in letters_])
+                    metrics.dead_letters.labels("archive").inc(len(letters_))
                 await _ack(stream, events)
-                metrics.consumed.labels("archive").inc(n)
+                metrics.consumed.labels("archive").inc(written.new)
                 _buffered("archive", stream)
 
-        closers.append(archive.close)
+        sinks.append(archive)
 
     async def watermark_moved() -> None:
         """The stored data's watermark may have moved: evaluate here, or record it for the alerts service."""
@@ -465,13 +488,8 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
         _alerts_api(app, store)
     web_routes(app, store)  # the live page (/live/) and the read-only API (/api/v1/...)
 
-    def details():
-        until = alerting.evaluator.evaluated_until if alerting is not None else None
-        return 200, {"role": "store", "ready": True, "store": redact(settings.store_dsn), "metrics": metrics.snapshot(),
-                     "latency": metrics.latencies(), "evaluated_until": until.isoformat() if until else None}
-
     _observability(app, "store", details, settings.worker.trim_memory_s)
-    app.sentimon_closers = [*closers, producer.close, store.close]  # type: ignore[attr-defined]
+    app.sentimon_closers = [*(x.close for x in sinks), producer.close, store.close]  # type: ignore[attr-defined]
     return app
 
 

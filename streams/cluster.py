@@ -8,6 +8,7 @@ port (health, metrics, API) and log file; settings reach it through ``SENTIMON_*
 from __future__ import annotations
 
 import json
+from datetime import datetime
 import os
 import sys
 import time
@@ -38,6 +39,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             return {k: plain(getattr(value, k)) for k in type(value).model_fields}
         if isinstance(value, Path):
             return str(value)
+        if isinstance(value, datetime):
+            return value.isoformat()
         return value
 
     env = {}

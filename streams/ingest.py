@@ -11,14 +11,14 @@ import hashlib
 from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
 import orjson
 from pydantic import ValidationError
 
 from schemas import DeadLetter, Document, NewsItem, SocialPost
-from schemas.base import iso_ms, now_utc
+from schemas.base import EARLIEST, iso_ms, now_utc
 from streams.dedup import Candidate, Deduplicator, Key, keys
 from streams.envelope import split_raw
 from streams.entities import EntityIndex, default_index
@@ -165,6 +165,8 @@ class Ingestor:
         *,
         max_message_bytes: int = 256 * 1024,
         max_text_chars: int = 20_000,
+        max_future_s: float = 300.0,
+        min_event_time: datetime = EARLIEST,
         dedup: Deduplicator | None = None,
         entities: EntityIndex | None = None,
         processes: int = 0,
@@ -173,6 +175,8 @@ class Ingestor:
         self.key = privacy_key
         self.max_message_bytes = max_message_bytes
         self.max_text_chars = max_text_chars
+        self.max_future = timedelta(seconds=max_future_s)
+        self.min_event_time = min_event_time
         self.dedup = dedup if dedup is not None else Deduplicator()  # not `or`: an empty window is falsy (__len__)
         self.entities = entities or default_index()
         self.processes = processes
@@ -184,7 +188,8 @@ class Ingestor:
         if self.processes and self._pool is None:
             self._pool = child_pool(
                 self.processes, _helper_init,
-                (self.key, self.max_message_bytes, self.max_text_chars, self.entities, self.dedup.min_words),
+                (self.key, self.max_message_bytes, self.max_text_chars, self.max_future.total_seconds(),
+                 self.min_event_time, self.entities, self.dedup.min_words),
             )
             for f in [self._pool.submit(_helper_prepare, [], now_utc()) for _ in range(self.processes)]:
                 f.result()
@@ -202,14 +207,18 @@ class Ingestor:
         for record in records:
             try:
                 f = self.fields(parse(record, self.max_message_bytes), ingested_at)
+                document_json = _document_json(f, ingested)
             except Rejected as exc:
                 out.append(str(exc))
+                continue
+            except Exception as exc:  # noqa: BLE001 - one item must never stop the stage: it is dead-lettered
+                out.append(f"could not process the item ({type(exc).__name__}: {str(exc)[:200]})")
                 continue
             # news: the same story re-published (exact or near); social: copies of one post (exact only:
             # two people writing "TSLA looks weak" independently are two opinions)
             candidates.append(Candidate(f["doc_id"], f["text"], f"{f['kind']}:{','.join(f['tickers'])}",
                                         near=f["kind"] == "news"))
-            slots.append((len(out), _document_json(f, ingested)))
+            slots.append((len(out), document_json))
             out.append(None)
         for (i, document_json), key in zip(slots, keys(candidates, self.dedup.min_words)):
             out[i] = Prepared(document_json, key)
@@ -255,6 +264,7 @@ class Ingestor:
                            "(only control or invisible characters)")
         if len(text) > self.max_text_chars:
             raise Rejected(f"oversized text: {len(text)} characters > limit {self.max_text_chars} (stream.max_text_chars)")
+        self.check_time(fields["event_time"], ingested_at)
         found = self.entities.find(scan, tagged)
         return dict(
             doc_id=doc_id(fields["kind"], fields["source"], fields["source_id"]),
@@ -264,6 +274,16 @@ class Ingestor:
             sectors=list(found.sectors),
             **fields,
         )
+
+    def check_time(self, event_time: datetime, ingested_at: datetime) -> None:
+        """:class:`Rejected` when the event time lies beyond ``max_future_s`` after ingestion (a wrong clock, a
+        typo in the year: it would move the watermark past every window) or before ``min_event_time``."""
+        if event_time > ingested_at + self.max_future:
+            raise Rejected(f"event time {iso_ms(event_time)} is more than {self.max_future.total_seconds():g} s after "
+                           f"ingestion at {iso_ms(ingested_at)} (stream.max_future_s)")
+        if event_time < self.min_event_time:
+            raise Rejected(f"event time {iso_ms(event_time)} is before {iso_ms(self.min_event_time)} "
+                           "(stream.min_event_time)")
 
     def process(self, records: Sequence[RawRecord]) -> list[Ingested | DeadLetter]:
         """One outcome per record, in order. Duplicates are flagged for the whole batch at once."""
@@ -285,10 +305,12 @@ _HELPER_WEIGHT = 1.5  # a helper's share of a batch relative to this process's (
 _helper: Ingestor | None = None
 
 
-def _helper_init(key: bytes, max_message_bytes: int, max_text_chars: int, entities: EntityIndex, min_words: int) -> None:
+def _helper_init(key: bytes, max_message_bytes: int, max_text_chars: int, max_future_s: float,
+                 min_event_time: datetime, entities: EntityIndex, min_words: int) -> None:
     """A helper's Ingestor: the worker's limits, entity index and duplicate-key rule (no window of its own)."""
     global _helper
-    _helper = Ingestor(key, max_message_bytes=max_message_bytes, max_text_chars=max_text_chars, entities=entities,
+    _helper = Ingestor(key, max_message_bytes=max_message_bytes, max_text_chars=max_text_chars,
+                       max_future_s=max_future_s, min_event_time=min_event_time, entities=entities,
                        dedup=Deduplicator(min_words=min_words))
     collect_rarely()
 
@@ -298,16 +320,32 @@ def _helper_prepare(records: Sequence[RawRecord], ingested_at: datetime) -> list
     return _helper.prepare(records, ingested_at)
 
 
+MAX_ORIGINAL_BYTES = 256 * 1024
+"""The most original bytes a dead letter carries (base64 makes it a third larger): dead letters must fit the
+broker's message limit (1 MB by default) whatever was refused. A larger original is cut, with its size and
+SHA-256 recorded (the whole item stays in the raw topic and the archive)."""
+
+
 def dead_letter(stage: str, reason: str, value: bytes | None, topic: str, partition: int, offset: int,
-                index: int | None = None) -> DeadLetter:
-    """The dead letter of one item: ``value`` is its original bytes (the line, for an item of a JSON Lines message)."""
+                index: int | None = None, max_original: int = MAX_ORIGINAL_BYTES) -> DeadLetter:
+    """The dead letter of one item: ``value`` is its original bytes (the line, for an item of a JSON Lines
+    message), cut to ``max_original`` bytes when larger (``truncated``, with ``original_size`` and
+    ``original_sha256`` of the whole)."""
+    value = value or b""
+    kept = value[:max_original]
     return DeadLetter(
         stage=stage,  # type: ignore[arg-type]
-        reason=reason,
+        reason=reason[:MAX_REASON_CHARS],
         topic=topic,
         partition=partition,
         offset=offset,
         index=index,
-        original=base64.b64encode(value or b"").decode(),
+        original=base64.b64encode(kept).decode(),
+        original_size=len(value),
+        original_sha256=hashlib.sha256(value).hexdigest(),
+        truncated=len(kept) < len(value),
         failed_at=now_utc(),
     )
+
+
+MAX_REASON_CHARS = 2000

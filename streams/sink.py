@@ -1,9 +1,10 @@
 """Sinks: one batching base class with the retry policy, and the ClickHouse sinks built on it (scored
 documents; dead letters, for dashboards; the raw archive, for replays).
 
-A sink's ``write`` returns only after the batch is durably stored; the stage acknowledges the batch's
-offsets after that, never before. A failing store is retried with capped exponential backoff (the
-stream stops pulling meanwhile: backpressure) until it recovers or the worker stops.
+A sink's ``write`` returns only after every item of the batch is durably stored or refused by the store for
+itself (then the stage dead-letters it); the stage acknowledges the batch's offsets after that, never before.
+A store that is down is retried with capped exponential backoff (the stream stops pulling meanwhile:
+backpressure) until it recovers or the worker stops; see :mod:`streams.errors` for which failure is which.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -22,6 +24,7 @@ from schemas import DeadLetter, ScoredDocument
 from schemas.base import naive_utc, now_utc, parse_utc
 from streams import metrics
 from streams.envelope import split_raw
+from streams.errors import classify, reason
 from streams.privacy import scrub_raw
 from streams.store import Store
 
@@ -59,33 +62,86 @@ class SinkClosed(RuntimeError):
     """The sink was closed while a write was still failing; nothing of the batch is acknowledged."""
 
 
+@dataclass(frozen=True)
+class Written:
+    """What one batch came to: ``new`` items stored (not stored before), and ``rejected``: (index in the
+    batch, reason) of each item the store refused for itself (:mod:`streams.errors`), to be dead-lettered."""
+
+    new: int
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+
 class BatchingSink(ABC, Generic[T]):
+    """The base of every sink: one batch a write, transient failures retried with capped exponential backoff
+    (``failing`` says why meanwhile: the worker reports not ready), data failures isolated by splitting the
+    batch until each refused item is alone (see :mod:`streams.errors`)."""
+
     def __init__(self, backoff_s: float = 0.5, max_backoff_s: float = 30.0):
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.failing = ""
         self._closed = threading.Event()
 
     @abstractmethod
     def _write(self, items: Sequence[T]) -> int:
         """Store the batch in one go; return how many items were new. Raise on failure."""
 
-    def write(self, items: Sequence[T]) -> int:
-        """Store the batch, retrying failures; :class:`SinkClosed` if closed before it succeeded."""
-        delay = self.backoff_s
-        attempt = 1
+    def _probe(self) -> None:
+        """Raise when the store is down (a cheap query); a data failure is believed only when this passes."""
+
+    def write(self, items: Sequence[T]) -> Written:
+        """Store the batch: every item written or rejected with a reason. Transient failures are retried
+        until they pass; :class:`SinkClosed` if the sink is closed first."""
+        return self._isolating(items, 0)
+
+    def _isolating(self, items: Sequence[T], offset: int) -> Written:
+        try:
+            return Written(self._retrying(items))
+        except _Refused as refused:
+            if len(items) == 1:
+                metrics.store_rejected.labels(type(self).__name__).inc()
+                log.warning("sink refused an item, dead-lettered: %s", refused.reason)
+                return Written(0, [(offset, refused.reason)])
+        half = len(items) // 2
+        first, second = self._isolating(items[:half], offset), self._isolating(items[half:], offset + half)
+        return Written(first.new + second.new, first.rejected + second.rejected)
+
+    def _retrying(self, items: Sequence[T]) -> int:
+        """``_write``, retried while it fails transiently; :class:`_Refused` on a data failure."""
+        delay, attempt = self.backoff_s, 1
         while True:
             try:
-                return self._write(items)
-            except Exception as exc:  # any failure of the store is retried; the batch stays unacknowledged
-                log.warning("sink write failed (attempt %d, retry in %.1f s): %s", attempt, delay, exc)
+                written = self._write(items)
+                if self.failing:
+                    log.info("sink %s writes again", type(self).__name__)
+                self.failing = ""
+                return written
+            except Exception as exc:  # noqa: BLE001 - classified below: retried, or the items isolated
+                if classify(exc) == "data" and self._store_answers():
+                    raise _Refused(reason(exc)) from None
+                self.failing = reason(exc)
+                log.warning("sink write failed (attempt %d, retry in %.1f s): %s", attempt, delay, self.failing)
                 metrics.store_retries.labels(type(self).__name__).inc()
             if self._closed.wait(delay):
                 raise SinkClosed(f"closed after {attempt} failed attempts")
             delay = min(delay * 2, self.max_backoff_s)
             attempt += 1
 
+    def _store_answers(self) -> bool:
+        try:
+            self._probe()
+            return True
+        except Exception:  # noqa: BLE001 - any failure of the probe: the store is down
+            return False
+
     def close(self) -> None:
         self._closed.set()
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 class StoreSink(BatchingSink[ScoredDocument]):
@@ -97,6 +153,9 @@ class StoreSink(BatchingSink[ScoredDocument]):
 
     def _write(self, items: Sequence[ScoredDocument]) -> int:
         return self.store.write(items)
+
+    def _probe(self) -> None:
+        self.store.ping()
 
 
 class DeadLetterSink(BatchingSink[tuple[int, int, bytes]]):
@@ -110,20 +169,34 @@ class DeadLetterSink(BatchingSink[tuple[int, int, bytes]]):
         super().__init__(**kwargs)
         self.store = store
 
+    def write(self, items: Sequence[tuple[int, int, bytes]]) -> Written:
+        """As :meth:`BatchingSink.write`; a letter the store refuses gets a row saying so (stage ``unknown``) in its
+        place: the dead-letter topic, the source of truth, still holds it whole."""
+        written = super().write(items)
+        if written.rejected:
+            super().write([(items[i][0], items[i][1], _Refused(why)) for i, why in written.rejected])  # type: ignore[misc]
+        return written
+
     @staticmethod
     def row(partition: int, offset: int, value: bytes) -> list:
         """One row; a message that is not a dead letter is recorded as such (stage ``unknown``)."""
+        if isinstance(value, _Refused):
+            return [partition, offset, "unknown", f"the store refused this dead letter: {value.reason}", "", -1, -1,
+                    None, 0, naive_utc(now_utc())]
         try:
             d = DeadLetter.model_validate_json(value)
         except ValidationError as exc:
             return [partition, offset, "unknown", f"not a dead letter: {exc.errors()[0]['msg']}", "", -1, -1, None,
                     len(value), naive_utc(now_utc())]
         return [partition, offset, d.stage, d.reason, d.topic, d.partition, d.offset, d.index,
-                len(d.original) * 3 // 4, naive_utc(d.failed_at)]
+                d.original_size if d.original_size is not None else len(d.original) * 3 // 4, naive_utc(d.failed_at)]
 
     def _write(self, items: Sequence[tuple[int, int, bytes]]) -> int:
         self.store.insert_rows("dead_letters", [self.row(*i) for i in items], self.COLUMNS)
         return len(items)
+
+    def _probe(self) -> None:
+        self.store.ping()
 
 
 class ArchiveSink(BatchingSink[tuple[str, str, int, int, bytes]]):
@@ -147,6 +220,9 @@ class ArchiveSink(BatchingSink[tuple[str, str, int, int, bytes]]):
         rows = [row for item in items for row in self.rows(*item)]
         self.store.insert_rows("raw_items", rows, self.COLUMNS)
         return len(rows)
+
+    def _probe(self) -> None:
+        self.store.ping()
 
 
 def raw_event_time(item: bytes) -> datetime | None:

@@ -26,6 +26,21 @@ _MS = pa.timestamp("ms", tz="UTC")
 _STRINGS = pa.list_(pa.string())
 
 
+MAX_MONTHS_PER_INSERT = 100
+"""ClickHouse refuses an insert touching more partitions than ``max_partitions_per_insert_block`` (100 by
+default); documents and scores are partitioned by month of event time."""
+
+
+def by_months(items: Sequence[ScoredDocument], limit: int = MAX_MONTHS_PER_INSERT) -> list[list[ScoredDocument]]:
+    """``items`` in parts of at most ``limit`` distinct event-time months each (a replay may send any history)."""
+    months: dict[tuple[int, int], list[ScoredDocument]] = {}
+    for item in items:
+        t = item.document.event_time
+        months.setdefault((t.year, t.month), []).append(item)
+    keys = sorted(months)
+    return [[i for k in keys[j:j + limit] for i in months[k]] for j in range(0, len(keys), limit)]
+
+
 class StoreUnavailable(RuntimeError):
     """The store cannot be opened; the message says why and what to do."""
 
@@ -131,8 +146,11 @@ class Store:
             unique.setdefault(item.document.doc_id, item)
         already = self.stored(list(unique))
         new = [item for doc_id, item in unique.items() if doc_id not in already]
-        if not new:
-            return 0
+        for part in by_months(new):
+            self._insert(part)
+        return len(new)
+
+    def _insert(self, new: Sequence[ScoredDocument]) -> None:
         docs = [item.document for item in new]
         scores = [item.score for item in new]
         documents = pa.table({
@@ -170,7 +188,10 @@ class Store:
             self.client.insert_arrow(f"{self.db}.documents", documents)
             faults.check("store.scores")
             self.client.insert_arrow(f"{self.db}.scores", score_table)
-        return len(new)
+
+    def ping(self) -> None:
+        """Raise when the store does not answer a query."""
+        self.query("SELECT 1")
 
     # --- the common questions -------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from alerts.config import DEFAULT_RULES, AlertsConfig, ConfigError, parse
 from schemas import DeadLetter
+from schemas.ticker import TICKER_PATTERN
 from streams.ingest import Ingested, Ingestor, RawRecord, records
 from streams.normalize import normalize
 
@@ -150,7 +151,7 @@ def store(tmp_path_factory):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(title=texts, text=texts.filter(lambda t: t.strip() != ""), ticker=texts)
+@given(title=texts, text=texts.filter(lambda t: t.strip() != ""), ticker=st.from_regex(TICKER_PATTERN, fullmatch=True))
 def test_the_store_keeps_any_text_verbatim_and_runs_none_of_it(store, title, text, ticker):
     from conftest import scored
 

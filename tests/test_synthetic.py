@@ -1,4 +1,5 @@
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 
 import orjson
 import pytest
@@ -28,7 +29,9 @@ def test_items_are_valid_varied_and_mixed():
 
 
 def test_injected_negative_burst_dominates_its_ticker_during_the_event():
-    feed = SyntheticFeed(seed=5, events=(Injected("negative", "TSLA", at_s=100, duration_s=100),))
+    # feed time in the past (ingest refuses event times beyond stream.max_future_s)
+    feed = SyntheticFeed(seed=5, start=datetime.now(timezone.utc) - timedelta(hours=1),
+                         events=(Injected("negative", "TSLA", at_s=100, duration_s=100),))
     ingest = Ingestor(b"k")
     during, other = [], []
     for t, kind, item in feed.items(3000, 10.0):
