@@ -59,10 +59,13 @@ class WebhookReceiver:
         body = await request.read()
         try:
             payload = self.webhook.verify(body, dict(request.headers))
-        except WebhookVerificationError as exc:
+        except Exception as exc:  # noqa: BLE001 - any header the library cannot read is a bad signature: 401
             with self._lock:
                 self.inbox.rejected += 1
-            return web.json_response({"error": f"signature: {exc}"}, status=401)
+            why = str(exc) if isinstance(exc, WebhookVerificationError) else "malformed signature headers"
+            return web.json_response({"error": f"signature: {why}"}, status=401)
+        if not isinstance(payload, dict):  # signed, but not a notification
+            return web.json_response({"error": "the body is not a JSON object"}, status=400)
         msg_id = request.headers["webhook-id"]
         with self._lock:
             if msg_id in self.inbox.unique:

@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from alerts.config import AlertsConfig, load
-from alerts.dispatch import Dispatcher, Notification
+from alerts.dispatch import Dispatcher, Flush, Notification
 from alerts.evaluate import Evaluator, floor_minute
-from alerts.notify import Outcome, deliver
+from alerts.nflog import NotificationLog
+from alerts.notify import Notifier, Outcome, deliver
 from alerts.notify.receivers import build
 from alerts.silence import Silence, load as load_silences
 from alerts.watermark import Watermark
@@ -44,8 +46,11 @@ class Alerting:
         self.store = store
         self.evaluator = Evaluator(self.config, store, a.evaluator)
         self.watermark = watermark if watermark is not None else sink_watermark(settings)
-        self.dispatcher = Dispatcher(self.config)
+        self.nflog = NotificationLog(store)
+        self.dispatcher = Dispatcher(self.config, self.nflog.load())
         self.notifiers = build(self.config)
+        self._queues: dict[int, asyncio.Queue] = {}  # per notifier (by id): each delivers on its own
+        self._workers: list[asyncio.Task] = []
         self._silences: list[Silence] = []
         self._silences_at = 0.0
         self._clock = 0.0
@@ -105,25 +110,88 @@ class Alerting:
             await self._flush(self.clock(), ack, park)
 
     async def _flush(self, now: float, ack: Ack, park: Park) -> None:
+        """Flush the due groups and hand each notification to the queues of its receiver's notifiers: every
+        notifier delivers on its own (one slow or down endpoint delays no other); the changes it covers are
+        acknowledged once every notifier has delivered or parked it (:meth:`_done`)."""
         due = self.dispatcher.next_due()
         if due is None or due > now:
             return
         await asyncio.to_thread(self._refresh_silences)
         for flush in self.dispatcher.flush(now, self._silences, wall=now_utc):
             n = flush.notification
-            if n is not None:
-                notifiers = self.notifiers.get(n.receiver, [])
-                outcomes = await asyncio.gather(*(deliver(x, n, self.config.delivery) for x in notifiers))
-                for outcome in outcomes:
-                    if outcome.delivered:
-                        metrics.notifications.labels("delivered").inc()
-                    else:
-                        metrics.notifications.labels("parked").inc()
-                        await park(n, outcome, flush.tokens)
-            else:
+            if n is None:
                 metrics.notifications.labels("nothing_new").inc()
-            for token in flush.tokens:
-                await ack(token)
+                for token in flush.tokens:
+                    await ack(token)
+                continue
+            notifiers = self.notifiers.get(n.receiver, [])
+            pending = _Pending(flush, len(notifiers), ack, park)
+            if not notifiers:
+                await self._done(pending)
+            for notifier in notifiers:
+                self._queue(notifier).put_nowait(pending)
+
+    def _queue(self, notifier: Notifier) -> asyncio.Queue:
+        queue = self._queues.get(id(notifier))
+        if queue is None:
+            queue = self._queues[id(notifier)] = asyncio.Queue()
+            self._workers.append(asyncio.ensure_future(self._deliver_from(notifier, queue)))
+        return queue
+
+    async def _deliver_from(self, notifier: Notifier, queue: asyncio.Queue) -> None:
+        """One notifier's deliveries, in order."""
+        while True:
+            pending: _Pending = await queue.get()
+            try:
+                n = pending.flush.notification
+                outcome = await self._deliver(notifier, n)
+                if outcome.delivered:
+                    metrics.notifications.labels("delivered").inc()
+                else:
+                    metrics.notifications.labels("parked").inc()
+                    await pending.park(n, outcome, pending.flush.tokens)
+                pending.remaining -= 1
+                if pending.remaining == 0:
+                    await self._done(pending)
+            except Exception:  # a bug must not stop this notifier silently; the changes stay unacknowledged
+                log.exception("delivery to %s failed", notifier.target)
+            finally:
+                queue.task_done()
+
+    async def _deliver(self, notifier: Notifier, n: Notification) -> Outcome:
+        """Deliver unless the log says this notifier has it (a change read again after a crash)."""
+        try:
+            if await asyncio.to_thread(self.nflog.delivered, notifier.key, n.id):
+                return Outcome(notifier.target, True, 0)
+        except Exception as exc:  # the store failing: send (receivers deduplicate on the id)
+            log.warning("notification log unreadable, sending %s anyway: %s", n.id, exc)
+        outcome = await deliver(notifier, n, self.config.delivery)
+        if outcome.delivered:
+            try:
+                await asyncio.to_thread(self.nflog.mark_delivered, notifier.key, n.id)
+            except Exception as exc:
+                log.warning("could not record the delivery of %s: %s", n.id, exc)
+        return outcome
+
+    async def _done(self, pending: "_Pending") -> None:
+        """Every notifier has the notification: record what the group told, then acknowledge its changes (a
+        crash before the record reads them again, and the delivery log keeps them from being sent twice)."""
+        flush, delay = pending.flush, 0.5
+        while flush.told is not None:
+            try:
+                await asyncio.to_thread(self.nflog.record, flush.group_key, flush.told)
+                break
+            except Exception as exc:  # the store failing: the changes stay unacknowledged until it is recorded
+                log.warning("recording notification %s failed, retry in %.1f s: %s", flush.notification.id, delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        for token in flush.tokens:
+            await pending.ack(token)
+
+    async def settle(self) -> None:
+        """Wait until every notification handed to a notifier so far is delivered or parked."""
+        for queue in list(self._queues.values()):
+            await queue.join()
 
     async def notify_forever(self, ack: Ack, park: Park, stopping: Callable[[], bool] = lambda: False,
                              tick_s: float = 0.25) -> None:
@@ -135,6 +203,18 @@ class Alerting:
             await asyncio.sleep(tick_s)
 
     async def close(self) -> None:
+        for worker in self._workers:
+            worker.cancel()
         for notifiers in self.notifiers.values():
             for n in notifiers:
                 await n.close()
+
+
+@dataclass
+class _Pending:
+    """A notification handed to its receiver's notifiers, with how many have yet to deliver or park it."""
+
+    flush: Flush
+    remaining: int
+    ack: Ack
+    park: Park

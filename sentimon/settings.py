@@ -199,6 +199,8 @@ class AlertsSettings(BaseModel):
     idle_partition_s: float = Field(60.0, gt=0, description="a raw partition without data for this long (wall "
                                     "time), or a stage not heard for this long, stops holding the watermark back")
     evaluator: str = Field("default", description="name of the evaluator's progress record (one per deployment)")
+    provenance_key: SecretStr = Field(SecretStr(""), description="HMAC key that marks the alert changes the evaluator "
+                                      "publishes (only those reach a desk); empty: one generated under var_dir/secrets")
 
 
 class GrafanaSettings(BaseModel):

@@ -36,6 +36,7 @@ import faust
 import orjson
 from mode import CrashingSupervisor
 
+from alerts import provenance
 from alerts.service import Alerting, sink_watermark
 from alerts.watermark import StoredWatermark, Watermark
 from schemas import DeadLetter
@@ -43,7 +44,7 @@ from schemas.base import now_utc, parse_utc
 from sentimon.settings import Settings, redact
 from sentimon.web import access
 from sentimon.web.api import routes as web_routes
-from streams import memory, metrics
+from streams import errors, memory, metrics
 from streams.dedup import Deduplicator
 from streams.envelope import event_time_text, pack, read_watermark, shard, unpack, watermark_header
 from streams.ingest import Ingested, Ingestor, dead_letter, records
@@ -344,7 +345,7 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
     marks = sink_watermark(settings) if a.enabled else None
     alerting = _alerting(app, settings, store, producer, marks) if a.enabled and a.run_in == "store" else None
     recorder = StoredWatermark(store) if a.enabled and a.run_in == "service" else None
-    evaluate_alerts = _evaluation(alerting, producer, alerts_topic) if alerting is not None else None
+    evaluate_alerts = _evaluation(alerting, producer, alerts_topic, _provenance_key(settings)) if alerting is not None else None
 
     @app.agent(scores, name="sink", supervisor_strategy=CrashingSupervisor)
     async def sink_stage(stream):
@@ -502,7 +503,7 @@ def alerts_app(settings: Settings, web_port: int | None = None) -> faust.App:
     store = Store.open(settings)
     producer = BatchProducer(settings.kafka)
     alerting = _alerting(app, settings, store, producer, StoredWatermark(store))
-    evaluate_alerts = _evaluation(alerting, producer, settings.topics.name("alerts"))
+    evaluate_alerts = _evaluation(alerting, producer, settings.topics.name("alerts"), _provenance_key(settings))
 
     @app.timer(interval=1.0)
     async def evaluate_recorded():
@@ -520,10 +521,14 @@ def alerts_app(settings: Settings, web_port: int | None = None) -> faust.App:
     return app
 
 
-def _evaluation(alerting, producer: BatchProducer, alerts_topic: str) -> Callable[[], Awaitable[None]]:
-    """Evaluate the windows the watermark has passed; publish the changes before recording the progress,
-    so a crash in between evaluates the same windows again (the same changes, deduplicated downstream).
-    One evaluation at a time."""
+def _provenance_key(settings: Settings) -> bytes:
+    return provenance.key_from(settings.alerts.provenance_key.get_secret_value(), settings.var_dir)
+
+
+def _evaluation(alerting, producer: BatchProducer, alerts_topic: str, key: bytes) -> Callable[[], Awaitable[None]]:
+    """Evaluate the windows the watermark has passed; publish the changes, signed (:mod:`alerts.provenance`),
+    before recording the progress, so a crash in between evaluates the same windows again (the same changes,
+    deduplicated downstream). One evaluation at a time."""
     evaluating = asyncio.Lock()
 
     async def evaluate() -> None:
@@ -532,8 +537,9 @@ def _evaluation(alerting, producer: BatchProducer, alerts_topic: str) -> Callabl
                 if not await asyncio.to_thread(alerting.due):
                     return
                 changes = await asyncio.to_thread(alerting.evaluate)
-                await producer.send([OutMessage(alerts_topic, a.model_dump_json().encode(), key=a.fingerprint.encode())
-                                     for a in changes])
+                values = [a.model_dump_json().encode() for a in changes]
+                await producer.send([OutMessage(alerts_topic, v, key=a.fingerprint.encode(), headers=provenance.sign(v, key))
+                                     for a, v in zip(changes, values)])
                 await asyncio.to_thread(alerting.commit, changes)
             except Exception as exc:  # the store or Kafka failing: evaluate the same windows again next time
                 metrics.evaluation_failures.inc()
@@ -591,6 +597,7 @@ def _alerting(app: faust.App, settings: Settings, store: Store, producer: BatchP
     from schemas.alert import Alert
 
     alerting = Alerting(settings, store, watermark=watermark)
+    key = _provenance_key(settings)
     t = settings.topics
     alerts_topic, dead_topic = t.name("alerts"), t.name("dead_letters")
     topic = app.topic(alerts_topic, value_serializer="raw", key_serializer="raw", allow_empty=True)
@@ -601,10 +608,18 @@ def _alerting(app: faust.App, settings: Settings, store: Store, producer: BatchP
         held["stream"] = stream
         async for events in stream.noack_take(64, within=0.2):
             for event in events:
-                try:
-                    alert = Alert.model_validate_json(event.message.value)
-                except ValueError as exc:
-                    letter = dead_letter("notify", f"not an alert: {exc}", *_position(event))
+                refused = provenance.verify(event.message.value, event.message.headers, key)
+                if refused:
+                    metrics.forged_alerts.inc()
+                    log.error("alert change at %s/%d/%d dead-lettered: %s", event.message.topic,
+                              event.message.partition, event.message.offset, refused)
+                else:
+                    try:
+                        alert = Alert.model_validate_json(event.message.value)
+                    except ValueError as exc:
+                        refused = f"not an alert: {errors.reason(exc)}"
+                if refused:
+                    letter = dead_letter("notify", refused, *_position(event))
                     await producer.send([OutMessage(dead_topic, letter.model_dump_json().encode())])
                     await stream.ack(event)
                     continue

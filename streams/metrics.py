@@ -19,6 +19,8 @@ buffered = Gauge("sentimon_buffered_messages", "messages waiting in a stage's in
                  "bound the stage is the bottleneck and the backlog stays in Kafka)", ["stage"])
 evaluation_failures = Counter("sentimon_evaluation_failures", "alert evaluations (or watermark records) that failed and are retried")
 store_retries = Counter("sentimon_store_retries", "store writes that failed and were retried", ["sink"])
+forged_alerts = Counter("sentimon_forged_alerts", "messages on the alerts topic without the evaluator's signature, "
+                        "dead-lettered instead of notified")
 store_rejected = Counter("sentimon_store_rejected", "items the store refused for themselves, dead-lettered", ["sink"])
 redelivered = Counter("sentimon_redelivered", "documents the sink skipped because they were already stored")
 first_batch = Gauge("sentimon_first_batch_timestamp_seconds", "when a stage's first micro-batch started (unix time)",
@@ -52,7 +54,7 @@ python_objects = Gauge("sentimon_python_objects", "the worker process's Python a
 _SNAPSHOT = {"consumed": consumed, "produced": produced, "dead_letters": dead_letters, "duplicates": duplicates,
              "redelivered": redelivered, "scorer_unavailable": scorer_unavailable, "first_batch": first_batch, "first_done": first_done, "last_batch": last_batch,
              "alert_changes": alert_changes, "notifications": notifications, "watermark": watermark,
-             "buffered": buffered, "store_retries": store_retries, "store_rejected": store_rejected, "evaluation_failures": evaluation_failures,
+             "buffered": buffered, "store_retries": store_retries, "store_rejected": store_rejected, "forged_alerts": forged_alerts, "evaluation_failures": evaluation_failures,
              "heap_bytes": heap_bytes, "python_objects": python_objects}
 _TIME_SPENT = {"inference_seconds": inference_seconds, "sink_write_seconds": sink_seconds}  # totals, in snapshots
 _started: set[str] = set()

@@ -135,6 +135,8 @@ def test_a_catch_up_is_notified_as_it_happened(store):
         for i, change in enumerate(changes):
             await alerting.add(change, i, ack, park)
         await alerting.notify_once(ack, park)
+        await alerting.settle()
+        await alerting.close()
 
     asyncio.run(run())
     assert RecordingNotifier.sent == [[("firing", "TSLA")], [("resolved", "TSLA")]]

@@ -24,6 +24,7 @@ from typing import Any
 from alerts.config.model import AlertsConfig, Route
 from alerts.inhibit import inhibited
 from alerts.matcher import matches_all
+from alerts.nflog import Told
 from alerts.silence import Silence, silenced
 from schemas.alert import Alert
 from schemas.base import iso_ms
@@ -148,17 +149,22 @@ class Group:
 class Flush:
     """What one group's flush produced: a notification (None when there was nothing new to say) and the
     tokens of the changes no group holds any more (acknowledge them once the notification is delivered
-    or parked, at once when there is none)."""
+    or parked, at once when there is none); ``told``: what the group has told once the notification is out
+    (for the notification log)."""
 
     notification: Notification | None
     tokens: list[Any]
     muted: list[str] = field(default_factory=list)
+    group_key: str = ""
+    told: Told | None = None
 
 
 class Dispatcher:
-    def __init__(self, config: AlertsConfig):
+    def __init__(self, config: AlertsConfig, told: Mapping[str, Told] | None = None):
+        """``told``: what each group told before a restart (:class:`alerts.nflog.NotificationLog`)."""
         self.config = config
         self.groups: dict[str, Group] = {}
+        self.told = dict(told or {})
 
     def add(self, alert: Alert, now: float, token: Any = None) -> list[Any]:
         """Take one alert change; returns the tokens that need no notification (acknowledge them now)."""
@@ -171,6 +177,9 @@ class Dispatcher:
             group = self.groups.get(key)
             if group is None:
                 group = self.groups[key] = Group(key, routed, values, now + routed.group_wait)
+                before = self.told.pop(key, None)
+                if before is not None:
+                    group.notified, group.last_sent, group.repeats = dict(before.notified), before.last_sent, before.repeats
             groups.append(group)
         held = _Held(token, len(groups))
         for group in groups:
@@ -218,7 +227,8 @@ class Dispatcher:
                 group.notified = {a.fingerprint: a.status for a in still_firing}
             # muted firing alerts stay in the group (they notify when the silence ends); resolved ones leave
             group.alerts = {fp: a for fp, a in group.alerts.items() if a.status == "firing"}
-            out.append(Flush(notification, [h.token for h in group.tokens if h.release()], muted))
+            told = Told(dict(group.notified), now, group.repeats) if notification is not None else None
+            out.append(Flush(notification, [h.token for h in group.tokens if h.release()], muted, key, told))
             group.tokens = []
             group.next_flush = now + group.route.group_interval
             if not group.alerts:

@@ -42,6 +42,11 @@ class Notifier(ABC):
     def target(self) -> str:
         """Where it sends to, for logs (never a secret)."""
 
+    @property
+    def key(self) -> str:
+        """A stable name of the endpoint for the notification log (never a secret)."""
+        return f"{self.kind}:{self.target}"
+
     @abstractmethod
     async def send(self, notification: Notification) -> None:
         """Deliver once; raise :class:`DeliveryError` on failure."""

@@ -8,6 +8,7 @@ import os
 from alerts.config.model import GrafanaConfig
 from alerts.dispatch import Notification
 from alerts.notify import DeliveryError, Notifier
+from alerts.notify.webhook import shown_url
 
 
 class GrafanaNotifier(Notifier):
@@ -24,7 +25,7 @@ class GrafanaNotifier(Notifier):
 
     @property
     def target(self) -> str:
-        return self.config.url
+        return shown_url(self.config.url)
 
     def _annotate(self, notification: Notification) -> None:
         from grafana_client.client import GrafanaClientError, GrafanaServerError

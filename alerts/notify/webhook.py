@@ -7,10 +7,12 @@ key rotation, space-separated). Secrets come from environment variables or files
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 from standardwebhooks import Webhook
@@ -55,6 +57,26 @@ def signed_request(secrets: list[str], msg_id: str, body: str, now: datetime | N
     }
 
 
+def shown_url(url: str) -> str:
+    """A webhook URL as logs and dead letters show it: scheme, host and port only (paths and queries of
+    webhook URLs carry tokens, user info carries passwords)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    rest = "/..." if (parts.path not in ("", "/") or parts.query) else ""
+    return f"{parts.scheme}://{host}{port}{rest}"
+
+
+def redact_url_in(text: str, url: str) -> str:
+    """``text`` with ``url`` shown as :func:`shown_url` and its path, query and password replaced by '...'."""
+    parts = urlsplit(url)
+    text = text.replace(url, shown_url(url))
+    for secret in (parts.path, parts.query, parts.password or ""):
+        if len(secret) > 1:
+            text = text.replace(secret, "...")
+    return text
+
+
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -79,10 +101,15 @@ class WebhookNotifier(Notifier):
 
     @property
     def target(self) -> str:
-        return self.config.url
+        return shown_url(self.config.url)
+
+    @property
+    def key(self) -> str:
+        # the whole URL tells endpoints on one host apart; hashed, as it may hold a token
+        return "webhook:" + hashlib.sha256(self.config.url.encode()).hexdigest()[:24]
 
     def __repr__(self) -> str:
-        return f"WebhookNotifier({self.config.url}, {len(self._secrets)} secret(s))"
+        return f"WebhookNotifier({self.target}, {len(self._secrets)} secret(s))"
 
     async def send(self, notification: Notification) -> None:
         body = json.dumps(notification.payload(self.config.dashboard_url), separators=(",", ":"))
@@ -93,14 +120,18 @@ class WebhookNotifier(Notifier):
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.timeout.total_seconds()))
         try:
-            async with self._session.post(self.config.url, data=body.encode(),
+            # never redirected: a signed alert goes to the configured endpoint or nowhere
+            async with self._session.post(self.config.url, data=body.encode(), allow_redirects=False,
                                           headers=signed_request(self._secrets, msg_id, body)) as r:
                 status = r.status
                 retry_after = _retry_after(r.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise DeliveryError(f"{type(exc).__name__}: {exc or 'timed out'}") from None
+            # aiohttp's messages name the URL, and a webhook URL often holds its token
+            raise DeliveryError(f"{type(exc).__name__}: {redact_url_in(str(exc), self.config.url) or 'timed out'}") from None
         if 200 <= status < 300:
             return status
+        if 300 <= status < 400:
+            raise DeliveryError(f"HTTP {status}: redirects are not followed; configure the final URL", permanent=True)
         if status == 410:
             raise DeliveryError("410 Gone: the receiver retired this endpoint", disable=True)
         if status in (408, 425, 429) or status >= 500:
