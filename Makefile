@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast audit soak s3-server browser dashboards models models-full tune bench bench-triton bench-pipeline bench-through-triton bench-alerts bench-replay evaluate demo clean help
+.PHONY: install test test-fast audit soak s3-server api-fuzzer browser dashboards models models-full tune bench bench-triton bench-pipeline bench-through-triton bench-alerts bench-replay evaluate demo clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)  ## create .venv and install pinned dependencies (torch first)
 
-test: $(STAMP) browser s3-server  ## run every test (slow ones included)
+test: $(STAMP) browser s3-server api-fuzzer  ## run every test (slow ones included)
 	$(BIN)/pytest -q
 
 test-fast: $(STAMP) browser  ## skip the slow suites
@@ -32,6 +32,14 @@ s3-server: $(S3VENV)/.installed
 $(S3VENV)/.installed: ops/s3-server.lock
 	$(PY) -m venv $(S3VENV)
 	$(S3VENV)/bin/pip install --quiet --disable-pip-version-check -r ops/s3-server.lock
+	touch $@
+
+# schemathesis, the API fuzzer of the web API tests, in its own venv (its requests transport breaks beside urllib3-future)
+FUZZVENV := .venv-fuzz
+api-fuzzer: $(FUZZVENV)/.installed
+$(FUZZVENV)/.installed: ops/api-fuzzer.lock
+	$(PY) -m venv $(FUZZVENV)
+	$(FUZZVENV)/bin/pip install --quiet --disable-pip-version-check -r ops/api-fuzzer.lock
 	touch $@
 
 AUDIT := .venv-audit

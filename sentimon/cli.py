@@ -861,9 +861,9 @@ def silence_add(
     if store is not None:
         save(store, silence)
         store.close()
-    else:
-        _silences_call("POST", json.loads(silence.model_dump_json()))
-    print(silence.id)
+        print(silence.id)
+    else:  # the worker assigns the id
+        print(_silences_call("POST", json.loads(silence.model_dump_json(exclude={"id"})))["id"])
 
 
 @silence_app.command("list")

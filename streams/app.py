@@ -43,7 +43,7 @@ from schemas import DeadLetter
 from schemas.base import now_utc, parse_utc
 from sentimon.settings import Settings, redact
 from sentimon.web import access
-from sentimon.web.api import routes as web_routes
+from sentimon.web.api import int_param, routes as web_routes
 from streams import errors, memory, metrics
 from streams.dedup import Deduplicator
 from streams.envelope import event_time_text, pack, read_watermark, shard, unpack, watermark_header
@@ -69,7 +69,7 @@ def _app(settings: Settings, role: Role, web_port: int) -> faust.App:
         web_enabled=True,
         web_host=settings.worker.host,
         web_port=web_port,
-        web_application_options={"middlewares": [access.middleware(token)]} if token else None,
+        web_application_options={"middlewares": [access.guard, *([access.middleware(token)] if token else [])]},
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         topic_partitions=settings.kafka.partitions,
@@ -176,7 +176,7 @@ def _observability(app: faust.App, role: str, details, trim_memory_s: float = 0.
 
     @app.page("/debug/objects")
     async def objects(view, request):
-        return view.json(memory.census(int(request.query.get("limit", 40))))
+        return view.json(memory.census(int_param(request.query, "limit", 40, 1, 1000)))
 
     @app.page("/health")
     async def health(view, request):
@@ -474,20 +474,20 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
     @app.page("/api/summary")
     async def summary(view, request):
         q = request.query
-        body = await asyncio.to_thread(
-            summarize, store, int(q.get("window", 5)), int(q.get("baseline", 30)), int(q.get("limit", 10))
-        )
+        body = await asyncio.to_thread(summarize, store, int_param(q, "window", 5, 1, 1440),
+                                       int_param(q, "baseline", 30, 1, 10080), int_param(q, "limit", 10, 1, 200))
         return view.json(body)
 
     @app.page("/api/entity/{entity}/")
     async def entity_series(view, request, entity):
         q = request.query
-        series = await asyncio.to_thread(store.entity_series, entity, int(q.get("minutes", 60)), int(q.get("bucket", 5)))
+        series = await asyncio.to_thread(store.entity_series, entity, int_param(q, "minutes", 60, 1, 44640),
+                                         int_param(q, "bucket", 5, 1, 1440))
         return view.json({"entity": entity, "series": series})
 
     if alerting is not None:
         _alerts_api(app, store)
-    web_routes(app, store)  # the live page (/live/) and the read-only API (/api/v1/...)
+    web_routes(app, store, alerting is not None)  # the live page (/live/) and the read-only API (/api/v1/...)
 
     _observability(app, "store", details, settings.worker.trim_memory_s)
     app.sentimon_closers = [*(x.close for x in sinks), producer.close, store.close]  # type: ignore[attr-defined]
@@ -558,15 +558,17 @@ def _alerts_api(app: faust.App, store: Store) -> None:
     @app.page("/api/silences")
     class SilencesView(faust.web.View):
         async def get(self, request):
-            expired = request.query.get("expired", "0") in ("1", "true")
-            found = await asyncio.to_thread(silences.load, store, expired)
+            expired = request.query.get("expired", "0")
+            if expired not in ("0", "1", "true", "false"):
+                raise access.BadRequest("expired must be 0, 1, true or false")
+            found = await asyncio.to_thread(silences.load, store, expired in ("1", "true"))
             return self.json([orjson.loads(s.model_dump_json()) for s in found])
 
         async def post(self, request):
             try:
-                silence = Silence.model_validate_json(await request.read())
-            except ValueError as exc:
-                return self.json({"error": str(exc)}, status=400)
+                silence = Silence.from_request(orjson.loads(await request.read()))
+            except (ValueError, TypeError) as exc:  # orjson and pydantic errors are ValueErrors
+                return self.json({"error": errors.reason(exc)}, status=400)
             await asyncio.to_thread(silences.save, store, silence)
             return self.json({"id": silence.id})
 
@@ -581,7 +583,7 @@ def _alerts_api(app: faust.App, store: Store) -> None:
 
     @app.page("/api/alerts")
     async def alert_changes(view, request):
-        limit = int(request.query.get("limit", 100))
+        limit = int_param(request.query, "limit", 100, 1, 10_000)
         rows = await asyncio.to_thread(store.query, (
             "SELECT fingerprint, status, labels, annotations, starts_at, ends_at, at, value FROM {db}.alerts FINAL "
             "ORDER BY at DESC, fingerprint LIMIT {limit:UInt32}"), {"limit": limit})

@@ -68,7 +68,8 @@ class WorkerProcess(ChildProcess):
         return self._call(urllib.request.Request(self.url + path, headers=self._headers), timeout_s)
 
     def post(self, path: str, timeout_s: float = 30.0) -> dict:
-        return self._call(urllib.request.Request(self.url + path, method="POST", data=b"", headers=self._headers), timeout_s)
+        return self._call(urllib.request.Request(self.url + path, method="POST", data=b"{}",
+                                                 headers={**self._headers, "Content-Type": "application/json"}), timeout_s)
 
     @staticmethod
     def _call(request: urllib.request.Request, timeout_s: float) -> dict:

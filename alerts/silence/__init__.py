@@ -17,27 +17,49 @@ from alerts.matcher import Matcher, as_matchers, matches_all
 from schemas.base import UtcTime, assume_utc, now_utc
 
 
+MAX_DURATION = timedelta(days=366)
+
+
 class Silence(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
-    matchers: list[Matcher] = Field(min_length=1)
+    matchers: list[Matcher] = Field(min_length=1, max_length=32)
     starts_at: UtcTime
     ends_at: UtcTime
-    created_by: str = Field(min_length=1)
-    comment: str = Field(min_length=1)
+    created_by: str = Field(min_length=1, max_length=200)
+    comment: str = Field(min_length=1, max_length=2000)
 
     @field_validator("matchers", mode="before")
     @classmethod
     def _parse(cls, v):
         return as_matchers(v)
 
+    def checked(self) -> "Silence":
+        """Itself when it may be created (it ends after it starts, within ``MAX_DURATION``); ValueError if not.
+        (Stored silences are not re-checked: an expired one may end before its planned start.)"""
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        if self.ends_at - self.starts_at > MAX_DURATION:
+            raise ValueError(f"a silence lasts at most {MAX_DURATION.days} days")
+        return self
+
+    @classmethod
+    def from_request(cls, body) -> "Silence":
+        """A new silence as a client asks for it: the server assigns the id (a client cannot replace another's
+        silence by naming its id). ValueError on anything wrong."""
+        if not isinstance(body, dict):
+            raise ValueError("expected a JSON object")
+        if "id" in body:
+            raise ValueError("silence ids are assigned by the server: leave 'id' out")
+        return cls.model_validate(body).checked()
+
     @classmethod
     def new(cls, matchers: Iterable[str], duration: timedelta, created_by: str, comment: str,
             start: datetime | None = None) -> "Silence":
         start = start or now_utc()
         return cls(matchers=list(matchers), starts_at=start, ends_at=start + duration, created_by=created_by,
-                   comment=comment)
+                   comment=comment).checked()
 
     def active(self, now: datetime) -> bool:
         return self.starts_at <= now < self.ends_at

@@ -1,5 +1,7 @@
 """Who may use a worker's web server: anyone on the machine while it listens on loopback (the default);
-only holders of ``worker.token`` once it listens anywhere else.
+only holders of ``worker.token`` once it listens anywhere else. Whatever the token, :func:`guard` refuses
+requests that change state from another site (a web page the analyst has open could otherwise post to the
+loopback port) and turns a bad parameter into a 400 that says which and why.
 
 With a token, every path but ``/health`` and ``/metrics`` (probes and Prometheus) needs it: as
 ``Authorization: Bearer <token>``, or, for a browser, once as ``/live/?token=<token>``, which sets an
@@ -70,3 +72,41 @@ def middleware(token: str) -> Callable:
                                  headers={"WWW-Authenticate": 'Bearer realm="sentimon"'})
 
     return check
+
+
+UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+
+
+class BadRequest(ValueError):
+    """A request parameter or body is wrong; the message says which and why (answered 400)."""
+
+
+def cross_site(request: web.Request) -> str:
+    """Why a request that changes state comes from another site ('' when it does not): an ``Origin`` other
+    than this server's, or a browser's ``Sec-Fetch-Site`` saying so."""
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        expected = f"{request.scheme}://{request.host}"
+        if origin.lower() != expected.lower():
+            return f"cross-origin request from {origin[:200]!r} refused (only {expected} may change state)"
+    site = request.headers.get("Sec-Fetch-Site", "")
+    if site in ("cross-site", "same-site"):
+        return f"{site} request refused"
+    return ""
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+    """Writes only as JSON from this server's own origin (no form or text/plain posts from another page);
+    :class:`BadRequest` from a handler as 400."""
+    if request.method in UNSAFE:
+        why = cross_site(request)
+        if why:
+            return web.json_response({"error": why}, status=403)
+        if request.method != "DELETE" and request.content_type != "application/json":
+            return web.json_response({"error": f"send JSON (Content-Type: application/json), not "
+                                               f"{request.content_type or 'nothing'}"}, status=415)
+    try:
+        return await handler(request)
+    except BadRequest as exc:
+        return web.json_response({"error": str(exc)}, status=400)

@@ -11,8 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from schemas.base import parse_utc
+from schemas.base import EARLIEST, LATEST, parse_utc
 from sentimon.web import data, page, plotly_js
+from sentimon.web.access import BadRequest
 
 
 class SentimentPoint(BaseModel):
@@ -45,22 +46,15 @@ class AlertChange(BaseModel):
     ends_at: str | None
 
 
-class BadRequest(ValueError):
-    pass
-
-
 def parse_range(query, store) -> tuple[datetime, datetime]:
     """``from``/``to`` (ISO 8601) from a query string, defaulting to the last two hours of data."""
     start, end = data.default_range(store)
-    try:
-        if query.get("to"):
-            end = parse_utc(query["to"])
-            if not query.get("from"):
-                start = end - timedelta(hours=2)
-        if query.get("from"):
-            start = parse_utc(query["from"])
-    except ValueError as exc:
-        raise BadRequest(f"from/to must be ISO 8601 times, e.g. 2026-11-29T10:00:00Z ({exc})") from None
+    if query.get("to"):
+        end = time_param(query, "to")
+        if not query.get("from"):
+            start = end - timedelta(hours=2)
+    if query.get("from"):
+        start = time_param(query, "from")
     if end <= start:
         raise BadRequest("to must be after from")
     if end - start > timedelta(days=31):
@@ -68,7 +62,19 @@ def parse_range(query, store) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _int(query, name: str, default: int, low: int, high: int) -> int:
+def time_param(query, name: str) -> datetime:
+    """An ISO 8601 time within the store's range (1970-2105), or :class:`BadRequest`."""
+    try:
+        value = parse_utc(query[name])
+    except (ValueError, OverflowError) as exc:
+        raise BadRequest(f"{name} must be an ISO 8601 time, e.g. 2026-11-29T10:00:00Z ({exc})") from None
+    if not EARLIEST + timedelta(days=31) <= value < LATEST:
+        raise BadRequest(f"{name} must lie between {EARLIEST.year + 1} and {LATEST.year - 1}")
+    return value
+
+
+def int_param(query, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter in [low, high], ``default`` when absent, or :class:`BadRequest`."""
     try:
         value = int(query.get(name, default))
     except ValueError:
@@ -84,16 +90,79 @@ def _range_params() -> list[dict]:
                                              ("to", "end of the range (default: the newest data)"))]
 
 
-def openapi() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the read-only API."""
+ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+
+
+def _answer(description: str, body: dict, *errors: int) -> dict:
+    out = {"200": {"description": description, "content": {"application/json": {"schema": body}}}}
+    for status in errors:
+        out[str(status)] = {"description": ERROR_STATUS[status], "content": {"application/json": {"schema": ERROR}}}
+    return out
+
+
+ERROR_STATUS = {400: "a parameter or the body is wrong; the error says which and why",
+                403: "the request comes from another site (Origin, Sec-Fetch-Site): state changes only from this server",
+                404: "no such thing", 415: "the body must be JSON (Content-Type: application/json)"}
+
+
+def _int_param(name: str, default: int, low: int, high: int, description: str = "") -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": {"type": "integer", "default": default, "minimum": low, "maximum": high}}
+
+
+NEW_SILENCE = {
+    "type": "object", "additionalProperties": False, "required": ["matchers", "starts_at", "ends_at", "created_by", "comment"],
+    "properties": {
+        "matchers": {"type": "array", "minItems": 1, "maxItems": 32, "description": "e.g. entity=\"TSLA\"",
+                     "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*(=|!=|=~|!~)\"?[A-Za-z0-9_ .|-]*\"?$"}},
+        "starts_at": {"type": "string", "format": "date-time"}, "ends_at": {"type": "string", "format": "date-time"},
+        "created_by": {"type": "string", "minLength": 1, "maxLength": 200},
+        "comment": {"type": "string", "minLength": 1, "maxLength": 2000}},
+}
+
+
+def _alerting_paths() -> dict[str, Any]:
+    """The paths of a worker that runs alerting: silences (the one write API) and the latest alert changes."""
+    from alerts.silence import Silence
+
+    silence = Silence.model_json_schema(mode="serialization", ref_template="#/components/schemas/{model}")
+    silence.pop("$defs", None)  # Matcher is among the components
+    created = _answer("the new silence's id", {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
+                      400, 403, 415)
+    created["200"]["links"] = {"expire": {"operationId": "expireSilence", "parameters": {"silence_id": "$response.body#/id"}}}
+    return {
+        "/api/silences": {
+            "get": {"summary": "The silences (active ones; with expired=1 the expired too)",
+                    "parameters": [{"name": "expired", "in": "query", "required": False,
+                                    "schema": {"type": "string", "enum": ["0", "1", "true", "false"]}}],
+                    "responses": _answer("silences", {"type": "array", "items": silence}, 400)},
+            "post": {"summary": "Add a silence (the server assigns its id)", "operationId": "addSilence",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": NEW_SILENCE}}},
+                     "responses": created},
+        },
+        "/api/silences/{silence_id}": {"delete": {
+            "summary": "End a silence now", "operationId": "expireSilence",
+            "parameters": [{"name": "silence_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": _answer("the silence's id and its new end", {"type": "object", "required": ["id", "ends_at"],
+                                 "properties": {"id": {"type": "string"}, "ends_at": {"type": "string"}}}, 403, 404)}},
+        "/api/alerts": {"get": {
+            "summary": "The latest alert changes, newest first",
+            "parameters": [_int_param("limit", 100, 1, 10_000)],
+            "responses": _answer("alert changes", {"type": "array", "items": {"type": "object"}}, 400)}},
+    }
+
+
+def openapi(alerting: bool = False) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the worker's JSON API (with ``alerting``: silences and alert changes too)."""
     def schema(t) -> dict:
         return TypeAdapter(t).json_schema(ref_template="#/components/schemas/{model}")
 
     def ok(description: str, t) -> dict:
-        return {"200": {"description": description, "content": {"application/json": {"schema": schema(t)}}},
-                "400": {"description": "a parameter is wrong; the body says which and why"}}
+        return _answer(description, schema(t), 400)
 
-    components = {m.__name__: m.model_json_schema() for m in (SentimentPoint, Mover, AlertChange)}
+    from alerts.matcher import Matcher
+
+    components = {m.__name__: m.model_json_schema() for m in (SentimentPoint, Mover, AlertChange, Matcher)}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Sentimon read-only API", "version": "1",
@@ -124,15 +193,27 @@ def openapi() -> dict[str, Any]:
                 "summary": "Everything the live page shows for a range",
                 "parameters": [*_range_params(), {"name": "entity", "in": "query", "required": False,
                                                   "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "market, sectors, movers, alerts and one ticker's drill-down",
-                                      "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+                "responses": _answer("market, sectors, movers, alerts and one ticker's drill-down", {"type": "object"},
+                                     400)}},
+            "/api/summary": {"get": {
+                "summary": "Counts, movers and the busiest tickers (what `sentimon query` shows)",
+                "parameters": [_int_param("window", 5, 1, 1440), _int_param("baseline", 30, 1, 10080),
+                               _int_param("limit", 10, 1, 200)],
+                "responses": _answer("the summary", {"type": "object"}, 400)}},
+            "/api/entity/{entity}/": {"get": {
+                "summary": "One entity's per-bucket sentiment over the last minutes of data",
+                "parameters": [{"name": "entity", "in": "path", "required": True, "schema": {"type": "string"}},
+                               _int_param("minutes", 60, 1, 44640), _int_param("bucket", 5, 1, 1440)],
+                "responses": _answer("the series", {"type": "object"}, 400)}},
+            **(_alerting_paths() if alerting else {}),
         },
         "components": {"schemas": components},
     }
 
 
-def routes(app, store) -> None:
-    """Register the page, plotly.js, the API and its OpenAPI document on a Faust app that owns ``store``."""
+def routes(app, store, alerting: bool = False) -> None:
+    """Register the page, plotly.js, the API and its OpenAPI document on a Faust app that owns ``store``
+    (``alerting``: the app serves the silences and alert changes too)."""
 
     async def answer(view, request, compute):
         try:
@@ -152,7 +233,7 @@ def routes(app, store) -> None:
 
     @app.page("/api/v1/openapi.json")
     async def document(view, request):
-        return view.json(openapi())
+        return view.json(openapi(alerting))
 
     @app.page("/api/v1/snapshot")
     async def snapshot(view, request):
@@ -161,13 +242,13 @@ def routes(app, store) -> None:
     @app.page("/api/v1/entities/{entity}/sentiment")
     async def sentiment(view, request, entity):
         return await answer(view, request, lambda q: data.sentiment(
-            store, entity, *parse_range(q, store), _int(q, "bucket", 0, 0, 1440) or None))
+            store, entity, *parse_range(q, store), int_param(q, "bucket", 0, 0, 1440) or None))
 
     @app.page("/api/v1/movers")
     async def movers(view, request):
         return await answer(view, request, lambda q: data.movers(
-            store, parse_range(q, store)[1], _int(q, "window", 15, 1, 1440), _int(q, "baseline", 60, 1, 10080),
-            _int(q, "limit", 10, 1, 200)))
+            store, parse_range(q, store)[1], int_param(q, "window", 15, 1, 1440), int_param(q, "baseline", 60, 1, 10080),
+            int_param(q, "limit", 10, 1, 200)))
 
     @app.page("/api/v1/alerts")
     async def alert_changes(view, request):
