@@ -393,11 +393,12 @@ def _run_worker(role: str, web_port: int | None, loglevel: str, check_alerts: bo
             build(_alerts_config(None))
         except ValueError as exc:
             _fail(str(exc))
+    from sentimon.settings import UnsafeDeployment
     from sentimon.web.access import Exposed
 
     try:
         run(role, get_settings(), web_port, loglevel)  # type: ignore[arg-type]
-    except (ConnectionError, StoreUnavailable, FileNotFoundError, Exposed) as exc:
+    except (ConnectionError, StoreUnavailable, FileNotFoundError, Exposed, UnsafeDeployment) as exc:
         _fail(str(exc))
 
 

@@ -147,9 +147,13 @@ class ArchiveSettings(BaseModel):
     ttl_days: int = Field(0, ge=0, description="keep archived items this many days after archiving; 0: forever")
 
 
+DEV_PRIVACY_KEY = "sentimon-dev-key"
+
+
 class PrivacySettings(BaseModel):
     key: SecretStr = Field(
-        SecretStr("sentimon-dev-key"), description="HMAC key for author handles; set a secret one in production"
+        SecretStr(DEV_PRIVACY_KEY), description="HMAC key for author handles; the public default is refused unless "
+        "Kafka is on loopback and the store embedded (a local deployment)"
     )
 
 
@@ -308,6 +312,36 @@ class Settings(BaseSettings):
                                  "SENTIMON_SECRETS_DIR, not from a config file; remove them from it")
             sources.append(toml)
         return tuple(sources)
+
+
+class UnsafeDeployment(ValueError):
+    """The settings would run a deployment beyond this machine with a public default secret."""
+
+
+def is_local(settings: Settings) -> bool:
+    """Kafka on loopback and the store embedded (chDB): nothing leaves this machine."""
+    hosts = [h.strip().rpartition(":")[0].strip("[]") for h in settings.kafka.bootstrap_servers.split(",") if h.strip()]
+    return settings.store_dsn.startswith("chdb://") and all(_loopback(h) for h in hosts)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_privacy_key(settings: Settings) -> None:
+    """:class:`UnsafeDeployment` when a deployment beyond this machine would hash authors with the public key."""
+    if settings.privacy.key.get_secret_value() == DEV_PRIVACY_KEY and not is_local(settings):
+        raise UnsafeDeployment(
+            "privacy.key is the public default, and this deployment reaches beyond this machine (Kafka at "
+            f"{settings.kafka.bootstrap_servers}, store {redact(settings.store_dsn)}): anyone could link authors to "
+            "their pseudonyms. Set a secret key: SENTIMON_PRIVACY__KEY, or a file in SENTIMON_SECRETS_DIR")
 
 
 def redact(dsn: str) -> str:

@@ -23,7 +23,7 @@ from streams.dedup import Candidate, Deduplicator, Key, keys
 from streams.envelope import split_raw
 from streams.entities import EntityIndex, default_index
 from streams.normalize import clean_label, clean_url, find_urls, looks_binary, normalize
-from streams.privacy import hash_handle, scrub
+from streams.privacy import hash_handle, scrub, scrub_url
 from streams.process import child_pool, collect_rarely
 
 Kind = Literal["news", "social"]
@@ -245,14 +245,14 @@ class Ingestor:
             text = title or body[:500]
             fields = dict(
                 kind="news", source=clean_label(item.source), source_id=item.id, event_time=item.published_at,
-                title=title, url=clean_url(item.url or next(iter(find_urls(item.body)), "")), language=item.language,
+                title=title, url=scrub_url(clean_url(item.url or next(iter(find_urls(item.body)), ""))), language=item.language,
             )
             tagged, scan = item.tickers, f"{item.headline} {item.body}"
         else:
             text = normalize(scrub(item.text, self.key))
             fields = dict(
                 kind="social", source=clean_label(item.platform), source_id=item.id, event_time=item.created_at,
-                url=clean_url(next(iter(find_urls(item.text)), "")),
+                url=scrub_url(clean_url(next(iter(find_urls(item.text)), ""))),
                 author_hash=hash_handle(item.author, self.key),
                 engagement=item.engagement.likes + item.engagement.reposts + item.engagement.replies,
             )

@@ -26,8 +26,11 @@ _HTTP_URL = re.compile(r"https?://[!-~]+", re.IGNORECASE)
 _WWW = re.compile(r"www\.", re.IGNORECASE)
 
 
+LINK_END = ".,;:!?)]"  # punctuation after a link in running text, not part of it
+
+
 def find_urls(text: str) -> list[str]:
-    return [u.rstrip(".,;:!?)]") for u in URL.findall(text)]
+    return [u.rstrip(LINK_END) for u in URL.findall(text)]
 
 
 def clean_url(url: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from sentimon.settings import Settings
+from sentimon.settings import Settings, check_privacy_key
 from streams.app import Role, alerts_app, pipeline_app, store_app
 from streams.kafka.admin import ensure_topics
 from streams.process import collect_rarely
@@ -17,6 +17,7 @@ def run(role: Role, settings: Settings, web_port: int | None = None, loglevel: s
     from sentimon.web.access import check_exposure
 
     check_exposure(settings.worker.host, settings.worker.token.get_secret_value())  # before anything starts
+    check_privacy_key(settings)
     ensure_topics(settings)
     apps = {"pipeline": pipeline_app, "store": store_app, "alerts": alerts_app}
     app = apps[role](settings, web_port)

@@ -115,6 +115,24 @@ def test_every_panel_query_returns_rows_from_a_real_store(store, name):
         assert rows, f"{name}: '{title}' returned no rows"
 
 
+def test_a_user_chosen_value_is_quoted_in_every_query(store):
+    """Variables an analyst picks (the entity) reach SQL only quoted by Grafana (``:sqlstring``): a hostile
+    value runs as a string, never as SQL."""
+    import re
+
+    for name, model in build_all().items():
+        for p in model["panels"]:
+            for t in p.get("targets", []):
+                assert not re.search(r"'\$\{?entity", t["rawSql"]), f"{name}: '{p['title']}' quotes $entity itself"
+    model = build_all()["entity"]
+    start, end = _range("entity")
+    values = {**_variables(model, store, start, end), "entity": "x') OR 1=1 OR ('"}
+    for p in model["panels"]:
+        for t in p.get("targets", []):
+            if "entity" in t["rawSql"]:  # no such entity: nothing, where unquoted the OR would match every row
+                assert store.query(render(t["rawSql"], values, start, end, 60)) == [], p["title"]
+
+
 class GrafanaDouble(LoopbackServer):
     """A test double of the few Grafana HTTP endpoints `dashboards push` uses (no Grafana can run here):
     folders, data sources by uid, dashboards by uid and POST /api/dashboards/db with Grafana's version

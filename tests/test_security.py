@@ -145,17 +145,26 @@ PII_PIECES = ["mail me at jane.doe@example.com", "call +1 (555) 123-4567", "h/t 
               "guidance cut", "415-555-0100", "@user_deadbeef", "great quarter", "x@y.io"]
 
 
+URLS = ["https://bob:hunter2@news.example.com/markets/story?id=7", "https://x.example/share?email=jane.doe%40example.com",
+        "https://x.example/u/jane@doe.org/post", "https://x.example/c?phone=%2B1%20555%20123%204567&utm=a%20b",
+        "https://news.example.com/2026/11/29/acme-beats-123456", "javascript:alert(1)", "https://a b.example/", ""]
+URL_SECRETS = ("bob", "hunter2", "jane", "555")
+
+
 @settings(max_examples=150, deadline=None)
 @given(author=st.from_regex(r"@?[a-z]{3,8}_[a-z0-9]{4,8}", fullmatch=True),
-       words=st.lists(st.sampled_from(PII_PIECES), min_size=1, max_size=6), kind=st.sampled_from(["news", "social"]))
-def test_an_archived_item_holds_no_personal_data_and_replays_to_the_same_document(author, words, kind):
-    text = " ".join(words)
+       words=st.lists(st.sampled_from(PII_PIECES), min_size=1, max_size=6), kind=st.sampled_from(["news", "social"]),
+       url=st.sampled_from(URLS))
+def test_an_archived_item_holds_no_personal_data_and_replays_to_the_same_document(author, words, kind, url):
+    text = " ".join(words) + (f" {url}" if kind == "social" else "")
     at = "2026-11-03T14:00:00Z"
-    item = ({"id": "n1", "source": "wire", "published_at": at, "headline": text, "body": text} if kind == "news" else
-            {"id": "p1", "platform": "x", "author": author, "created_at": at, "text": text})
+    item = ({"id": "n1", "source": "wire", "published_at": at, "headline": text, "body": text, "url": url}
+            if kind == "news" else {"id": "p1", "platform": "x", "author": author, "created_at": at, "text": text})
     raw = orjson.dumps(item)
     archived = scrub_raw(raw, KEY)
     assert not EMAIL.search(archived.decode())
+    if kind == "news":
+        assert not any(secret in orjson.loads(archived)["url"] for secret in URL_SECRETS), orjson.loads(archived)["url"]
     if kind == "social":
         assert re.fullmatch("~[0-9a-f]{16}", orjson.loads(archived)["author"]) and author.lstrip("@") not in archived.decode()
     assert not any(len(re.sub(r"\D", "", m.group(0))) >= 7 for m in PHONE.finditer(archived.decode()))
@@ -167,6 +176,20 @@ def test_an_archived_item_holds_no_personal_data_and_replays_to_the_same_documen
         return outcome.document().model_dump(exclude={"ingested_at"})
 
     assert document(archived) == document(raw)
+    assert not any(secret in document(raw)["url"] for secret in URL_SECRETS), document(raw)["url"]
+
+
+def test_the_public_privacy_key_is_refused_beyond_this_machine():
+    from sentimon.settings import UnsafeDeployment, check_privacy_key
+
+    check_privacy_key(Settings())  # local: loopback Kafka, embedded store
+    check_privacy_key(Settings(kafka={"bootstrap_servers": "localhost:9092,[::1]:9093"}))
+    for beyond in ({"kafka": {"bootstrap_servers": "kafka.internal:9092"}},
+                   {"kafka": {"bootstrap_servers": "127.0.0.1:9092,10.0.0.5:9092"}},
+                   {"store": {"dsn": "https://clickhouse.internal:8443"}}):
+        with pytest.raises(UnsafeDeployment, match="SENTIMON_PRIVACY__KEY"):
+            check_privacy_key(Settings(**beyond))
+        check_privacy_key(Settings(**beyond, privacy={"key": "a-real-secret"}))
 
 
 @pytest.mark.slow

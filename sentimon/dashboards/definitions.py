@@ -153,28 +153,28 @@ def entity() -> Dashboard:
                                   .span(16).height(9).line_width(2).fill_opacity(10).span_nulls(True))
                       .with_target(Query(f"""
             SELECT $__timeInterval(minute) AS time, {MEAN} AS mean_score FROM $db.entity_minute
-            WHERE entity_kind = 'ticker' AND entity = '${{entity}}' AND $__timeFilter(minute)
+            WHERE entity_kind = 'ticker' AND entity = ${{entity:sqlstring}} AND $__timeFilter(minute)
             GROUP BY time ORDER BY time""", "time_series")))
          .with_panel(barchart.Panel().title("Topic mix of $entity").span(8).height(9).orientation(VizOrientation.HORIZONTAL)
                      .show_value(VisibilityMode.NEVER).x_field("topic").with_target(Query("""
             SELECT topic, sum(stories) AS stories FROM $db.entity_topic_minute
-            WHERE entity_kind = 'ticker' AND entity = '${entity}' AND $__timeFilter(minute)
+            WHERE entity_kind = 'ticker' AND entity = ${entity:sqlstring} AND $__timeFilter(minute)
             GROUP BY topic ORDER BY stories DESC LIMIT 12""")))
          .with_panel(timeseries.Panel().title("Stories about $entity, by sentiment").span(16).height(7)
                      .draw_style(GraphDrawStyle.BARS).fill_opacity(70).stacking(StackingConfig().mode(StackingMode.NORMAL)).with_target(Query("""
             SELECT $__timeInterval(minute) AS time, sum(negative) AS negative, sum(neutral) AS neutral,
                    sum(positive) AS positive
-            FROM $db.entity_minute WHERE entity_kind = 'ticker' AND entity = '${entity}' AND $__timeFilter(minute)
+            FROM $db.entity_minute WHERE entity_kind = 'ticker' AND entity = ${entity:sqlstring} AND $__timeFilter(minute)
             GROUP BY time ORDER BY time""", "time_series")))
          .with_panel(table.Panel().title("Alerts about $entity").span(8).height(7).with_target(Query("""
             SELECT at, status, alertname, severity, annotations['summary'] AS summary FROM $db.alerts FINAL
-            WHERE entity = '${entity}' AND status IN ('firing', 'resolved') AND $__timeFilter(at)
+            WHERE entity = ${entity:sqlstring} AND status IN ('firing', 'resolved') AND $__timeFilter(at)
             ORDER BY at DESC LIMIT 50""")))
          .with_panel(table.Panel().title("Latest headlines about $entity").span(24).height(10).with_target(Query("""
             SELECT s.event_time AS time, s.sentiment, round(s.score, 2) AS score, s.topic,
                    if(d.title != '', d.title, substring(d.text, 1, 200)) AS headline, s.source
             FROM $db.scores AS s INNER JOIN $db.documents AS d ON d.doc_id = s.doc_id
-            WHERE has(s.tickers, '${entity}') AND s.is_duplicate = 0 AND $__timeFilter(s.event_time)
+            WHERE has(s.tickers, ${entity:sqlstring}) AND s.is_duplicate = 0 AND $__timeFilter(s.event_time)
             ORDER BY s.event_time DESC LIMIT 100"""))))
     return d
 
@@ -182,7 +182,7 @@ def entity() -> Dashboard:
 ENTITY_ANNOTATIONS = """
     SELECT if(status = 'resolved', starts_at, at) AS time, if(status = 'resolved', ends_at, NULL) AS timeEnd,
            concat(alertname, ' ', status, ': ', annotations['summary']) AS text, [severity, status] AS tags
-    FROM $db.alerts FINAL WHERE entity = '${entity}' AND status IN ('firing', 'resolved') AND $__timeFilter(at)"""
+    FROM $db.alerts FINAL WHERE entity = ${entity:sqlstring} AND status IN ('firing', 'resolved') AND $__timeFilter(at)"""
 
 
 # --- alerts ---------------------------------------------------------------------------------------
