@@ -21,7 +21,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from schemas import DeadLetter, ScoredDocument
-from schemas.base import naive_utc, now_utc, parse_utc
+from schemas.base import EARLIEST, LATEST, naive_utc, now_utc, parse_utc
 from streams import metrics
 from streams.envelope import split_raw
 from streams.errors import classify, reason
@@ -226,11 +226,13 @@ class ArchiveSink(BatchingSink[tuple[str, str, int, int, bytes]]):
 
 
 def raw_event_time(item: bytes) -> datetime | None:
-    """published_at (news) or created_at (social) of a raw item, aware UTC; None when it has neither or
-    is not JSON (it is archived all the same: replay gives it to ingest, which dead-letters it again)."""
+    """published_at (news) or created_at (social) of a raw item, aware UTC; None when it has neither, is not
+    JSON or lies outside what the store holds (it is archived all the same: replay gives it to ingest, which
+    dead-letters it again)."""
     try:
         obj = orjson.loads(item)
         text = obj.get("published_at") or obj.get("created_at") if isinstance(obj, dict) else None
-        return parse_utc(str(text)) if text else None
-    except (orjson.JSONDecodeError, ValueError, TypeError):
+        t = parse_utc(str(text)) if text else None
+    except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError):
         return None
+    return t if t is not None and EARLIEST <= t < LATEST else None
