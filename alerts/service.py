@@ -139,22 +139,25 @@ class Alerting:
         return queue
 
     async def _deliver_from(self, notifier: Notifier, queue: asyncio.Queue) -> None:
-        """One notifier's deliveries, in order."""
+        """One notifier's deliveries, in order. Whatever happens, each notification ends delivered or parked
+        in the dead letters (an unexpected error parks it with the error as its reason)."""
         while True:
             pending: _Pending = await queue.get()
             try:
                 n = pending.flush.notification
-                outcome = await self._deliver(notifier, n)
+                try:
+                    outcome = await self._deliver(notifier, n)
+                except Exception as exc:  # a bug must neither stop this notifier nor lose the notification
+                    log.exception("delivery to %s failed", notifier.target)
+                    outcome = Outcome(notifier.target, False, 0, f"delivery failed: {type(exc).__name__}: {exc}")
                 if outcome.delivered:
                     metrics.notifications.labels("delivered").inc()
                 else:
                     metrics.notifications.labels("parked").inc()
-                    await pending.park(n, outcome, pending.flush.tokens)
+                    await _retrying(lambda: pending.park(n, outcome, pending.flush.tokens), f"parking {n.id}")
                 pending.remaining -= 1
                 if pending.remaining == 0:
                     await self._done(pending)
-            except Exception:  # a bug must not stop this notifier silently; the changes stay unacknowledged
-                log.exception("delivery to %s failed", notifier.target)
             finally:
                 queue.task_done()
 
@@ -176,15 +179,10 @@ class Alerting:
     async def _done(self, pending: "_Pending") -> None:
         """Every notifier has the notification: record what the group told, then acknowledge its changes (a
         crash before the record reads them again, and the delivery log keeps them from being sent twice)."""
-        flush, delay = pending.flush, 0.5
-        while flush.told is not None:
-            try:
-                await asyncio.to_thread(self.nflog.record, flush.group_key, flush.told)
-                break
-            except Exception as exc:  # the store failing: the changes stay unacknowledged until it is recorded
-                log.warning("recording notification %s failed, retry in %.1f s: %s", flush.notification.id, delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        flush = pending.flush
+        if flush.told is not None:  # until the store takes it, the changes stay unacknowledged
+            await _retrying(lambda: asyncio.to_thread(self.nflog.record, flush.group_key, flush.told),
+                            f"recording notification {flush.notification.id}")
         for token in flush.tokens:
             await pending.ack(token)
 
@@ -218,3 +216,16 @@ class _Pending:
     remaining: int
     ack: Ack
     park: Park
+
+
+async def _retrying(attempt: Callable[[], Awaitable[Any]], what: str, max_backoff_s: float = 30.0) -> None:
+    """``attempt()`` until it succeeds (the store or Kafka failing for a while), with capped backoff."""
+    delay = 0.5
+    while True:
+        try:
+            await attempt()
+            return
+        except Exception as exc:
+            log.warning("%s failed, retry in %.1f s: %s", what, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_backoff_s)

@@ -39,6 +39,7 @@ from mode import CrashingSupervisor
 from alerts import provenance
 from alerts.service import Alerting, sink_watermark
 from alerts.watermark import StoredWatermark, Watermark
+from models.classifier import PredictionError
 from schemas import DeadLetter
 from schemas.base import now_utc, parse_utc
 from sentimon.settings import Settings, redact
@@ -661,11 +662,15 @@ def summarize(store: Store, window: int = 5, baseline: int = 30, limit: int = 10
 
 async def _score(scorer: Scorer, texts: list[str], state: dict[str, Any], max_backoff_s: float = 10.0) -> list:
     """The scorer's results for ``texts``, waiting as long as it takes while it is unavailable: the
-    stage stops pulling (backpressure) and nothing is acknowledged; the worker reports not ready."""
+    stage stops pulling (backpressure) and nothing is acknowledged; the worker reports not ready. Any other
+    failure is the texts' (:mod:`streams.errors`): the batch is split until each text that fails alone gets
+    a :class:`PredictionError` (then a dead letter), and the rest is scored."""
     delay = 0.5
     while True:
         try:
             results = await scorer.score(texts)
+            if len(results) != len(texts):
+                raise RuntimeError(f"the scorer returned {len(results)} results for {len(texts)} texts")
         except ScorerUnavailable as exc:
             if not state["unavailable"]:
                 log.warning("scorer unavailable, holding the batch and retrying: %s", exc)
@@ -674,6 +679,12 @@ async def _score(scorer: Scorer, texts: list[str], state: dict[str, Any], max_ba
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_backoff_s)
             continue
+        except Exception as exc:  # noqa: BLE001 - a text the scorer cannot take: isolated, never a crash loop
+            if len(texts) == 1:
+                log.warning("a text could not be scored, dead-lettered: %s", errors.reason(exc))
+                return [PredictionError(errors.reason(exc), scorer.name, scorer.version)]
+            half = len(texts) // 2
+            return await _score(scorer, texts[:half], state) + await _score(scorer, texts[half:], state)
         if state["unavailable"]:
             log.info("scorer available again")
             state["unavailable"] = ""

@@ -237,3 +237,17 @@ def test_the_receiver_answers_401_to_any_bad_signature(headers):
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(request, timeout=5)
         assert err.value.code == 401 and receiver.inbox.rejected == 1 and not receiver.inbox.unique
+
+
+class BrokenNotifier(RecordingNotifier):
+    """A fake endpoint whose code fails unexpectedly (not a DeliveryError)."""
+
+    async def send(self, notification) -> None:
+        raise KeyError("a bug in a notifier")
+
+
+def test_a_notifier_that_breaks_parks_the_notification_instead_of_losing_or_holding_it(store):
+    fine, broken = RecordingNotifier("fine"), BrokenNotifier("broken")
+    acked, parked = [], []
+    asyncio.run(tell(alerting_on(store, broken, fine), change("firing", 2), acked, parked))
+    assert parked == ["broken"] and acked == ["firing"] and [s for _, s in fine.sent] == [[("firing", "TSLA")]]

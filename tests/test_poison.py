@@ -163,3 +163,32 @@ def test_generated_hostile_items_are_stored_or_dead_lettered_through_every_stage
     # every dead letter and every scored line fits a Kafka message and is acknowledged
     asyncio.run(kafka.send([OutMessage(dead_topic, d.model_dump_json().encode()) for d in letters]
                            + [OutMessage(scores_topic, line) for line in lines]))
+
+
+class FakePoisonedScorer:
+    """A scorer that fails a whole batch holding a text it cannot take (as a model bug on one input would);
+    ``calls`` counts the batches it was given. A fake, for this unit test."""
+
+    name, version = "fake", "0"
+
+    def __init__(self):
+        self.calls = 0
+
+    async def score(self, texts):
+        self.calls += 1
+        if any("POISON" in t for t in texts):
+            raise ValueError("index out of range in self")
+        return await NoopScorer().score(texts)
+
+
+def test_a_text_the_scorer_cannot_take_is_isolated_and_the_rest_scored():
+    from models.classifier import Prediction, PredictionError
+    from streams.app import _score
+
+    texts = [f"text {i}" for i in range(16)]
+    texts[5], texts[11] = "POISON a", "POISON b"
+    scorer = FakePoisonedScorer()
+    results = asyncio.run(_score(scorer, texts, {"unavailable": ""}))
+    assert [i for i, r in enumerate(results) if isinstance(r, PredictionError)] == [5, 11]
+    assert all(isinstance(r, Prediction) for i, r in enumerate(results) if i not in (5, 11))
+    assert "index out of range" in results[5].error and scorer.calls < 16
