@@ -319,10 +319,12 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
                 held[4].cancel()  # stopping: unacknowledged, it is read again
 
     def details():
-        ready = state["scorer"] is not None and not state["unavailable"]
+        ready = state["scorer"] is not None and not state["unavailable"] and not producer.failing
         body = {"role": "pipeline", "ready": ready, "metrics": metrics.snapshot()}
         if state["unavailable"]:
             body["scorer_unavailable"] = state["unavailable"]
+        if producer.failing:
+            body["kafka_failing"] = producer.failing
         return (200 if ready else 503), body
 
     _observability(app, "pipeline", details, settings.worker.trim_memory_s)
@@ -405,7 +407,7 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
 
     def details():
         until = alerting.evaluator.evaluated_until if alerting is not None else None
-        failing = {type(x).__name__: x.failing for x in sinks if x.failing}
+        failing = {type(x).__name__: x.failing for x in [*sinks, producer] if x.failing}
         body = {"role": "store", "ready": not failing, "store": redact(settings.store_dsn), "metrics": metrics.snapshot(),
                 "latency": metrics.latencies(), "evaluated_until": until.isoformat() if until else None}
         if failing:

@@ -73,3 +73,15 @@ def reason(exc: BaseException, limit: int = 500) -> str:
     """One line for a dead letter: the error's type and the first line of its message."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
     return f"{type(exc).__name__}: {text[:limit]}"
+
+
+def kafka_transient(err) -> bool:
+    """Whether a Kafka delivery error (confluent-kafka's ``KafkaError``) may pass by itself: the broker
+    unreachable, a leader moving, a timeout. Not: a message too large, an unknown topic, no authorization."""
+    from confluent_kafka import KafkaError
+
+    transient = {KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
+                 KafkaError._RESOLVE, KafkaError.REQUEST_TIMED_OUT, KafkaError.NOT_ENOUGH_REPLICAS,
+                 KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND, KafkaError.LEADER_NOT_AVAILABLE,
+                 KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.NETWORK_EXCEPTION}
+    return err.code() in transient or err.retriable()

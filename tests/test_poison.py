@@ -192,3 +192,39 @@ def test_a_text_the_scorer_cannot_take_is_isolated_and_the_rest_scored():
     assert [i for i, r in enumerate(results) if isinstance(r, PredictionError)] == [5, 11]
     assert all(isinstance(r, Prediction) for i, r in enumerate(results) if i not in (5, 11))
     assert "index out of range" in results[5].error and scorer.calls < 16
+
+
+def test_a_batch_is_sent_again_until_the_broker_is_back(tmp_path):
+    """Kafka down for longer than librdkafka's own retries: the batch is sent again, ``failing`` says why
+    meanwhile (the worker's /health is not ready), and nothing of it is lost."""
+    import threading
+    import time
+
+    from streams.broker import Broker
+    from streams.kafka.consumer import read
+
+    broker = Broker(log=tmp_path / "broker.log").start()
+    s = Settings(kafka={"bootstrap_servers": broker.bootstrap}, topics={"prefix": "down."})
+    ensure_topics(s)
+    topic = s.topics.name("dead_letters")
+    kafka = BatchProducer(s.kafka, **{"message.timeout.ms": 1500})
+    seen_failing: list[str] = []
+    try:
+        broker.kill()
+        sender = threading.Thread(target=lambda: asyncio.run(kafka.send([OutMessage(topic, f"m{i}".encode())
+                                                                         for i in range(20)], max_backoff_s=1)))
+        sender.start()
+        deadline = time.monotonic() + 20
+        while not kafka.failing and time.monotonic() < deadline:
+            time.sleep(0.1)
+        seen_failing.append(kafka.failing)
+        broker.start()  # memory storage: the topics come back empty
+        ensure_topics(s)
+        sender.join(60)
+        assert not sender.is_alive() and kafka.failing == ""
+        values = sorted(m.value() for m in read(s.kafka, topic))
+        assert set(values) == {f"m{i}".encode() for i in range(20)}
+    finally:
+        kafka.close()
+        broker.stop()
+    assert "not delivered" in seen_failing[0] or "waiting for Kafka" in seen_failing[0], seen_failing

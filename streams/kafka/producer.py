@@ -9,6 +9,7 @@ several times slower (see ``../shared/FIELD_NOTES.md``); this keeps the per-docu
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -16,7 +17,10 @@ from confluent_kafka import KafkaError, Message
 from confluent_kafka import Producer as _Producer
 
 from sentimon.settings import KafkaSettings
+from streams.errors import kafka_transient
 from streams.kafka.config import confluent_config
+
+log = logging.getLogger("sentimon.kafka")
 
 
 class DeliveryError(RuntimeError):
@@ -50,6 +54,8 @@ class BatchProducer:
     def __init__(self, kafka: KafkaSettings, **extra: Any):
         self._producer = _Producer(confluent_config(kafka, **{**delivery_config(kafka), "linger.ms": 5, **extra}))
         self._partitions: dict[str, int] = {}
+        self._servers = kafka.bootstrap_servers
+        self.failing = ""  # why the last batch is still being sent ('' once it was delivered)
 
     def partitions(self, topic: str, timeout_s: float = 10.0) -> int:
         """How many partitions ``topic`` has (asked once per topic; the topic must exist)."""
@@ -62,13 +68,20 @@ class BatchProducer:
 
     def produce(self, messages: Iterable[OutMessage]) -> list[KafkaError]:
         """Produce the messages and block until all are acknowledged; returns the errors."""
-        errors: list[KafkaError] = []
+        return [e for _, e in self._produce(list(messages))]
 
-        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                errors.append(err)
+    def _produce(self, messages: list[OutMessage]) -> list[tuple[int, KafkaError]]:
+        """Produce and wait until Kafka has answered for every message; (index, error) of those that failed.
+        librdkafka retries on its own until ``message.timeout.ms``; while it does, ``failing`` says so."""
+        failed: list[tuple[int, KafkaError]] = []
 
-        for m in messages:
+        def on_delivery(index: int) -> Any:
+            def done(err: KafkaError | None, _msg: Message) -> None:
+                if err is not None:
+                    failed.append((index, err))
+            return done
+
+        for i, m in enumerate(messages):
             extra: dict[str, Any] = {} if m.partition is None else {"partition": m.partition}
             if m.headers:
                 extra["headers"] = m.headers
@@ -76,23 +89,34 @@ class BatchProducer:
                 extra["timestamp"] = m.timestamp
             while True:
                 try:
-                    self._producer.produce(m.topic, value=m.value, key=m.key, on_delivery=on_delivery, **extra)
+                    self._producer.produce(m.topic, value=m.value, key=m.key, on_delivery=on_delivery(i), **extra)
                     break
                 except BufferError:  # local queue full: let deliveries drain
                     self._producer.poll(0.05)
             self._producer.poll(0)
-        remaining = self._producer.flush(60)
-        if remaining:
-            errors.append(KafkaError(KafkaError._MSG_TIMED_OUT, f"{remaining} messages not delivered in 60 s"))
-        return errors
+        while remaining := self._producer.flush(30):
+            self.failing = f"{remaining} messages waiting for Kafka for over 30 s"
+            log.warning("%s (%s)", self.failing, self._servers)
+        return failed
 
-    async def send(self, messages: list[OutMessage]) -> None:
-        """Deliver a batch without blocking the event loop; :class:`DeliveryError` if any message failed."""
-        if not messages:
-            return
-        errors = await asyncio.to_thread(self.produce, messages)
-        if errors:
-            raise DeliveryError(f"{len(errors)} of {len(messages)} messages not delivered: {errors[0]}")
+    async def send(self, messages: list[OutMessage], max_backoff_s: float = 30.0) -> None:
+        """Deliver a batch without blocking the event loop. Messages Kafka failed for a transient reason
+        (:func:`streams.errors.kafka_transient`) are sent again with capped backoff, ``failing`` saying why
+        meanwhile; :class:`DeliveryError` for any other failure."""
+        pending, delay = messages, 0.5
+        while pending:
+            failed = await asyncio.to_thread(self._produce, pending)
+            if not failed:
+                break
+            permanent = [e for _, e in failed if not kafka_transient(e)]
+            if permanent:
+                raise DeliveryError(f"{len(failed)} of {len(pending)} messages not delivered: {permanent[0]}")
+            self.failing = f"{len(failed)} of {len(pending)} messages not delivered: {failed[0][1]}"
+            log.warning("%s; sent again in %.1f s", self.failing, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_backoff_s)
+            pending = [pending[i] for i, _ in sorted(failed, key=lambda f: f[0])]
+        self.failing = ""
 
     def close(self) -> None:
         self._producer.flush(10)
