@@ -346,9 +346,10 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
     a = settings.alerts
     # the watermark of what this sink has stored: evaluated here, or recorded for `sentimon alerts run`
     marks = sink_watermark(settings) if a.enabled else None
-    alerting = _alerting(app, settings, store, producer, marks) if a.enabled and a.run_in == "store" else None
+    key = _provenance_key(settings) if a.enabled and a.run_in == "store" else b""
+    alerting = _alerting(app, settings, store, producer, marks, key) if a.enabled and a.run_in == "store" else None
     recorder = StoredWatermark(store) if a.enabled and a.run_in == "service" else None
-    evaluate_alerts = _evaluation(alerting, producer, alerts_topic, _provenance_key(settings)) if alerting is not None else None
+    evaluate_alerts = _evaluation(alerting, producer, alerts_topic, key) if alerting is not None else None
 
     @app.agent(scores, name="sink", supervisor_strategy=CrashingSupervisor)
     async def sink_stage(stream):
@@ -505,8 +506,9 @@ def alerts_app(settings: Settings, web_port: int | None = None) -> faust.App:
     app = _app(settings, "alerts", settings.worker.alerts_port if web_port is None else web_port)
     store = Store.open(settings)
     producer = BatchProducer(settings.kafka)
-    alerting = _alerting(app, settings, store, producer, StoredWatermark(store))
-    evaluate_alerts = _evaluation(alerting, producer, settings.topics.name("alerts"), _provenance_key(settings))
+    key = _provenance_key(settings)
+    alerting = _alerting(app, settings, store, producer, StoredWatermark(store), key)
+    evaluate_alerts = _evaluation(alerting, producer, settings.topics.name("alerts"), key)
 
     @app.timer(interval=1.0)
     async def evaluate_recorded():
@@ -525,6 +527,7 @@ def alerts_app(settings: Settings, web_port: int | None = None) -> faust.App:
 
 
 def _provenance_key(settings: Settings) -> bytes:
+    """The key that signs alert changes on the alerts topic (:mod:`alerts.provenance`)."""
     return provenance.key_from(settings.alerts.provenance_key.get_secret_value(), settings.var_dir)
 
 
@@ -595,14 +598,13 @@ def _alerts_api(app: faust.App, store: Store) -> None:
                           for r in rows])
 
 
-def _alerting(app: faust.App, settings: Settings, store: Store, producer: BatchProducer, watermark):
+def _alerting(app: faust.App, settings: Settings, store: Store, producer: BatchProducer, watermark, key: bytes):
     """The notification side of alerting: an agent on the alerts topic feeds the dispatcher, a task
     delivers; an alert change is acknowledged only once its notification was delivered or parked in
     the dead letters (so a crash redelivers it, with the same webhook-id)."""
     from schemas.alert import Alert
 
     alerting = Alerting(settings, store, watermark=watermark)
-    key = _provenance_key(settings)
     t = settings.topics
     alerts_topic, dead_topic = t.name("alerts"), t.name("dead_letters")
     topic = app.topic(alerts_topic, value_serializer="raw", key_serializer="raw", allow_empty=True)

@@ -77,9 +77,15 @@ class WorkerProcess(ChildProcess):
             return json.loads(response.read())
 
     def health(self) -> dict | None:
-        """The worker's /health body, or None while it is not up (or not ready)."""
+        """The worker's /health body (``ready`` false while it waits for a failing store, Kafka or scorer), or
+        None while it does not answer."""
         try:
             return self.get("/health", timeout_s=2.0)
+        except urllib.error.HTTPError as exc:  # 503: up, not ready; the body says why
+            try:
+                return json.loads(exc.read())
+            except ValueError:
+                return None
         except (urllib.error.URLError, OSError, ValueError):
             return None
 

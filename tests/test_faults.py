@@ -66,10 +66,12 @@ def test_the_store_failing_for_a_while_loses_nothing_and_counts_nothing_twice(br
         retried = lambda: store.metrics().get("store_retries.StoreSink", 0)  # noqa: E731
         wait_until(lambda: retried() >= 1, 60, "the first failed insert", [store, pipeline])
         failing_since = time.monotonic()
+        health = store.health()  # not ready while the store fails, saying why
+        assert health["ready"] is False and "InjectedFault" in str(health["store_failing"]), health
         stored = lambda: store.metrics().get("produced.sink", 0)  # noqa: E731
         wait_until(lambda: stored() >= n, 240, "every document stored after the outage", [store, pipeline])
         recovered = time.monotonic()
-        assert store.alive() and pipeline.alive()
+        assert store.alive() and pipeline.alive() and store.health()["ready"]  # ready again, by itself
         m = store.metrics()
         time.sleep(3)
         with cluster.store() as s:
