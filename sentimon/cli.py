@@ -1015,8 +1015,8 @@ def alerts_test_webhook(
     try:
         asyncio.run(send())
     except DeliveryError as exc:
-        _fail(f"{url} answered: {exc}")
-    _log(f"delivered {notification.id} to {url} (signed with {secret_env}); payload:")
+        _fail(f"{notifier.target} answered: {exc}")  # the URL's path and query may hold a token: never shown
+    _log(f"delivered {notification.id} to {notifier.target} (signed with {secret_env}); payload:")
     print(json.dumps(notification.payload(), indent=2))
 
 

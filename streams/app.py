@@ -177,7 +177,7 @@ def _observability(app: faust.App, role: str, details, trim_memory_s: float = 0.
 
     @app.page("/debug/objects")
     async def objects(view, request):
-        return view.json(memory.census(int_param(request.query, "limit", 40, 1, 1000)))
+        return view.json(memory.census(int_param(request.query, "limit", 40, 1, 100_000)))
 
     @app.page("/health")
     async def health(view, request):

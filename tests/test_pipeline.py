@@ -3,6 +3,8 @@ model, and a chDB store. Exact counts: nothing lost, nothing stored or aggregate
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 
 import orjson
@@ -12,6 +14,7 @@ from conftest import record_figure, wait_until
 from sentimon.settings import Settings
 from streams.cluster import LocalCluster
 from streams.feed import publish
+from streams.ingest import MAX_ORIGINAL_BYTES
 from streams.kafka.consumer import read
 from streams.kafka.producer import BatchProducer, OutMessage
 from streams.synthetic import SyntheticFeed
@@ -84,12 +87,18 @@ def test_n_in_n_stored_and_bad_messages_dead_lettered(cluster):
     later = {d["stage"]: d for d in all_letters if d["stage"] != "ingest"}
     assert set(later) == {"scoring", "sink"} and len(all_letters) == len(bad) + 3
     assert "malformed JSON" in later["scoring"]["reason"] and later["scoring"]["index"] == 0
-    assert __import__("base64").b64decode(later["scoring"]["original"]) == not_json
+    assert base64.b64decode(later["scoring"]["original"]) == not_json
     assert "invalid scored document" in later["sink"]["reason"] and later["sink"]["topic"].endswith("scores")
     letters = [d for d in all_letters if d["stage"] == "ingest"]
     assert len(letters) == len(bad) + 1
-    by_original = {bytes(__import__("base64").b64decode(d["original"])): d for d in letters}
-    assert set(by_original) == {value for _, value in bad} | {broken}
+    # keyed by the whole original's hash: a dead letter carries at most 256 KiB of it (the oversized one is cut)
+    by_original = {bad_value: d for d in letters for bad_value in [v for _, v in bad] + [broken]
+                   if d["original_sha256"] == hashlib.sha256(bad_value).hexdigest()}
+    assert len(by_original) == len(letters) == len(bad) + 1
+    for value, d in by_original.items():
+        original = base64.b64decode(d["original"])
+        assert original == (value[:MAX_ORIGINAL_BYTES] if d["truncated"] else value) and d["original_size"] == len(value)
+    assert [d["truncated"] for d in by_original.values()].count(True) == 1  # the oversized one
     reasons = [by_original[value]["reason"] for _, value in bad]
     for reason, expected in zip(reasons, ("malformed JSON", "binary", "oversized message", "wrong schema for social",
                                           "unknown field 'sentiment'")):
