@@ -61,7 +61,7 @@ dashboards: $(STAMP)  ## regenerate ops/grafana/dashboards/*.json from sentimon/
 models: $(STAMP)  ## train the fast model if none exists (<= 5 min)
 	$(BIN)/sentimon train --profile fast --if-missing
 
-models-full: $(STAMP)  ## train the full model (about an hour on 2 cores)
+models-full: $(STAMP)  ## train the full model (about an hour on a 2-core machine)
 	$(BIN)/sentimon train --profile full
 
 tune: $(STAMP)  ## hyperparameter search on a subset (Optuna)

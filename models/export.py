@@ -38,7 +38,7 @@ class Serving:
     queue_delay_us: int = 2000
     instances: int = 1
     kind: Literal["KIND_CPU", "KIND_GPU"] = "KIND_CPU"
-    threads: int = 1  # torch threads per instance: on 2 cores, 1 (2 threads ran 4x slower, FIELD_NOTES)
+    threads: int = 1  # torch threads per instance: 1 on a 2-core machine (2 threads ran 4x slower, docs/platform.md)
 
     def __post_init__(self) -> None:
         if not self.preferred_batch_sizes or max(self.preferred_batch_sizes) > self.max_batch_size:

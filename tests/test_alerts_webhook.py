@@ -71,7 +71,7 @@ def test_a_wrong_key_is_rejected_with_401(secrets):
 
 
 def test_signature_is_the_standard_one(secrets):
-    """What a desk does with the standardwebhooks package (the README's example) accepts our headers."""
+    """What a desk does with the standardwebhooks package (the example in docs/alerts.md) accepts our headers."""
     from alerts.notify.webhook import signed_request
 
     body = '{"a":1}'

@@ -26,7 +26,7 @@ def read(kafka: KafkaSettings, topic: str, limit: int | None = None, idle_s: flo
          timeout_s: float = 60.0) -> Iterator[Message]:
     """Messages of ``topic`` from the start, until ``limit`` messages, ``idle_s`` without a new one, or
     ``timeout_s`` in all. Uses a fresh consumer group and commits nothing. (End of topic is detected by
-    idleness: tansu reports wrong high watermarks, see FIELD_NOTES.)"""
+    idleness: tansu reports wrong high watermarks, see docs/platform.md.)"""
     consumer = _fresh_consumer(kafka, **{"partition.assignment.strategy": "range",
                                          "session.timeout.ms": int(kafka.session_timeout_s * 1000)})
     consumer.subscribe([topic])
@@ -57,7 +57,7 @@ def read_range(kafka: KafkaSettings, topics: list[str], start: datetime | None =
     start); ``end`` None or in the future means "now": the log as it is when reading starts, so what is
     produced while reading is left out. A partition is done at its first message at or past ``end``; the
     whole read at ``idle_s`` without a message (the end of the log: tansu's high watermarks are wrong,
-    and it answers a future timestamp with offset 0, see FIELD_NOTES). Commits nothing."""
+    and it answers a future timestamp with offset 0, see docs/platform.md). Commits nothing."""
     now = datetime.now(timezone.utc)
     if start is not None and start >= now:
         return

@@ -3,7 +3,7 @@
 Stages produce a whole micro-batch, then await its delivery before acking their input: offsets are
 committed only for input whose output Kafka has durably accepted (``acks=all``; idempotence per
 ``kafka.idempotence``, see :func:`delivery_config`). Faust's own per-event ``send`` is
-several times slower (see ``../shared/FIELD_NOTES.md``); this keeps the per-document cost in C.
+several times slower (see ``docs/decisions.md``); this keeps the per-document cost in C.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class BatchProducer:
         self._partitions: dict[str, int] = {}
         self._servers = kafka.bootstrap_servers
         self.failing = ""  # why the last batch is still being sent ('' once it was delivered)
+        self._closed = False
 
     def partitions(self, topic: str, timeout_s: float = 10.0) -> int:
         """How many partitions ``topic`` has (asked once per topic; the topic must exist)."""
@@ -119,4 +120,9 @@ class BatchProducer:
         self.failing = ""
 
     def close(self) -> None:
+        """Deliver what is queued (up to 10 s), then end the client (its connections and threads)."""
+        if self._closed:
+            return
+        self._closed = True
         self._producer.flush(10)
+        self._producer.close()

@@ -1,6 +1,6 @@
 """The real ``tritonserver`` from the ``nvidia-pytriton`` wheel, on this machine's CPU (python backend).
 
-What it needs here (see ``../shared/FIELD_NOTES.md``): a backend directory holding the python
+What it needs (see ``docs/platform.md``): a backend directory holding the python
 backend's library, its utilities and the stub for this Python; the wheel's libraries and this
 Python's ``LIBDIR`` on ``LD_LIBRARY_PATH``; this venv's ``bin`` first on ``PATH`` (the stub finds our
 packages through ``python3``). Production runs the official container against the same repository.
