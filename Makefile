@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast audit soak s3-server api-fuzzer browser dashboards models models-full tune bench bench-triton bench-pipeline bench-through-triton bench-alerts bench-replay evaluate demo clean help
+.PHONY: install test test-fast audit soak s3-server api-fuzzer browser dashboards models models-full tune bench bench-triton bench-pipeline bench-through-triton bench-alerts bench-replay bench-window bench-broker evaluate demo clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -71,32 +71,35 @@ evaluate: models  ## evaluate the newest model beside the baseline
 	$(BIN)/sentimon evaluate
 
 bench: models  ## benchmarks: models (float vs int8 vs baseline), Triton vs in-process, the pipeline (raw vs no-op vs model), alerts, replay
-	$(BIN)/sentimon bench models
-	$(BIN)/sentimon bench triton
-	$(BIN)/sentimon bench pipeline
-	$(BIN)/sentimon bench alerts
-	$(BIN)/sentimon bench replay
+	$(BIN)/python -m bench models
+	$(BIN)/python -m bench triton
+	$(BIN)/python -m bench pipeline
+	$(BIN)/python -m bench alerts
+	$(BIN)/python -m bench replay
 
 bench-triton: models  ## only Triton vs in-process (batch sizes x requests in flight)
-	$(BIN)/sentimon bench triton
+	$(BIN)/python -m bench triton
 
 bench-pipeline: models  ## only the pipeline benchmark (a few minutes)
-	$(BIN)/sentimon bench pipeline
+	$(BIN)/python -m bench pipeline
 
 bench-through-triton: models  ## only the pipeline through Triton vs Triton alone, 3 pairs (a few minutes)
-	$(BIN)/sentimon bench through-triton
+	$(BIN)/python -m bench through-triton
 
 bench-replay: models  ## only replay throughput, with the model and without it
-	$(BIN)/sentimon bench replay
+	$(BIN)/python -m bench replay
 
 soak: models  ## load and soak: 10 min at the measured capacity (RSS over time per process), then a 5x burst
-	$(BIN)/sentimon bench soak
+	$(BIN)/python -m bench soak
 
 bench-broker: $(STAMP) s3-server  ## tansu: idempotent vs plain producer, throughput and loss under broker kills (2 min)
-	$(BIN)/sentimon bench broker
+	$(BIN)/python -m bench broker
+
+bench-window: $(STAMP)  ## only the ingest state's memory over 8x the duplicate window (about 3 minutes)
+	$(BIN)/python -m bench window
 
 bench-alerts: models  ## only the alerts benchmark: detection quality (planted spikes), burst -> webhook latency
-	$(BIN)/sentimon bench alerts
+	$(BIN)/python -m bench alerts
 
 DURATION ?= 120
 demo: models  ## the main job: broker, workers, embedded store, synthetic feed with an injected event (DURATION s)

@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from alerts.config import AlertsConfig, load

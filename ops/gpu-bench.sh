@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepared GPU benchmark: the `sentimon bench triton` table (texts/s, p50/p99 per request, batch sizes 1-64 x
+# Prepared GPU benchmark: the `python -m bench triton` table (texts/s, p50/p99 per request, batch sizes 1-64 x
 # 1-8 requests in flight, in-process vs Triton) with the model on the GPU. Run from the repository root on a
 # machine with an NVIDIA GPU and CUDA torch:
 #
@@ -16,7 +16,7 @@ import torch
 assert torch.cuda.is_available(), "no CUDA device visible to torch: this script measures the GPU path"
 print("GPU:", torch.cuda.get_device_name(0))
 PY
-.venv/bin/sentimon bench triton
+.venv/bin/python -m bench triton
 # ONNX + TensorRT in the official container (tritonserver with the onnxruntime backend):
 #   .venv/bin/sentimon export --backend onnx --kind KIND_GPU --out var/triton_onnx
 #   docker run --gpus all --rm -p 8001:8001 -p 8000:8000 -p 8002:8002 -v "$PWD/var/triton_onnx:/models" \

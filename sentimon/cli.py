@@ -234,44 +234,6 @@ def predict(
     Console().print(out)
 
 
-# the benchmarks that run on settings alone: module and function, imported when chosen
-BENCHMARKS = {"triton": ("streams.triton.bench", "run_triton_bench"), "pipeline": ("streams.bench", "run_pipeline_bench"),
-              "alerts": ("alerts.bench", "run_alerts_bench"), "replay": ("streams.replay_bench", "run_replay_bench"),
-              "soak": ("streams.soak", "run_soak_bench"), "window": ("streams.window_bench", "run_window_bench"),
-              "broker": ("streams.broker_bench", "run_broker_bench"),
-              "through-triton": ("streams.bench", "run_through_triton_bench")}
-
-
-@app.command()
-def bench(
-    part: Annotated[str, typer.Argument(help="which benchmark: 'models', 'triton', 'pipeline', 'alerts', 'replay', 'soak', 'window' (the ingest state's memory over 8x the duplicate window), 'broker' (tansu: idempotent vs plain producer, throughput and loss under broker kills) or 'through-triton' (only the pipeline's Triton pairs)")] = "models",
-    model: ModelOpt = None,
-    quick: Annotated[bool, typer.Option(help="fewer texts per cell (a smoke run)")] = False,
-    minutes: Annotated[Optional[float], typer.Option(help="soak: minutes of sustained load (default 10)")] = None,
-) -> None:
-    """Measure side by side in one run; print a table and save JSON under var/bench/."""
-    from models import artifact
-    from models.bench import run_models_bench
-
-    if part != "models" and part not in BENCHMARKS:
-        _fail(f"unknown benchmark {part!r}: available: models, {', '.join(BENCHMARKS)}")
-    s = get_settings()
-    if model:
-        s = s.model_copy(update={"model": model})
-    if part in BENCHMARKS:
-        import importlib
-
-        module, function = BENCHMARKS[part]
-        extra = {"minutes": minutes} if part == "soak" and minutes else {}
-        getattr(importlib.import_module(module), function)(s, s.var_dir / "bench", quick=quick, log=_log, **extra)
-        return
-    try:
-        ref = artifact.resolve(model or s.model, s.models_dir)
-    except FileNotFoundError as exc:
-        _fail(str(exc))
-    run_models_bench(ref, _sets("train"), _sets("valid"), s.var_dir / "bench", quick=quick, log=_log)
-
-
 # --- streaming ---------------------------------------------------------------------------------
 
 db_app = typer.Typer(help="The ClickHouse store: migrations.", no_args_is_help=True)

@@ -61,7 +61,7 @@ class KafkaSettings(BaseModel):
     max_poll_records: int = Field(
         100, ge=1, description="most records one poll hands a worker's stages (the partitions take turns)")
     # tansu 0.x can answer a retried idempotent produce DuplicateSequenceNumber for a batch it did not keep
-    # after a crash, and librdkafka then reports it delivered: acknowledged data lost (`sentimon bench broker`)
+    # after a crash, and librdkafka then reports it delivered: acknowledged data lost (`python -m bench broker`)
     idempotence: bool = Field(
         False,
         description="idempotent producers (no duplicates on retry). Off: a retry may write a batch twice, which the "
@@ -181,7 +181,7 @@ class TritonSettings(BaseModel):
     repository: str = Field("", description="model repository; empty: <var_dir>/triton_repo")
     instances: int = Field(
         2, ge=1, description="model instances (instance_group count), set at export; on a 2-core machine two 1-thread "
-        "instances scored 1.7x one 2-thread process (sentimon bench triton)"
+        "instances scored 1.7x one 2-thread process (python -m bench triton)"
     )
     kind: Literal["KIND_CPU", "KIND_GPU"] = Field("KIND_CPU", description="instance kind, set at export")
     threads: int = Field(1, ge=1, description="torch threads per instance (1 on a 2-core machine: two instances of 1 thread beat one of 2)")

@@ -1,7 +1,7 @@
 """A local S3 API (moto's server, in memory) for a durable tansu: the bucket outlives broker restarts.
 
 moto lives in its own venv (``make s3-server``: its botocore and our dateutil disagree). Used by the
-durable-broker fault test and ``sentimon bench broker``; production points tansu at a real bucket.
+durable-broker fault test and ``python -m bench broker``; production points tansu at a real bucket.
 """
 
 from __future__ import annotations

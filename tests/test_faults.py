@@ -136,9 +136,9 @@ def test_a_broker_restart_with_durable_storage_loses_nothing(tmp_path):
 def test_the_default_producer_keeps_every_acknowledged_message_through_broker_kills(tmp_path):
     """A durable tansu killed twice while BatchProducer sends and awaits batches: with the default
     (``kafka.idempotence`` off) every acknowledged message is in the log afterwards. With idempotence on,
-    tansu loses some (``sentimon bench broker``: 111 of 39,500 over 4 kills)."""
+    tansu loses some (``python -m bench broker``: 111 of 39,500 over 4 kills)."""
     from sentimon.settings import KafkaSettings
-    from streams.broker_bench import loss_under_kills
+    from bench.broker import loss_under_kills
 
     result = loss_under_kills(KafkaSettings().idempotence, kills=2, work=tmp_path)
     assert result["acknowledged"] >= 1000, result

@@ -4,7 +4,7 @@ import ctypes.util
 import pytest
 
 from streams import memory, metrics
-from streams.soak import heap_mb
+from bench.soak import heap_mb
 
 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
@@ -57,7 +57,7 @@ def test_heap_gauges_reach_the_snapshot_and_the_soak_reads_them_in_mib():
 def test_anonymous_rss_is_part_of_rss_and_grows_with_what_the_process_writes():
     import os
 
-    from streams.soak import rss_mb
+    from bench.soak import rss_mb
 
     before_anon, total = rss_mb(os.getpid(), False, "RssAnon"), rss_mb(os.getpid(), False)
     assert 0 < before_anon < total  # the shared libraries' pages are resident but not anonymous
@@ -86,7 +86,7 @@ def test_python_objects_count_what_is_kept_and_the_census_names_its_type():
 
 
 def test_python_gauges_reach_the_snapshot_and_the_soak_reads_them_in_thousands():
-    from streams.soak import PYTHON, python_k
+    from bench.soak import PYTHON, python_k
 
     assert python_k({}, "pipeline") == {}
     metrics.python_objects.labels("blocks").set(1_234_500)
@@ -95,7 +95,7 @@ def test_python_gauges_reach_the_snapshot_and_the_soak_reads_them_in_thousands()
 
 
 def test_window_growth_is_the_slope_over_the_last_half():
-    from streams.window_bench import growth_per_100k
+    from bench.window import growth_per_100k
 
     samples = [{"documents": d, "mb": 100 + (d / 1000 if d < 200_000 else 200)} for d in range(0, 400_001, 25_000)]
     assert growth_per_100k(samples, "mb") == 0.0  # flat once past 200,000 documents

@@ -149,7 +149,7 @@ def test_cli_predict_and_evaluate(tiny_model, tmp_path, monkeypatch):
 
 def test_bench_measures_every_cell_and_saves_json(tiny_model, train_sets, valid_small, tmp_path):
     from models.artifact import ModelRef
-    from models.bench import BATCH_SIZES, THREADS, run_models_bench
+    from bench.models import BATCH_SIZES, THREADS, run_models_bench
 
     path = tiny_model[0]
     small = {t: d.sample(300, seed=0) for t, d in train_sets.items()}

@@ -214,7 +214,7 @@ def test_triton_killed_mid_stream_loses_nothing_and_the_pipeline_resumes_by_itse
 def test_the_bench_faust_floor_reads_every_message(broker, tmp_path):
     """The pipeline benchmark's bare-Faust row runs (its settings reach faust.App once each) and counts
     exactly the messages of its topic."""
-    from streams.bench import _faust_floor
+    from bench.pipeline import _faust_floor
     from streams.kafka.admin import ensure_topics
 
     settings = Settings(kafka={"bootstrap_servers": broker.bootstrap}, topics={"prefix": "floor."})

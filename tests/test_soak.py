@@ -1,4 +1,4 @@
-from streams.soak import summarize, window_full_at
+from bench.soak import summarize, window_full_at
 
 
 def _samples(window_full_min: float, minutes: int = 10, rate_per_min: int = 10_000) -> list[dict]:

@@ -92,7 +92,7 @@ def test_ports_chosen_together_are_distinct_and_free():
 
 
 def test_a_child_process_log_may_lie_in_a_folder_not_made_yet(tmp_path):
-    """A fresh machine has no var/bench: starting a child there made the first `sentimon bench pipeline` fail."""
+    """A fresh machine has no var/bench: starting a child there made the first `python -m bench pipeline` fail."""
     import sys
 
     from streams.process import ChildProcess
@@ -148,7 +148,7 @@ def test_the_snapshot_counts_micro_batches_per_stage():
 def test_paired_runs_give_the_ratio_with_and_without_the_fill():
     """Pure arithmetic of the pipeline benchmark's pairs: 1,000 documents in 10 s (100/s) of which the first
     2 s were filling, against 120/s alone on either side: 83%, and 1,000 / 8 s = 125/s once filled: 104%."""
-    from streams.bench import _paired
+    from bench.pipeline import _paired
 
     alone = iter([110.0, 130.0, 110.0])  # each pair against the mean of its neighbours: 120 both times
     counters = {"first_batch.ingest": 50.0, "first_done.ingest": 50.5, "first_batch.scoring": 52.0, "produced.scoring": 1000.0,

@@ -1,5 +1,5 @@
 """Faust's own cost per message here: a bare agent that takes micro-batches and acknowledges them,
-nothing else (``python -m streams.faust_floor BOOTSTRAP TOPIC N``; used by the pipeline benchmark).
+nothing else (``python -m bench.faust_floor BOOTSTRAP TOPIC N``; used by the pipeline benchmark).
 
 Prints ``messages/s`` once N messages went through. It is the ceiling of one Faust hop on this machine:
 every stage of the pipeline pays it once per document.

@@ -1,4 +1,4 @@
-"""``sentimon bench replay``: replay throughput (docs/s, from the first item published to the last one
+"""``python -m bench replay``: replay throughput (docs/s, from the first item published to the last one
 stored) as fast as possible, with the model and without it (the no-op scorer), side by side in one run
 on the same history (the synthetic feed with an injected burst)."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 
-from models.bench import save_result
+from bench.results import save_result
 from sentimon.settings import Settings
 from streams import replay
 from streams.sink import raw_event_time

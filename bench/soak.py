@@ -1,4 +1,4 @@
-"""``sentimon bench soak``: sustained load at the measured capacity, then a burst above it, on real parts
+"""``python -m bench soak``: sustained load at the measured capacity, then a burst above it, on real parts
 (tansu, a store worker, a pipeline worker with the configured model, chDB).
 
 1. Capacity: a backlog published at once; documents stored per second while it drains.
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import orjson
 
-from models.bench import save_plot, save_result
+from bench.results import save_plot, save_result
 from sentimon.settings import Settings
 from streams import memory, metrics
 from streams.cluster import LocalCluster

@@ -1,4 +1,4 @@
-"""``sentimon bench window``: the memory of the ingest stage's state (the duplicate window and its indexes)
+"""``python -m bench window``: the memory of the ingest stage's state (the duplicate window and its indexes)
 over many more documents than the window holds, in this process, without the broker or the model.
 
 A soak at the model's rate (~200 documents/s here) runs 10 minutes: 120,000 documents, only 2.4 times the
@@ -18,13 +18,13 @@ from pathlib import Path
 
 import orjson
 
-from models.bench import save_plot, save_result
+from bench.results import save_plot, save_result
 from sentimon.settings import Settings
 from streams import memory
 from streams.dedup import Deduplicator
 from streams.ingest import Ingestor, RawRecord
 from streams.process import collect_rarely
-from streams.soak import rss_mb
+from bench.soak import rss_mb
 from streams.synthetic import SyntheticFeed
 
 BATCH = 256  # raw items per ingest call, the stage's default micro-batch

@@ -1,4 +1,4 @@
-"""``sentimon bench broker``: the producer's two delivery modes (``kafka.idempotence``) side by side on tansu.
+"""``python -m bench broker``: the producer's two delivery modes (``kafka.idempotence``) side by side on tansu.
 
 1. Throughput on a memory tansu, through :class:`~streams.kafka.producer.BatchProducer` (the pipeline's
    producer): small messages (a raw feed's) and envelope-sized ones (the stages'), modes interleaved.
@@ -24,7 +24,7 @@ from statistics import median
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from models.bench import save_result
+from bench.results import save_result
 from sentimon.settings import KafkaSettings, Settings
 from streams.broker import Broker
 from streams.kafka.config import confluent_config

@@ -21,37 +21,25 @@ import asyncio
 import time
 from statistics import median_high
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
 from rich.console import Console
 from rich.table import Table
 
-from models.bench import save_result
+from bench.results import save_result
 
 from sentimon.settings import Settings
 from streams.broker import Broker
 from streams.cluster import LocalCluster, WorkerProcess
 from streams.feed import publish
-from streams.ingest import Ingested, Ingestor, RawRecord
 from streams.kafka.consumer import read
 from streams.synthetic import SyntheticFeed
-from streams.triton.bench import through_triton
+from bench.triton import through_triton
+from bench.workload import backlog, scoring_texts
 
 BULK = 50  # items per raw message in the JSON Lines run
-
-
-def _items(n: int, seed: int) -> list[tuple[str, bytes]]:
-    """A backlog of ``n`` items with event times a day in the past (apart from the live latency items)."""
-    start = datetime.now(timezone.utc) - timedelta(days=1)
-    return [(k, orjson.dumps(i)) for _, k, i in SyntheticFeed(seed=seed, start=start, rhythm=False).items(n, 50.0)]
-
-
-def scoring_texts(items: list[tuple[str, bytes]]) -> list[str]:
-    """The texts the scoring stage sees for these raw items (ingested as the pipeline does)."""
-    outcomes = Ingestor(b"bench").process([RawRecord(k, v, "t", 0, 0) for k, v in items])
-    return [orjson.loads(d.json)["text"] for d in outcomes if isinstance(d, Ingested)]
 
 
 def _pipeline_alone(cluster: LocalCluster, items) -> tuple[float, dict]:
@@ -186,7 +174,7 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
     result: dict = {"machine_note": "2 cores shared by tansu, both workers and the feed", "quick": quick}
     with Broker(log=out_dir / "bench-broker.log") as broker:
         settings = _on_broker(settings, broker)
-        items = _items(n_noop, seed=1)
+        items = backlog(n_noop, seed=1)
 
         log(f"1/4 raw confluent-kafka consume of {n_noop} messages")
         raw = settings.model_copy(update={"topics": settings.topics.model_copy(update={"prefix": "consume."})})
@@ -266,7 +254,7 @@ def _model_inputs(settings: Settings, n: int):
     torch.set_num_threads(settings.threads)
     ref = artifact.resolve(settings.model, settings.models_dir)
     classifier = Classifier.load(ref.path, batch_size=settings.scoring.batch_size)
-    items = _items(n, seed=2)
+    items = backlog(n, seed=2)
     texts = scoring_texts(items)
     classifier.predict(texts[:64])  # warm up
     return ref, classifier, items, texts
@@ -317,12 +305,12 @@ def _through_triton(settings: Settings, workdir: Path, ref, classifier, texts: l
 
 
 def _faust_floor(settings: Settings, topic: str, n: int) -> float:
-    """Messages/s of a bare Faust agent over ``topic`` (see :mod:`streams.faust_floor`)."""
+    """Messages/s of a bare Faust agent over ``topic`` (see :mod:`bench.faust_floor`)."""
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "streams.faust_floor", settings.kafka.bootstrap_servers, topic, str(n)],
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run([sys.executable, "-m", "bench.faust_floor", settings.kafka.bootstrap_servers, topic, str(n)],
+                         capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
     for line in out.stdout.splitlines():
         if "FLOOR " in line:  # the worker may print terminal control codes first
             return float(line.split("FLOOR ")[1].split()[0])

@@ -232,7 +232,7 @@ def latency_run(settings, workdir: Path, bursts: int = 4, rate: float = 12.0, la
 
 
 def run_alerts_bench(settings, out_dir: Path, *, quick: bool = False, log: Callable[[str], None] = print) -> dict:
-    from models.bench import save_result
+    from bench.results import save_result
 
     console = Console()
     log("1/2 detection quality of the shipped rules on a planted-spike synthetic set")

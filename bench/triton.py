@@ -1,4 +1,4 @@
-"""Triton benchmark (``make bench``, Triton part; ``sentimon bench triton``), side by side in one run:
+"""Triton benchmark (``make bench``, Triton part; ``python -m bench triton``), side by side in one run:
 texts/s and per-request p50/p99 latency of the model in-process and through the real tritonserver,
 for batch sizes 1-64 and 1-8 requests in flight, with Triton's own statistics (queue and compute time).
 
@@ -17,7 +17,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from models.bench import save_result
+from bench.results import save_result
 
 from models import artifact
 from models.classifier import Classifier
@@ -101,9 +101,9 @@ def run_triton_bench(settings: Settings, out_dir: Path, *, quick: bool = False, 
     ref = artifact.resolve(settings.model, settings.models_dir)
     classifier = Classifier.load(ref.path)
     n = 128 if quick else 512
-    from streams.bench import _items, scoring_texts
+    from bench.workload import backlog, scoring_texts
 
-    texts = (scoring_texts(_items(n, seed=5)) * 2)[:n]
+    texts = (scoring_texts(backlog(n, seed=5)) * 2)[:n]
     classifier.proba(texts[:64])  # warm up
     configs = [(1, 1)] if quick else [(1, 1), (2, 1)]
     work = out_dir / "triton-run"
