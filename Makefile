@@ -20,10 +20,12 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)  ## create .venv and install pinned dependencies (torch first)
 
-test: $(STAMP) browser s3-server api-fuzzer  ## run every test (slow ones included)
+test: $(STAMP) browser s3-server api-fuzzer  ## the layers contract, then every test (slow ones included)
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
-test-fast: $(STAMP) browser  ## skip the slow suites
+test-fast: $(STAMP) browser  ## the layers contract, then the tests but the slow suites
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q -m 'not slow'
 
 # a local S3 API (moto) for the durable-broker test, in its own venv (its botocore and our dateutil disagree)

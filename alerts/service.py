@@ -1,7 +1,7 @@
 """Alerting as one service: the evaluator fed by the watermark, and the notification loop fed by the
 alerts topic. The store worker runs both (``alerts.run_in = "store"``, the default; with chDB it owns the
 store); ``sentimon alerts run`` runs them as a service of their own (``"service"``: against a ClickHouse
-server, reading the watermark the sink records in the store). Faust wiring lives in :mod:`streams.app`; this module has no Kafka code.
+server, reading the watermark the sink records in the store). Faust wiring lives in :mod:`sentimon.apps`; this module has no Kafka code.
 """
 
 from __future__ import annotations

@@ -162,9 +162,9 @@ def _q(values: list[float], q: float) -> float | None:
 
 def latency_run(settings, workdir: Path, bursts: int = 4, rate: float = 12.0, lateness_s: float = 2.0,
                 log: Callable[[str], None] = print) -> dict:
-    from alerts.receiver import WebhookReceiver
-    from streams.broker import Broker
-    from streams.cluster import LocalCluster
+    from sentimon.local.receiver import WebhookReceiver
+    from sentimon.local.broker import Broker
+    from sentimon.cluster import LocalCluster
     from streams.feed import publish
     from streams.synthetic import Injected, SyntheticFeed, default_index
 

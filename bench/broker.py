@@ -2,7 +2,7 @@
 
 1. Throughput on a memory tansu, through :class:`~streams.kafka.producer.BatchProducer` (the pipeline's
    producer): small messages (a raw feed's) and envelope-sized ones (the stages'), modes interleaved.
-2. Loss under crashes: a durable tansu (S3 storage on a local S3 API, :mod:`streams.s3`) killed with
+2. Loss under crashes: a durable tansu (S3 storage on a local S3 API, :mod:`sentimon.local.s3`) killed with
    SIGKILL ``kills`` times while the producer sends batches and waits for each one's acknowledgement;
    at the end every partition is read back from the start. ``lost``: acknowledged, not in the log.
    ``written_twice``: a retry wrote a batch again (the idempotent sinks absorb those).
@@ -26,7 +26,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.results import save_result
 from sentimon.settings import KafkaSettings, Settings
-from streams.broker import Broker
+from sentimon.local.broker import Broker
 from streams.kafka.config import confluent_config
 from streams.kafka.producer import BatchProducer, OutMessage
 
@@ -72,7 +72,7 @@ def _read_back(kafka: KafkaSettings, quiet_s: float = 5.0) -> list[int]:
 def loss_under_kills(idempotence: bool, kills: int, work: Path, batch: int = 500, every_s: float = 1.5) -> dict:
     """Produce batches of ``batch`` integers to a durable tansu, killing it ``kills`` times (every
     ``every_s``, down 1 s each time); counts of acknowledged, read back, lost and written twice."""
-    from streams.s3 import S3Server
+    from sentimon.local.s3 import S3Server
 
     with S3Server(work / "s3.log") as s3:
         broker = Broker(log=work / "broker.log", storage=f"s3://{s3.bucket}/", env=s3.env).start()

@@ -31,8 +31,8 @@ from rich.table import Table
 from bench.results import save_result
 
 from sentimon.settings import Settings
-from streams.broker import Broker
-from streams.cluster import LocalCluster, WorkerProcess
+from sentimon.local.broker import Broker
+from sentimon.cluster import LocalCluster, WorkerProcess
 from streams.feed import publish
 from streams.kafka.consumer import read
 from streams.synthetic import SyntheticFeed

@@ -13,7 +13,7 @@ import orjson
 
 from bench.results import save_result
 from sentimon.settings import Settings
-from streams import replay
+from sentimon import replay
 from streams.sink import raw_event_time
 from streams.synthetic import Injected, SyntheticFeed
 

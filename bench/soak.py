@@ -28,7 +28,7 @@ import orjson
 from bench.results import save_plot, save_result
 from sentimon.settings import Settings
 from streams import memory, metrics
-from streams.cluster import LocalCluster
+from sentimon.cluster import LocalCluster
 from streams.feed import publish
 from streams.process import descendants as below
 from streams.synthetic import SyntheticFeed

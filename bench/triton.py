@@ -24,7 +24,7 @@ from models.classifier import Classifier
 from models.export import Serving, export_python
 from sentimon.settings import Settings
 from streams.triton.client import TritonClient
-from streams.triton.server import TritonServer
+from sentimon.local.triton import TritonServer
 
 BATCH_SIZES = (1, 8, 32, 64)
 IN_FLIGHT = (1, 4, 8)

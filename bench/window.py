@@ -63,7 +63,7 @@ def run_window_bench(settings: Settings, out_dir: Path, quick: bool = False, log
                         max_message_bytes=settings.stream.max_message_bytes,
                         max_text_chars=settings.stream.max_text_chars,
                         dedup=Deduplicator(window, settings.stream.near_duplicate_threshold))
-    collect_rarely()  # as a worker does once set up (streams.worker)
+    collect_rarely()  # as a worker does once set up (sentimon.worker)
     feed = SyntheticFeed(seed=2, start=datetime.now(timezone.utc) - timedelta(days=2), rhythm=False)
     samples, batch = [sample(0)], []
     for i, (_, kind, item) in enumerate(track(feed.items(n, 1000.0), total=n, description="ingest"), 1):

@@ -285,7 +285,7 @@ def triton(
     repository: Annotated[Optional[Path], typer.Option(help="model repository; default: triton.repository")] = None,
 ) -> None:
     """Run the real tritonserver (from nvidia-pytriton, CPU) on the model repository until Ctrl-C."""
-    from streams.triton.server import TritonServer, TritonUnavailable
+    from sentimon.local.triton import TritonServer, TritonUnavailable
 
     s = get_settings()
     t = s.triton
@@ -312,7 +312,7 @@ def broker(
                                               "AWS_ENDPOINT, AWS_ACCESS_KEY_ID, ... from the environment)")] = "memory://tansu/",
 ) -> None:
     """Run the local Kafka-protocol broker (tansu) until Ctrl-C; creates Sentimon's topics."""
-    from streams.broker import Broker
+    from sentimon.local.broker import Broker
     from streams.kafka.admin import ensure_topics
 
     if not storage.startswith(("memory://", "s3://")):
@@ -346,7 +346,7 @@ def worker(
 
 def _run_worker(role: str, web_port: int | None, loglevel: str, check_alerts: bool) -> None:
     from streams.store import StoreUnavailable
-    from streams.worker import run
+    from sentimon.worker import run
 
     if check_alerts:
         from alerts.notify.receivers import build
@@ -499,7 +499,7 @@ def query_movers(
     """Tickers whose mean sentiment moved most: last WINDOW minutes against the BASELINE before it."""
     store, api = _store_or_api()
     if store is not None:
-        from streams.app import summarize
+        from sentimon.apps import summarize
 
         body = summarize(store, window, baseline, limit)
         store.close()
@@ -602,7 +602,7 @@ def replay(
     store, alerts to the log only, never to a desk); prints where the run's scores and alerts are."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from streams import replay as replays
+    from sentimon import replay as replays
     from streams.store import StoreUnavailable
 
     s = get_settings()
@@ -683,7 +683,7 @@ def backtest(
 
     from alerts import backtest_report as report
     from alerts.config import parse_duration
-    from streams import replay as replays
+    from sentimon import replay as replays
     from streams.store import Store, StoreUnavailable
 
     if events is None and prices is None:
@@ -989,7 +989,7 @@ def alerts_receive(
 ) -> None:
     """A verifying webhook receiver on loopback (checks signatures, deduplicates on webhook-id, prints
     each notification): what a desk's endpoint does, to try the alerts end to end."""
-    from alerts.receiver import WebhookReceiver
+    from sentimon.local.receiver import WebhookReceiver
 
     secret = os.environ.get(secret_env, "")
     if not secret:
@@ -1035,7 +1035,7 @@ def demo(
             artifact.resolve(s.model, s.models_dir)
         except FileNotFoundError as exc:
             _fail(f"{exc} (or run with --scorer noop)")
-    from streams.triton.server import TritonUnavailable
+    from sentimon.local.triton import TritonUnavailable
 
     try:
         run_demo(s, duration, rate, event, speed, scorer=scorer, console=Console())

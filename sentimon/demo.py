@@ -6,7 +6,7 @@ at "now", so per-minute aggregates fill up within a short run), shows throughput
 per-entity movers and the alerts a trading desk receives while it runs, drains, and prints the final
 summary.
 
-The desk is a verifying webhook receiver on loopback (:class:`alerts.receiver.WebhookReceiver`) with a
+The desk is a verifying webhook receiver on loopback (:class:`sentimon.local.receiver.WebhookReceiver`) with a
 fresh signing secret, unless ``SENTIMON_DESK_WEBHOOK_URL`` names a desk of your own. The event lasts
 from 40% to 60% of the run's event time: the desk sees the burst fire and, after the recovery, resolve.
 """
@@ -27,10 +27,10 @@ from rich.table import Table
 from rich.text import Text
 
 from sentimon.settings import Settings
-from alerts.receiver import WebhookReceiver
+from sentimon.local.receiver import WebhookReceiver
 from sentimon.view import movers_table, notifications_table, sparkline
 from streams import metrics
-from streams.cluster import LocalCluster
+from sentimon.cluster import LocalCluster
 from streams.feed import publish
 from streams.synthetic import Injected, SyntheticFeed
 

@@ -11,9 +11,7 @@ that holds one is refused, since config files get committed and shared.
 from __future__ import annotations
 
 import os
-import re
 from functools import lru_cache
-from datetime import datetime
 from pathlib import Path
 from typing import Literal, get_args
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -27,7 +25,22 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from schemas.base import EARLIEST
+from alerts.settings import AlertsSettings
+from streams.kafka.settings import KafkaSettings, TopicSettings
+from streams.settings import (
+    DEV_PRIVACY_KEY,
+    ArchiveSettings,
+    PrivacySettings,
+    ScoringSettings,
+    StoreSettings,
+    StreamSettings,
+    TritonSettings,
+    redact,
+)
+
+__all__ = ["AlertsSettings", "ArchiveSettings", "DEV_PRIVACY_KEY", "GrafanaSettings", "KafkaSettings", "PrivacySettings",
+           "ScoringSettings", "Settings", "StoreSettings", "StreamSettings", "TopicSettings", "TritonSettings",
+           "WorkerSettings", "check_privacy_key", "get_settings", "redact", "secret_fields"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,120 +56,6 @@ def _config_file() -> Path | None:
     return local if local.is_file() else None
 
 
-class KafkaSettings(BaseModel):
-    """Where the Kafka protocol is spoken. The default is where ``sentimon broker`` (local tansu) listens."""
-
-    bootstrap_servers: str = Field("127.0.0.1:9092", description="host:port[,host:port]; any Kafka-protocol cluster")
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_cafile: Path | None = None
-    partitions: int = Field(4, ge=1, description="partitions of the topics Sentimon creates")
-    replication_factor: int = Field(1, ge=1)
-    # tansu joins a group only after session.timeout/2 (docs/platform.md): keep this short locally
-    session_timeout_s: float = Field(6.0, gt=0)
-    fetch_max_wait_ms: int = Field(100, ge=1, description="longest a consumer fetch waits for data (latency)")
-    # one Faust consumer feeds every stage of a worker: a bounded poll lets documents pass a raw backlog
-    max_poll_records: int = Field(
-        100, ge=1, description="most records one poll hands a worker's stages (the partitions take turns)")
-    # tansu 0.x can answer a retried idempotent produce DuplicateSequenceNumber for a batch it did not keep
-    # after a crash, and librdkafka then reports it delivered: acknowledged data lost (`python -m bench broker`)
-    idempotence: bool = Field(
-        False,
-        description="idempotent producers (no duplicates on retry). Off: a retry may write a batch twice, which the "
-        "idempotent sinks absorb, one request in flight per broker keeps partition order. Turn on for Apache Kafka; "
-        "keep off for tansu, which can lose acknowledged batches with it after a crash",
-    )
-
-
-class TopicSettings(BaseModel):
-    """Topic names; ``prefix`` separates environments and replay runs (``prefix`` + name)."""
-
-    prefix: str = Field("", description="e.g. 'prod.' or 'replay-2026-11-01.'")
-    raw_news: str = "raw-news"
-    raw_social: str = "raw-social"
-    documents: str = "documents"
-    scores: str = "scores"
-    dead_letters: str = "dead-letters"
-    alerts: str = "alerts"
-
-    def name(self, topic: str) -> str:
-        """The full name of one of the fields above, prefix included."""
-        return self.prefix + getattr(self, topic)
-
-
-class StreamSettings(BaseModel):
-    """Micro-batching and input limits of the stream stages."""
-
-    max_batch: int = Field(256, ge=1, description="most raw messages per ingest micro-batch (stream.take)")
-    max_envelopes: int = Field(
-        8, ge=1, description="most envelopes (JSON Lines messages of documents or scores) per scoring/store micro-batch"
-    )
-    envelope_max_bytes: int = Field(
-        256 * 1024, ge=1024, description="largest envelope a stage produces; keep below the broker's message.max.bytes"
-    )
-    max_wait_s: float = Field(0.1, gt=0, description="longest wait to fill a micro-batch, seconds")
-    sink_max_envelopes: int = Field(16, ge=1, description="most envelopes of scored documents per store insert")
-    sink_max_wait_s: float = Field(0.5, gt=0, description="longest wait to fill a store insert, seconds (each insert "
-                                   "costs the store its views and merges: at 0.25 s the store worker took the CPU the "
-                                   "model needed at 84 docs/s, ingested -> stored p50 2.1 s; at 0.5 s 0.9 s)")
-    ingest_processes: int = Field(
-        1, ge=0, description="helper processes that parse and normalize large ingest batches (0: all in the worker)"
-    )
-    max_message_bytes: int = Field(256 * 1024, ge=1024, description="larger raw items (a message, or one line of a JSON Lines message) are dead-lettered")
-    max_text_chars: int = Field(20_000, ge=100, description="longer texts are dead-lettered")
-    max_future_s: float = Field(300.0, ge=0, description="items whose event time lies further than this after their "
-                                "ingestion are dead-lettered (a wrong clock would move the watermark past every window)")
-    min_event_time: datetime = Field(EARLIEST, description="items with an earlier event time are dead-lettered "
-                                     "(the store holds 1970 onwards)")
-    dedup_window: int = Field(50_000, ge=100, description="recent documents remembered for duplicate detection")
-    near_duplicate_threshold: float = Field(0.6, gt=0, le=1, description="Jaccard similarity of word pairs")
-
-
-class ScoringSettings(BaseModel):
-    """The classifier behind the scoring stage."""
-
-    backend: Literal["local", "triton", "noop"] = Field(
-        "local", description="'local': the model in-process; 'triton': a Triton server (triton.*); "
-        "'noop': constant scores (measures pipeline overhead)"
-    )
-    int8: bool = Field(False, description="quantize the local model to int8")
-    processes: int = Field(2, ge=1, description="model processes of the local backend; each batch is split across them")
-    threads: int = Field(1, ge=1, description="torch threads per local model process (1: no thread of a forward pass "
-                         "waits at a barrier for one the rest of the worker preempted)")
-    batch_size: int = Field(64, ge=1, description="texts per forward pass (per Triton request)")
-    in_flight: int = Field(4, ge=1, description="Triton requests outstanding at once")
-    timeout_s: float = Field(30.0, gt=0, description="Triton request timeout, seconds")
-    retries: int = Field(3, ge=0, description="retries of a failed Triton request before backing off")
-
-
-class StoreSettings(BaseModel):
-    """ClickHouse: embedded chDB by default, a server by URL. One code path (clickhouse-connect)."""
-
-    dsn: str = Field("", description="'chdb:///path' or 'http(s)://user@host:port' (the password: store.password, or "
-                     "in the DSN when it comes from the environment); empty: chdb under var_dir")
-    password: SecretStr = Field(SecretStr(""), description="the ClickHouse server's password (http(s) DSNs)")
-    database: str = Field("sentimon", description="our own database (chDB's 'default' is special)")
-
-
-class ArchiveSettings(BaseModel):
-    """The raw archive: every raw item kept in the store, so history can be replayed."""
-
-    enabled: bool = Field(True, description="the store worker archives the raw topics (table raw_items)")
-    ttl_days: int = Field(0, ge=0, description="keep archived items this many days after archiving; 0: forever")
-
-
-DEV_PRIVACY_KEY = "sentimon-dev-key"
-
-
-class PrivacySettings(BaseModel):
-    key: SecretStr = Field(
-        SecretStr(DEV_PRIVACY_KEY), description="HMAC key for author handles; the public default is refused unless "
-        "Kafka is on loopback and the store embedded (a local deployment)"
-    )
-
-
 class WorkerSettings(BaseModel):
     host: str = Field("127.0.0.1", description="address of the worker's web server (health, metrics, live page, API); "
                       "beyond loopback it needs a token")
@@ -169,42 +68,6 @@ class WorkerSettings(BaseModel):
     trim_memory_s: float = Field(0.0, ge=0, description="every so many seconds a worker gives the free pages of its "
                                  "C heap back to the system (malloc_trim); 0: never (two soaks: no difference here). "
                                  "The heap is recorded every 30 s either way (sentimon_heap_bytes)")
-
-
-class TritonSettings(BaseModel):
-    """Triton Inference Server: the repository ``sentimon export`` writes and ``sentimon triton`` serves."""
-
-    host: str = Field("127.0.0.1", description="address the local server listens on / the server to use")
-    grpc_port: int = Field(8001, ge=0, description="gRPC port (0: a free one, local server only)")
-    http_port: int = Field(8000, ge=0, description="HTTP port: health, metadata")
-    metrics_port: int = Field(8002, ge=0, description="Prometheus metrics port")
-    repository: str = Field("", description="model repository; empty: <var_dir>/triton_repo")
-    instances: int = Field(
-        2, ge=1, description="model instances (instance_group count), set at export; on a 2-core machine two 1-thread "
-        "instances scored 1.7x one 2-thread process (python -m bench triton)"
-    )
-    kind: Literal["KIND_CPU", "KIND_GPU"] = Field("KIND_CPU", description="instance kind, set at export")
-    threads: int = Field(1, ge=1, description="torch threads per instance (1 on a 2-core machine: two instances of 1 thread beat one of 2)")
-    max_batch_size: int = Field(256, ge=1, description="largest batch Triton forms")
-    preferred_batch_sizes: list[int] = Field([32, 64], description="dynamic batching: batch sizes to aim for")
-    queue_delay_us: int = Field(2000, ge=0, description="dynamic batching: longest wait to form a batch, microseconds")
-
-
-class AlertsSettings(BaseModel):
-    """Anomaly rules and notifications (the rules file holds rules, routes, receivers, inhibition)."""
-
-    enabled: bool = Field(True, description="evaluate rules and deliver notifications")
-    run_in: Literal["store", "service"] = Field(
-        "store", description="'store': the store worker evaluates and notifies (the embedded default); 'service': "
-        "the store worker records its watermark and `sentimon alerts run` evaluates and notifies (a server store)")
-    rules_file: str = Field("", description="alerts YAML; empty: the rules shipped in alerts/rules/default.yaml")
-    lateness_s: float = Field(30.0, ge=0, description="allowed lateness of event time: a window is evaluated once "
-                              "every partition has seen events this long after its end")
-    idle_partition_s: float = Field(60.0, gt=0, description="a raw partition without data for this long (wall "
-                                    "time), or a stage not heard for this long, stops holding the watermark back")
-    evaluator: str = Field("default", description="name of the evaluator's progress record (one per deployment)")
-    provenance_key: SecretStr = Field(SecretStr(""), description="HMAC key that marks the alert changes the evaluator "
-                                      "publishes (only those reach a desk); empty: one generated under var_dir/secrets")
 
 
 class GrafanaSettings(BaseModel):
@@ -342,14 +205,6 @@ def check_privacy_key(settings: Settings) -> None:
             "privacy.key is the public default, and this deployment reaches beyond this machine (Kafka at "
             f"{settings.kafka.bootstrap_servers}, store {redact(settings.store_dsn)}): anyone could link authors to "
             "their pseudonyms. Set a secret key: SENTIMON_PRIVACY__KEY, or a file in SENTIMON_SECRETS_DIR")
-
-
-def redact(dsn: str) -> str:
-    """``dsn`` with its password shown as ``***`` (for logs, /health, printed output)."""
-    return _DSN_PASSWORD.sub(r"\1:***@", dsn)
-
-
-_DSN_PASSWORD = re.compile(r"(?<=://)([^:/@]*):[^@/]*@")
 
 
 def secret_fields(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -52,7 +52,7 @@ def series_table(entity: str, series: list[dict]) -> Table:
 
 
 def notifications_table(received: list, title: str) -> Table:
-    """Webhook notifications a desk received (:class:`alerts.receiver.Received`), one row per alert."""
+    """Webhook notifications a desk received (:class:`sentimon.local.receiver.Received`), one row per alert."""
     from datetime import datetime
 
     table = Table(title=title, title_justify="left")

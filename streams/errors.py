@@ -19,6 +19,10 @@ from typing import Literal
 
 Failure = Literal["transient", "data"]
 
+
+class ScorerUnavailable(RuntimeError):
+    """The scorer cannot answer right now (a server down or overloaded): transient, the stage waits and retries."""
+
 # ClickHouse error codes that say something about the store or the deployment, never about the items
 SYSTEMIC_CODES = frozenset({
     3,    # UNEXPECTED_END_OF_FILE

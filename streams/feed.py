@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from sentimon.settings import Settings
+from streams.kafka.settings import KafkaConfig
 from streams.ingest import Kind
 from streams.kafka.producer import BatchProducer, OutMessage
 
@@ -90,7 +90,7 @@ def read_file(path: Path, kind: Kind | None = None) -> Iterator[tuple[Kind, byte
 
 
 def publish(
-    settings: Settings,
+    settings: KafkaConfig,
     items: Iterable[tuple[Kind, bytes]],
     rate_per_s: float | None = None,
     batch: int = 500,

@@ -20,11 +20,7 @@ from models.classifier import Prediction, PredictionError, check_texts, predicti
 from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from schemas.base import iso_ms, now_utc
 from streams.process import child_pool
-from sentimon.settings import Settings
-
-
-class ScorerUnavailable(RuntimeError):
-    """The scorer cannot answer right now (a server down or overloaded); the stage waits and retries."""
+from streams.settings import ScoringConfig
 
 
 class Scorer(Protocol):
@@ -165,7 +161,7 @@ class TritonScorer:
         await self.client.close()
 
 
-async def make_scorer(settings: Settings) -> Scorer:
+async def make_scorer(settings: ScoringConfig) -> Scorer:
     """The scorer the settings ask for; the model is resolved like ``sentimon predict`` does. For Triton
     the served model must be that same name and version (checked now, with a clear error)."""
     backend = settings.scoring.backend

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from schemas import ScoredDocument
 from schemas.migrate import Migration, check_identifier, migrate
-from sentimon.settings import Settings, redact
+from streams.settings import StoreConfig, redact
 from streams import faults
 
 
@@ -91,7 +91,7 @@ class Store:
         self._lock = threading.Lock()  # one statement at a time per client (chDB is not re-entrant)
 
     @classmethod
-    def open(cls, settings: Settings, migrate_schema: bool = True) -> "Store":
+    def open(cls, settings: StoreConfig, migrate_schema: bool = True) -> "Store":
         store = cls(settings.store_dsn, settings.store.database)
         if migrate_schema:
             store.migrate()

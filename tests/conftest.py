@@ -128,7 +128,7 @@ def _last_events(log: str, lines: int = 15, width: int = 400) -> str:
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
     """A tansu broker for one test module."""
-    from streams.broker import Broker
+    from sentimon.local.broker import Broker
 
     with Broker(log=tmp_path_factory.mktemp("broker") / "broker.log") as b:
         yield b

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import pytest
 
-from alerts.receiver import WebhookReceiver
+from sentimon.local.receiver import WebhookReceiver
 from conftest import wait_until
 from sentimon.settings import Settings
-from streams.cluster import LocalCluster
+from sentimon.cluster import LocalCluster
 from streams.feed import publish
 from streams.synthetic import Injected, SyntheticFeed
 

@@ -17,7 +17,7 @@ from alerts import provenance
 from alerts.config import parse
 from alerts.notify import DeliveryError, Notifier
 from alerts.notify.webhook import shown_url
-from alerts.receiver import WebhookReceiver
+from sentimon.local.receiver import WebhookReceiver
 from alerts.sample import sample_notification
 from conftest import LoopbackServer
 from schemas import Alert

@@ -15,11 +15,11 @@ from datetime import timedelta
 
 import pytest
 
-from alerts.receiver import WebhookReceiver
+from sentimon.local.receiver import WebhookReceiver
 from alerts.watermark import StoredWatermark
 from conftest import BURST_RULES, wait_until
 from sentimon.settings import Settings
-from streams.cluster import LocalCluster
+from sentimon.cluster import LocalCluster
 from streams.envelope import pack, watermark_header
 from streams.kafka.producer import BatchProducer, OutMessage
 from streams.store import Store

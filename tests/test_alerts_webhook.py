@@ -15,7 +15,7 @@ from standardwebhooks import Webhook
 from alerts.config.model import Delivery, Secret, WebhookConfig
 from alerts.notify import DeliveryError, deliver
 from alerts.notify.webhook import SecretMissing, WebhookNotifier
-from alerts.receiver import WebhookReceiver
+from sentimon.local.receiver import WebhookReceiver
 from alerts.sample import sample_notification
 from conftest import LoopbackServer
 

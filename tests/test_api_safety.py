@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sentimon.settings import Settings
-from streams.cluster import LocalCluster
+from sentimon.cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

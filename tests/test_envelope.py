@@ -48,7 +48,7 @@ def test_the_watermark_header_carries_the_time_and_the_producer():
 def test_a_stage_sends_its_watermark_to_every_partition_once_per_new_value():
     from datetime import datetime, timedelta, timezone
 
-    from streams.app import PRODUCER, Outbox
+    from sentimon.apps import PRODUCER, Outbox
     from streams.envelope import read_watermark
 
     t = datetime(2026, 11, 29, 10, 0, tzinfo=timezone.utc)

@@ -15,7 +15,7 @@ from conftest import record_figure, wait_until
 from test_pipeline import synthetic
 from sentimon.settings import Settings
 from streams import faults
-from streams.cluster import LocalCluster
+from sentimon.cluster import LocalCluster
 from streams.feed import publish
 from streams.store import Store
 
@@ -92,8 +92,8 @@ def test_the_store_failing_for_a_while_loses_nothing_and_counts_nothing_twice(br
 def test_a_broker_restart_with_durable_storage_loses_nothing(tmp_path):
     """tansu on S3 (a local S3 server): killed with SIGKILL mid-stream and started again on the same port.
     Topics, offsets and groups come back from the bucket; the workers reconnect by themselves."""
-    from streams.broker import Broker
-    from streams.s3 import S3Server
+    from sentimon.local.broker import Broker
+    from sentimon.local.s3 import S3Server
 
     n = 1200
     with S3Server(tmp_path / "s3.log") as s3:

@@ -15,10 +15,10 @@ import orjson
 import pytest
 
 from alerts import provenance
-from alerts.receiver import WebhookReceiver
+from sentimon.local.receiver import WebhookReceiver
 from conftest import record_figure, wait_until
 from sentimon.settings import Settings
-from streams.cluster import LocalCluster
+from sentimon.cluster import LocalCluster
 from streams.feed import publish
 from streams.ingest import MAX_ORIGINAL_BYTES
 from streams.kafka.consumer import read

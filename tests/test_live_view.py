@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from alerts.evaluate import Evaluator
 from sentimon.cli import app
 from sentimon.settings import Settings
-from streams.cluster import LocalCluster
+from sentimon.cluster import LocalCluster
 from streams.store import Store
 from test_alerts_store import RULES, T0, history
 

@@ -183,7 +183,7 @@ class FakePoisonedScorer:
 
 def test_a_text_the_scorer_cannot_take_is_isolated_and_the_rest_scored():
     from models.classifier import Prediction, PredictionError
-    from streams.app import _score
+    from sentimon.apps import _score
 
     texts = [f"text {i}" for i in range(16)]
     texts[5], texts[11] = "POISON a", "POISON b"
@@ -200,7 +200,7 @@ def test_a_batch_is_sent_again_until_the_broker_is_back(tmp_path):
     import threading
     import time
 
-    from streams.broker import Broker
+    from sentimon.local.broker import Broker
     from streams.kafka.consumer import read
 
     broker = Broker(log=tmp_path / "broker.log").start()

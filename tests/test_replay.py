@@ -11,11 +11,12 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import pytest
 
-from alerts.receiver import WebhookReceiver
+from sentimon.local.receiver import WebhookReceiver
 from conftest import wait_until
 from sentimon.settings import Settings
-from streams import metrics, replay
-from streams.cluster import LocalCluster
+from sentimon import replay
+from streams import metrics
+from sentimon.cluster import LocalCluster
 from streams.feed import publish
 from streams.kafka.admin import ensure_topics
 from streams.kafka.consumer import read

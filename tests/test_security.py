@@ -42,7 +42,8 @@ def test_every_kafka_client_is_built_from_the_settings():
     """Each confluent-kafka client gets confluent_config(...), each Faust app **faust_broker(...): there the
     security protocol, SASL and TLS settings are applied (tests/test_stream_support.py checks their values)."""
     clients, checked = {"Consumer", "Producer", "_Producer", "AdminClient"}, []
-    for path in [*ROOT.glob("streams/**/*.py"), *ROOT.glob("sentimon/**/*.py"), *ROOT.glob("alerts/**/*.py")]:
+    for path in [*ROOT.glob("streams/**/*.py"), *ROOT.glob("sentimon/**/*.py"), *ROOT.glob("alerts/**/*.py"),
+                 *ROOT.glob("bench/**/*.py")]:
         for name, call in _calls(ast.parse(path.read_text())):
             where = f"{path.relative_to(ROOT)}:{call.lineno}"
             if name in clients:
@@ -196,7 +197,7 @@ def test_the_public_privacy_key_is_refused_beyond_this_machine():
 def test_no_secret_in_logs_output_or_store_and_no_planted_personal_data_in_the_store(broker, tmp_path):
     """A real store and pipeline worker (tansu, chDB, the no-op scorer) with every secret set, a synthetic feed with planted e-mails, phone numbers and handles, some bad items among them."""
     from streams import metrics
-    from streams.cluster import LocalCluster
+    from sentimon.cluster import LocalCluster
     from streams.feed import publish
     from streams.synthetic import SyntheticFeed
 

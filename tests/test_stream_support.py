@@ -11,7 +11,7 @@ from conftest import scored
 from schemas import ScoredDocument
 from sentimon.settings import Settings
 from streams import metrics
-from streams.cluster import settings_env
+from sentimon.cluster import settings_env
 from streams.scorer import NoopScorer, scorable, scored_messages
 
 

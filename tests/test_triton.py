@@ -11,7 +11,7 @@ import pytest
 from models.artifact import ModelRef
 from models.classifier import Classifier
 from models.export import export_python
-from streams.triton.server import TritonServer, TritonUnavailable
+from sentimon.local.triton import TritonServer, TritonUnavailable
 
 pytestmark = pytest.mark.slow
 
@@ -135,7 +135,8 @@ def test_a_model_the_server_does_not_serve_is_refused_at_start(served, tiny_mode
 def test_the_client_backs_off_while_triton_is_down_and_recovers_by_itself(tiny_model, tmp_path):
     import asyncio
 
-    from streams.scorer import ScorerUnavailable, make_scorer
+    from streams.errors import ScorerUnavailable
+    from streams.scorer import make_scorer
 
     path = tiny_model[0]
     export_python(ModelRef(path, path.parent.name, path.name), tmp_path / "repo")

@@ -6,7 +6,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from streams.scorer import ScorerUnavailable
+from streams.errors import ScorerUnavailable
 from streams.triton.breaker import CircuitBreaker
 from streams.triton.client import TritonClient
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from sentimon.settings import Settings
+from streams.kafka.settings import KafkaConfig
 from streams.kafka.config import confluent_config
 
 PIPELINE_TOPICS = ("raw_news", "raw_social", "documents", "scores", "dead_letters", "alerts")
 
 
-def ensure_topics(settings: Settings, timeout_s: float = 20.0) -> list[str]:
+def ensure_topics(settings: KafkaConfig, timeout_s: float = 20.0) -> list[str]:
     """Create the pipeline's topics (prefix included) that do not exist; returns the names created."""
     admin = AdminClient(confluent_config(settings.kafka))
     names = [settings.topics.name(t) for t in PIPELINE_TOPICS]

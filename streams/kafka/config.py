@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from sentimon.settings import KafkaSettings
+from streams.kafka.settings import KafkaSettings
 
 
 def confluent_config(kafka: KafkaSettings, **extra: Any) -> dict[str, Any]:

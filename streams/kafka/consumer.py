@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from sentimon.settings import KafkaSettings
+from streams.kafka.settings import KafkaSettings
 from streams.kafka.config import confluent_config
 
 

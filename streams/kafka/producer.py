@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from confluent_kafka import KafkaError, Message
 from confluent_kafka import Producer as _Producer
 
-from sentimon.settings import KafkaSettings
+from streams.kafka.settings import KafkaSettings
 from streams.errors import kafka_transient
 from streams.kafka.config import confluent_config
 

@@ -1,1 +1,2 @@
-"""Triton Inference Server: the server this project starts itself (``server``); the client comes next."""
+"""Triton Inference Server: the asyncio gRPC client the scoring stage uses (``client``) and its circuit breaker
+(``breaker``). The local server is started by :mod:`sentimon.local.triton`."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from models.batching import inference_batches, pad
 from models.labels import LABELS, Task
-from streams.scorer import ScorerUnavailable
+from streams.errors import ScorerUnavailable
 from streams.triton.breaker import CircuitBreaker
 
 CONTRACT_INPUTS = {"input_ids": "INT64", "attention_mask": "INT64"}

@@ -233,7 +233,7 @@ def run(settings: Settings, items: list[Item], run_id: str, run_dir: Path, speed
     are evaluated to the end of the data, then record the run. The run's row, with its counts."""
     from alerts.evaluate import floor_minute
     from streams import metrics
-    from streams.cluster import LocalCluster
+    from sentimon.cluster import LocalCluster
 
     check_run_id(run_id)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from sentimon.settings import Settings, check_privacy_key
-from streams.app import Role, alerts_app, pipeline_app, store_app
+from sentimon.apps import Role, alerts_app, pipeline_app, store_app
 from streams.kafka.admin import ensure_topics
 from streams.process import collect_rarely
 

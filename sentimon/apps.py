@@ -51,7 +51,8 @@ from streams.envelope import event_time_text, pack, read_watermark, shard, unpac
 from streams.ingest import Ingested, Ingestor, dead_letter, records
 from streams.kafka.config import faust_broker, tune_faust_consumer
 from streams.kafka.producer import BatchProducer, OutMessage
-from streams.scorer import Scorer, ScorerUnavailable, make_scorer, scorable, scored_messages
+from streams.errors import ScorerUnavailable
+from streams.scorer import Scorer, make_scorer, scorable, scored_messages
 from streams.sink import ArchiveSink, BatchingSink, DeadLetterSink, StoreSink, Written, validate_scored
 from streams.store import Store
 
@@ -62,7 +63,7 @@ log = logging.getLogger("sentimon.stream")
 
 
 def _app(settings: Settings, role: Role, web_port: int) -> faust.App:
-    token = settings.worker.token.get_secret_value()  # exposure is checked by streams.worker.run, before anything starts
+    token = settings.worker.token.get_secret_value()  # exposure is checked by sentimon.worker.run, before anything starts
     tune_faust_consumer(settings.kafka)
     return faust.App(
         f"{settings.topics.prefix}sentimon-{role}",

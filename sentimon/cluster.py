@@ -23,10 +23,10 @@ from pydantic import BaseModel, SecretStr
 
 from sentimon.settings import Settings
 from sentimon.web import access
-from streams.broker import Broker
+from sentimon.local.broker import Broker
 from streams.process import ChildProcess, free_port
 from streams.store import Store
-from streams.triton.server import TritonServer
+from sentimon.local.triton import TritonServer
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
