@@ -13,7 +13,7 @@ the latest event time of the data itself (:meth:`seen`), so the last windows are
 Who stops holding the watermark back, after ``idle`` seconds of wall time:
 
 - On a topic written by the project's own stages, each producing process is *named* and sends its
-  watermark to every partition (an empty envelope where it has no data: ``sentimon.apps.Outbox``). Such a
+  watermark to every partition (an empty envelope where it has no data: ``sentimon.apps.common.Outbox``). Such a
   producer holds back every assigned partition, read or not yet, for as long as it is heard anywhere:
   a partition read late because the consumer is busy with the others (a backlog: read unevenly, one
   partition can wait minutes) still holds; a producer that stopped or was rebalanced away does not.

@@ -183,7 +183,7 @@ class FakePoisonedScorer:
 
 def test_a_text_the_scorer_cannot_take_is_isolated_and_the_rest_scored():
     from models.classifier import Prediction, PredictionError
-    from sentimon.apps import _score
+    from sentimon.apps.pipeline import _score
 
     texts = [f"text {i}" for i in range(16)]
     texts[5], texts[11] = "POISON a", "POISON b"
