@@ -28,20 +28,14 @@ test-fast: $(STAMP) browser  ## the layers contract, then the tests but the slow
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q -m 'not slow'
 
-# a local S3 API (moto) for the durable-broker test, in its own venv (its botocore and our dateutil disagree)
-S3VENV := .venv-s3
-s3-server: $(S3VENV)/.installed
-$(S3VENV)/.installed: ops/s3-server.lock
-	$(PY) -m venv $(S3VENV)
-	$(S3VENV)/bin/pip install --quiet --disable-pip-version-check -r ops/s3-server.lock
-	touch $@
-
-# schemathesis, the API fuzzer of the web API tests, in its own venv (its requests transport breaks beside urllib3-future)
-FUZZVENV := .venv-fuzz
-api-fuzzer: $(FUZZVENV)/.installed
-$(FUZZVENV)/.installed: ops/api-fuzzer.lock
-	$(PY) -m venv $(FUZZVENV)
-	$(FUZZVENV)/bin/pip install --quiet --disable-pip-version-check -r ops/api-fuzzer.lock
+# tools in virtual environments of their own, each installed from its lock file: the local S3 API (moto) for the
+# durable-broker test (its botocore and our dateutil disagree), and schemathesis, the API fuzzer of the web API
+# tests (its requests transport breaks beside urllib3-future)
+s3-server: .venv-s3/.installed
+api-fuzzer: .venv-fuzz/.installed
+.venv-%/.installed: ops/%.lock
+	$(PY) -m venv .venv-$*
+	.venv-$*/bin/pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
 AUDIT := .venv-audit

@@ -125,6 +125,15 @@ def _last_events(log: str, lines: int = 15, width: int = 400) -> str:
     return "\n".join([r[:width] for r in said] + counters[-1:])
 
 
+def migrated_store(path, database: str = "sentimon_test"):
+    """A real chDB store at ``path`` with every migration applied (close it when done)."""
+    from streams.store import Store
+
+    store = Store(f"chdb://{path}", database)
+    store.migrate()
+    return store
+
+
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
     """A tansu broker for one test module."""

@@ -19,10 +19,9 @@ from alerts.notify import DeliveryError, Notifier
 from alerts.notify.webhook import shown_url
 from sentimon.local.receiver import WebhookReceiver
 from alerts.sample import sample_notification
-from conftest import LoopbackServer
+from conftest import LoopbackServer, migrated_store
 from schemas import Alert
 from sentimon.settings import Settings
-from streams.store import Store
 from test_alerts_webhook import notifier
 
 SECRET = "whsec_" + base64.b64encode(b"desk-secret-for-safety-tests-01").decode()
@@ -90,8 +89,7 @@ def change(status: str, minute: int, entity: str = "TSLA") -> Alert:
 
 @pytest.fixture
 def store(tmp_path):
-    s = Store(f"chdb://{tmp_path / 'store'}", "sentimon_safety")
-    s.migrate()
+    s = migrated_store(tmp_path / "store", "sentimon_safety")
     yield s
     s.close()
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import scored
+from conftest import migrated_store, scored
 from schemas import DeadLetter
 from sentimon.settings import Settings
 from streams.ingest import MAX_ORIGINAL_BYTES, Ingested, Ingestor, RawRecord, dead_letter
@@ -22,7 +22,6 @@ from streams.kafka.admin import ensure_topics
 from streams.kafka.producer import BatchProducer, OutMessage
 from streams.scorer import NoopScorer, scored_messages
 from streams.sink import StoreSink, validate_scored
-from streams.store import Store
 
 NOW = datetime.now(timezone.utc)
 
@@ -85,8 +84,7 @@ def test_an_item_too_large_for_a_kafka_message_gets_a_dead_letter_that_fits_one(
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    s = Store(f"chdb://{tmp_path_factory.mktemp('poison') / 'store'}", "sentimon_poison")
-    s.migrate()
+    s = migrated_store(tmp_path_factory.mktemp("poison") / "store", "sentimon_poison")
     yield s
     s.close()
 
