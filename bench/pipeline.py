@@ -9,7 +9,7 @@
    see) and the pipeline worker with the model (loaded before the backlog arrives), alternated three
    times (alone, pipeline, alone, ...: the machine drifts): the median ratio says whether the pipeline
    is ever the bottleneck. Each worker has the machine to itself, as in (2); the store worker then
-   stores every document. Once more with the store worker beside it (both on the same 2 cores). Then
+   stores every document. Once more with the store worker beside it (both on the same machine). Then
    the same pairs through a local Triton server: Triton alone (the stage's own client) vs the pipeline;
 4. latency at half of (3)'s capacity: live items, p50/p99 of ingested -> stored and event time ->
    stored, computed exactly from the store's ``stored_at`` column.
@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from statistics import median_high
 from collections.abc import Callable
@@ -171,7 +172,7 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
     # ingest and Faust before the model has work, ~1 s) does not dominate a throughput ratio (~25 s a run)
     n_noop, n_model, latency_s, reps = (3000, 300, 10, 1) if quick else (30000, 6000, 40, 3)
     workdir = out_dir / "pipeline-run"
-    result: dict = {"machine_note": "2 cores shared by tansu, both workers and the feed", "quick": quick}
+    result: dict = {"machine_note": f"{os.cpu_count()} cores shared by tansu, both workers and the feed", "quick": quick}
     with Broker(log=out_dir / "bench-broker.log") as broker:
         settings = _on_broker(settings, broker)
         items = backlog(n_noop, seed=1)
@@ -265,7 +266,7 @@ def run_through_triton_bench(settings: Settings, out_dir: Path, *, quick: bool =
     """Only part 3b of :func:`run_pipeline_bench` (the pipeline through Triton against Triton alone, paired),
     the same code and sizes: a few minutes instead of the whole benchmark's quarter hour."""
     n_model, reps = (300, 1) if quick else (6000, 3)
-    result: dict = {"machine_note": "2 cores shared by tansu, tritonserver and the worker", "quick": quick}
+    result: dict = {"machine_note": f"{os.cpu_count()} cores shared by tansu, tritonserver and the worker", "quick": quick}
     with Broker(log=out_dir / "bench-broker.log") as broker:
         settings = _on_broker(settings, broker)
         ref, classifier, items, texts = _model_inputs(settings, n_model)
@@ -357,7 +358,7 @@ def _print(r: dict) -> None:
                   f"{', '.join(f'{x:.0%}' for x in mp['ratios'])}); the model ran {r['model_share_of_pipeline']:.0%} of the worker's time; "
                   f"fill {fills(mp)}")
     table.add_row("the same, the store worker storing beside it", f"{r['model_beside_store_per_s']:,.0f} docs/s",
-                  f"{r['model_beside_store_vs_model']:.0%} of the model alone measured right after: the two workers share 2 cores")
+                  f"{r['model_beside_store_vs_model']:.0%} of the model alone measured right after: the two workers share the machine's cores")
     table.add_row("Triton alone (the stage's client, same texts)", f"{r['triton_alone_per_s']:,.0f} texts/s",
                   f"{r['triton_config']}; median of {runs(tp['alone_runs_per_s'])}")
     table.add_row("pipeline worker through Triton", f"{r['triton_pipeline_per_s']:,.0f} docs/s",
