@@ -181,12 +181,12 @@ class FakePoisonedScorer:
 
 def test_a_text_the_scorer_cannot_take_is_isolated_and_the_rest_scored():
     from models.classifier import Prediction, PredictionError
-    from sentimon.apps.pipeline import _score
+    from sentimon.apps.pipeline import score_isolating
 
     texts = [f"text {i}" for i in range(16)]
     texts[5], texts[11] = "POISON a", "POISON b"
     scorer = FakePoisonedScorer()
-    results = asyncio.run(_score(scorer, texts, {"unavailable": ""}))
+    results = asyncio.run(score_isolating(scorer, texts, {"unavailable": ""}))
     assert [i for i, r in enumerate(results) if isinstance(r, PredictionError)] == [5, 11]
     assert all(isinstance(r, Prediction) for i, r in enumerate(results) if i not in (5, 11))
     assert "index out of range" in results[5].error and scorer.calls < 16

@@ -25,7 +25,7 @@ from streams.ingest import dead_letter
 from streams.kafka.producer import BatchProducer, OutMessage
 from streams.store import Store
 
-from sentimon.apps.common import _app, _observability, _position, log
+from sentimon.apps.common import faust_app, observability, position, log
 
 
 def alerts_app(settings: Settings, web_port: int | None = None) -> faust.App:
@@ -33,35 +33,35 @@ def alerts_app(settings: Settings, web_port: int | None = None) -> faust.App:
     rules up to the watermark the sink records in the store, publishes the changes, notifies from the
     alerts topic, and serves /api/silences and /api/alerts. Its store is a ClickHouse server shared with
     the sink (a chDB path is owned by one process: there the store worker runs alerting itself)."""
-    app = _app(settings, "alerts", settings.worker.alerts_port if web_port is None else web_port)
+    app = faust_app(settings, "alerts", settings.worker.alerts_port if web_port is None else web_port)
     store = Store.open(settings)
     producer = BatchProducer(settings.kafka)
-    key = _provenance_key(settings)
-    alerting = _alerting(app, settings, store, producer, StoredWatermark(store), key)
-    evaluate_alerts = _evaluation(alerting, producer, settings.topics.name("alerts"), key)
+    key = provenance_key(settings)
+    alerting = notification_side(app, settings, store, producer, StoredWatermark(store), key)
+    evaluate_alerts = evaluation_loop(alerting, producer, settings.topics.name("alerts"), key)
 
     @app.timer(interval=1.0)
     async def evaluate_recorded():
         await evaluate_alerts()
 
-    _alerts_api(app, store)
+    alerts_api(app, store)
 
     def details():
         until = alerting.evaluator.evaluated_until
         return 200, {"role": "alerts", "ready": True, "store": redact(settings.store_dsn), "metrics": metrics.snapshot(),
                      "evaluated_until": until.isoformat() if until else None}
 
-    _observability(app, "alerts", details, settings.worker.trim_memory_s)
+    observability(app, "alerts", details, settings.worker.trim_memory_s)
     app.sentimon_closers = [producer.close, store.close]  # type: ignore[attr-defined]
     return app
 
 
-def _provenance_key(settings: Settings) -> bytes:
+def provenance_key(settings: Settings) -> bytes:
     """The key that signs alert changes on the alerts topic (:mod:`alerts.provenance`)."""
     return provenance.key_from(settings.alerts.provenance_key.get_secret_value(), settings.var_dir)
 
 
-def _evaluation(alerting, producer: BatchProducer, alerts_topic: str, key: bytes) -> Callable[[], Awaitable[None]]:
+def evaluation_loop(alerting, producer: BatchProducer, alerts_topic: str, key: bytes) -> Callable[[], Awaitable[None]]:
     """Evaluate the windows the watermark has passed; publish the changes, signed (:mod:`alerts.provenance`),
     before recording the progress, so a crash in between evaluates the same windows again (the same changes,
     deduplicated downstream). One evaluation at a time."""
@@ -85,7 +85,7 @@ def _evaluation(alerting, producer: BatchProducer, alerts_topic: str, key: bytes
     return evaluate
 
 
-def _alerts_api(app: faust.App, store: Store) -> None:
+def alerts_api(app: faust.App, store: Store) -> None:
     """/api/silences (GET list, POST add, DELETE /api/silences/{id}) and /api/alerts (recent changes):
     how ``sentimon alerts silence`` and the dashboards reach a store this worker owns."""
     from alerts import silence as silences
@@ -128,7 +128,7 @@ def _alerts_api(app: faust.App, store: Store) -> None:
                           for r in rows])
 
 
-def _alerting(app: faust.App, settings: Settings, store: Store, producer: BatchProducer, watermark, key: bytes):
+def notification_side(app: faust.App, settings: Settings, store: Store, producer: BatchProducer, watermark, key: bytes):
     """The notification side of alerting: an agent on the alerts topic feeds the dispatcher, a task
     delivers; an alert change is acknowledged only once its notification was delivered or parked in
     the dead letters (so a crash redelivers it, with the same webhook-id)."""
@@ -156,7 +156,7 @@ def _alerting(app: faust.App, settings: Settings, store: Store, producer: BatchP
                     except ValueError as exc:
                         refused = f"not an alert: {errors.reason(exc)}"
                 if refused:
-                    letter = dead_letter("notify", refused, *_position(event))
+                    letter = dead_letter("notify", refused, *position(event))
                     await producer.send([OutMessage(dead_topic, letter.model_dump_json().encode())])
                     await stream.ack(event)
                     continue

@@ -31,7 +31,7 @@ LATENCY_SAMPLE = 256
 log = logging.getLogger("sentimon.stream")
 
 
-def _app(settings: Settings, role: Role, web_port: int) -> faust.App:
+def faust_app(settings: Settings, role: Role, web_port: int) -> faust.App:
     token = settings.worker.token.get_secret_value()  # exposure is checked by sentimon.worker.run, before anything starts
     tune_faust_consumer(settings.kafka)
     return faust.App(
@@ -106,24 +106,24 @@ class Outbox:
         return out
 
 
-def _position(event: faust.types.EventT) -> tuple[bytes | None, str, int, int]:
+def position(event: faust.types.EventT) -> tuple[bytes | None, str, int, int]:
     m = event.message
     return m.value, m.topic, m.partition, m.offset
 
 
-def _items(events: Sequence[faust.types.EventT]) -> Iterator[tuple[faust.types.EventT, int, bytes]]:
+def items_of(events: Sequence[faust.types.EventT]) -> Iterator[tuple[faust.types.EventT, int, bytes]]:
     """(event, index, item bytes) for every item of every envelope consumed."""
     for event in events:
         for i, item in enumerate(unpack(event.message.value)):
             yield event, i, item
 
 
-async def _ack(stream: faust.StreamT, events: Sequence[faust.types.EventT]) -> None:
+async def ack_all(stream: faust.StreamT, events: Sequence[faust.types.EventT]) -> None:
     for event in events:
         await stream.ack(event)
 
 
-def _observability(app: faust.App, role: str, details, trim_memory_s: float = 0.0) -> None:
+def observability(app: faust.App, role: str, details, trim_memory_s: float = 0.0) -> None:
     """/health (200 when ready, else 503), /metrics (Prometheus), a log line of the counters every 30 s, the
     C heap and Python's object counts recorded every ``trim_memory_s`` or 30 s (the heap's free pages given back
     first when ``trim_memory_s``), and /debug/objects (a census of Python objects by type, for leak hunting)."""
@@ -164,7 +164,7 @@ def _observability(app: faust.App, role: str, details, trim_memory_s: float = 0.
 BUFFERED_BATCHES = 4
 
 
-def _input(app: faust.App, *topics: str, batch: int):
+def input_topic(app: faust.App, *topics: str, batch: int):
     """An input topic whose in-process buffer holds ``BUFFERED_BATCHES`` micro-batches of messages: when it is
     full Faust stops fetching (backpressure), so a backlog waits in Kafka, not in memory. (The app-wide
     default, 4096 messages, would hold 4096 envelopes of documents, up to a gigabyte, per stream.)"""
@@ -173,7 +173,7 @@ def _input(app: faust.App, *topics: str, batch: int):
     return topic
 
 
-def _queued(stream) -> int | None:
+def queued(stream) -> int | None:
     """How many messages wait in the stream's in-process buffer; None for a stream without one (tests)."""
     try:
         return stream.channel.queue.qsize()
@@ -181,20 +181,20 @@ def _queued(stream) -> int | None:
         return None
 
 
-def _waiting(stream) -> bool:
+def waiting(stream) -> bool:
     """Whether messages wait in the stream's buffer (never, for a stream without one)."""
-    return bool(_queued(stream))
+    return bool(queued(stream))
 
 
-def _buffered(stage: str, stream) -> None:
+def record_buffered(stage: str, stream) -> None:
     """How many messages wait in the stage's buffer (at its bound: the stage is the bottleneck, Faust has
     stopped fetching, the backlog is in Kafka)."""
-    queued = _queued(stream)
-    if queued is not None:
-        metrics.buffered.labels(stage).set(queued)
+    n = queued(stream)
+    if n is not None:
+        metrics.buffered.labels(stage).set(n)
 
 
-def _count(stage: str, n_in: int, out: Outbox, started: float) -> None:
+def record_batch(stage: str, n_in: int, out: Outbox, started: float) -> None:
     """Items in and out of one micro-batch (documents, not envelopes), its dead letters and its time."""
     metrics.consumed.labels(stage).inc(n_in)
     metrics.produced.labels(stage).inc(out.items)

@@ -23,19 +23,19 @@ from streams.kafka.producer import BatchProducer
 from streams.errors import ScorerUnavailable
 from streams.scorer import Scorer, make_scorer, scorable, scored_messages
 
-from sentimon.apps.common import (Outbox, _ack, _app, _buffered, _count, _input, _items,
-                                  _observability, _position, _waiting, log)
+from sentimon.apps.common import (Outbox, ack_all, faust_app, record_buffered, record_batch, input_topic, items_of,
+                                  observability, position, waiting, log)
 
 
 def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer | None = None) -> faust.App:
     """Ingest and scoring stages in one Faust app (consumer group ``<prefix>sentimon-pipeline``)."""
-    app = _app(settings, "pipeline", settings.worker.pipeline_port if web_port is None else web_port)
+    app = faust_app(settings, "pipeline", settings.worker.pipeline_port if web_port is None else web_port)
     t = settings.topics
     kinds = {t.name("raw_news"): "news", t.name("raw_social"): "social"}
     documents_topic, scores_topic, dead_topic = t.name("documents"), t.name("scores"), t.name("dead_letters")
     within = settings.stream.max_wait_s
-    raw = _input(app, *kinds, batch=settings.stream.max_batch)
-    documents = _input(app, documents_topic, batch=settings.stream.max_envelopes)
+    raw = input_topic(app, *kinds, batch=settings.stream.max_batch)
+    documents = input_topic(app, documents_topic, batch=settings.stream.max_envelopes)
     producer = BatchProducer(settings.kafka)
     ingestor = Ingestor(
         settings.privacy.key.get_secret_value().encode(),
@@ -64,7 +64,7 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
         ingestor.start()  # in this thread: the helpers die with the thread that started them (PDEATHSIG)
         async for events in stream.noack_take(settings.stream.max_batch, within=within):
             started = time.perf_counter()
-            items = [r for e in events for r in records(kinds.get(e.message.topic, "news"), *_position(e))]
+            items = [r for e in events for r in records(kinds.get(e.message.topic, "news"), *position(e))]
             out = new_outbox()
             latest: dict[tuple[str, int], str] = {}
             # off the event loop: while ingest works (or waits on its helper) the loop goes on delivering
@@ -84,9 +84,9 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
             for where, t in latest.items():
                 source.observe(where, min(parse_utc(t), now))
             await producer.send(out.messages(source.value()))
-            await _ack(stream, events)
-            _buffered("ingest", stream)
-            _count("ingest", len(items), out, started)
+            await ack_all(stream, events)
+            record_buffered("ingest", stream)
+            record_batch("ingest", len(items), out, started)
 
     @app.agent(documents, name="scoring", supervisor_strategy=CrashingSupervisor)
     async def scoring(stream):
@@ -104,7 +104,7 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
             if not texts:
                 return []
             t0 = time.perf_counter()
-            results = await _score(scorer_, texts, state)
+            results = await score_isolating(scorer_, texts, state)
             t1 = time.perf_counter()
             metrics.inference_seconds.observe(t1 - max(t0, busy_until))
             busy_until = t1
@@ -124,9 +124,9 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
                 if mark is not None:
                     upstream.observe(e.message.partition, *mark)
             await producer.send(out.messages(upstream.value()))
-            await _ack(stream, events)
-            _buffered("scoring", stream)
-            _count("scoring", n, out, started)
+            await ack_all(stream, events)
+            record_buffered("scoring", stream)
+            record_batch("scoring", n, out, started)
 
         held = None  # a batch being scored whose results are sent once the next batch is queued behind it
         try:
@@ -134,7 +134,7 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
                 started = time.perf_counter()
                 out = new_outbox()
                 docs, n = [], 0
-                for e, i, item in _items(events):
+                for e, i, item in items_of(events):
                     n += 1
                     doc = scorable(item)
                     if isinstance(doc, str):
@@ -147,7 +147,7 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
                 if held is not None:
                     await finish(*held)
                 held = (events, out, docs, n, inference, started)
-                if not _waiting(stream):  # nothing behind it: do not hold it until more arrives
+                if not waiting(stream):  # nothing behind it: do not hold it until more arrives
                     await finish(*held)
                     held = None
         finally:
@@ -163,12 +163,12 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
             body["kafka_failing"] = producer.failing
         return (200 if ready else 503), body
 
-    _observability(app, "pipeline", details, settings.worker.trim_memory_s)
+    observability(app, "pipeline", details, settings.worker.trim_memory_s)
     app.sentimon_closers = [producer.close, ingestor.close]  # type: ignore[attr-defined]
     return app
 
 
-async def _score(scorer: Scorer, texts: list[str], state: dict[str, Any], max_backoff_s: float = 10.0) -> list:
+async def score_isolating(scorer: Scorer, texts: list[str], state: dict[str, Any], max_backoff_s: float = 10.0) -> list:
     """The scorer's results for ``texts``, waiting as long as it takes while it is unavailable: the
     stage stops pulling (backpressure) and nothing is acknowledged; the worker reports not ready. Any other
     failure is the texts' (:mod:`streams.errors`): the batch is split until each text that fails alone gets
@@ -192,7 +192,7 @@ async def _score(scorer: Scorer, texts: list[str], state: dict[str, Any], max_ba
                 log.warning("a text could not be scored, dead-lettered: %s", errors.reason(exc))
                 return [PredictionError(errors.reason(exc), scorer.name, scorer.version)]
             half = len(texts) // 2
-            return await _score(scorer, texts[:half], state) + await _score(scorer, texts[half:], state)
+            return await score_isolating(scorer, texts[:half], state) + await score_isolating(scorer, texts[half:], state)
         if state["unavailable"]:
             log.info("scorer available again")
             state["unavailable"] = ""

@@ -22,17 +22,17 @@ from streams.kafka.producer import BatchProducer, OutMessage
 from streams.sink import ArchiveSink, BatchingSink, DeadLetterSink, StoreSink, Written, validate_scored
 from streams.store import Store
 
-from sentimon.apps.alerting import _alerting, _alerts_api, _evaluation, _provenance_key
-from sentimon.apps.common import (LATENCY_SAMPLE, Outbox, _ack, _app, _buffered, _count, _input, _items, _observability,
-                                  _position, log)
+from sentimon.apps.alerting import notification_side, alerts_api, evaluation_loop, provenance_key
+from sentimon.apps.common import (LATENCY_SAMPLE, Outbox, ack_all, faust_app, record_buffered, record_batch, input_topic, items_of, observability,
+                                  position, log)
 
 
 def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
     """The sink stage (consumer group ``<prefix>sentimon-store``); owns the store in this process."""
-    app = _app(settings, "store", settings.worker.store_port if web_port is None else web_port)
+    app = faust_app(settings, "store", settings.worker.store_port if web_port is None else web_port)
     t = settings.topics
     scores_topic, dead_topic, alerts_topic = t.name("scores"), t.name("dead_letters"), t.name("alerts")
-    scores = _input(app, scores_topic, batch=settings.stream.sink_max_envelopes)
+    scores = input_topic(app, scores_topic, batch=settings.stream.sink_max_envelopes)
     # the store pays a fixed cost per insert (a part per table and view): larger batches than the other stages
     within = max(settings.stream.max_wait_s, settings.stream.sink_max_wait_s)
     store = Store.open(settings)
@@ -41,10 +41,10 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
     a = settings.alerts
     # the watermark of what this sink has stored: evaluated here, or recorded for `sentimon alerts run`
     marks = sink_watermark(settings) if a.enabled else None
-    key = _provenance_key(settings) if a.enabled and a.run_in == "store" else b""
-    alerting = _alerting(app, settings, store, producer, marks, key) if a.enabled and a.run_in == "store" else None
+    key = provenance_key(settings) if a.enabled and a.run_in == "store" else b""
+    alerting = notification_side(app, settings, store, producer, marks, key) if a.enabled and a.run_in == "store" else None
     recorder = StoredWatermark(store) if a.enabled and a.run_in == "service" else None
-    evaluate_alerts = _evaluation(alerting, producer, alerts_topic, key) if alerting is not None else None
+    evaluate_alerts = evaluation_loop(alerting, producer, alerts_topic, key) if alerting is not None else None
 
     @app.agent(scores, name="sink", supervisor_strategy=CrashingSupervisor)
     async def sink_stage(stream):
@@ -52,7 +52,7 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
         async for events in stream.noack_take(settings.stream.sink_max_envelopes, within=within):
             started = time.perf_counter()
             out = new_outbox()
-            received = list(_items(events))
+            received = list(items_of(events))
             items = []
             last_input[0] = time.monotonic()
             for (e, i, item), valid in zip(received, validate_scored([item for *_, item in received])):
@@ -82,7 +82,7 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
                 if items:
                     marks.seen(min(max(i.document.event_time for i in items), now_utc()))
                 await watermark_moved()
-            await _ack(stream, events)
+            await ack_all(stream, events)
             stored_at = now_utc()
             unique = {i.document.doc_id: i.document for i in items}
             metrics.redelivered.inc(len(unique) - new)
@@ -93,11 +93,11 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
                 metrics.end_to_end_seconds.observe(max(0.0, (stored_at - doc.event_time).total_seconds()))
                 metrics.pipeline_seconds.observe(max(0.0, (stored_at - doc.ingested_at).total_seconds()))
             out.items = new
-            _buffered("sink", stream)
-            _count("sink", len(received), out, started)
+            record_buffered("sink", stream)
+            record_batch("sink", len(received), out, started)
 
     last_input = [time.monotonic()]
-    letters = _input(app, dead_topic, batch=settings.stream.sink_max_envelopes)
+    letters = input_topic(app, dead_topic, batch=settings.stream.sink_max_envelopes)
     letter_sink = DeadLetterSink(store)
     sinks: list[BatchingSink] = [sink, letter_sink]
 
@@ -116,12 +116,12 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
         async for events in stream.noack_take(settings.stream.sink_max_envelopes, within=within):
             items = [(e.message.partition, e.message.offset, e.message.value or b"") for e in events]
             await asyncio.to_thread(letter_sink.write, items)
-            await _ack(stream, events)
+            await ack_all(stream, events)
             metrics.consumed.labels("dead_letters").inc(len(items))
 
     if settings.archive.enabled:
         kinds = {t.name("raw_news"): "news", t.name("raw_social"): "social"}
-        raw = _input(app, *kinds, batch=settings.stream.max_batch)
+        raw = input_topic(app, *kinds, batch=settings.stream.max_batch)
         archive = ArchiveSink(store, settings.privacy.key.get_secret_value().encode())
 
         @app.agent(raw, name="archive", supervisor_strategy=CrashingSupervisor)
@@ -132,13 +132,13 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
                           e.message.value or b"") for e in events]
                 written = await asyncio.to_thread(archive.write, items)
                 if written.rejected:
-                    letters_ = [dead_letter("archive", f"the store refused it: {why}", *_position(events[index]))
+                    letters_ = [dead_letter("archive", f"the store refused it: {why}", *position(events[index]))
                                 for index, why in written.rejected]
                     await producer.send([OutMessage(dead_topic, d.model_dump_json().encode()) for d in letters_])
                     metrics.dead_letters.labels("archive").inc(len(letters_))
-                await _ack(stream, events)
+                await ack_all(stream, events)
                 metrics.consumed.labels("archive").inc(written.new)
-                _buffered("archive", stream)
+                record_buffered("archive", stream)
 
         sinks.append(archive)
 
@@ -185,10 +185,10 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
         return view.json({"entity": entity, "series": series})
 
     if alerting is not None:
-        _alerts_api(app, store)
+        alerts_api(app, store)
     web_routes(app, store, alerting is not None)  # the live page (/live/) and the read-only API (/api/v1/...)
 
-    _observability(app, "store", details, settings.worker.trim_memory_s)
+    observability(app, "store", details, settings.worker.trim_memory_s)
     app.sentimon_closers = [*(x.close for x in sinks), producer.close, store.close]  # type: ignore[attr-defined]
     return app
 
