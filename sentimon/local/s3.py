@@ -10,9 +10,10 @@ import os
 import urllib.request
 from pathlib import Path
 
+from sentimon.settings import PROJECT_ROOT
 from streams.process import ChildProcess, free_port, wait_for_port
 
-SERVER = Path(__file__).resolve().parents[1] / ".venv-s3" / "bin" / "moto_server"
+SERVER = PROJECT_ROOT / ".venv-s3" / "bin" / "moto_server"
 
 
 class S3Server:
