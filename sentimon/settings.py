@@ -40,7 +40,7 @@ from streams.settings import (
 
 __all__ = ["AlertsSettings", "ArchiveSettings", "DEV_PRIVACY_KEY", "GrafanaSettings", "KafkaSettings", "PrivacySettings",
            "ScoringSettings", "Settings", "StoreSettings", "StreamSettings", "TopicSettings", "TritonSettings",
-           "WorkerSettings", "check_privacy_key", "get_settings", "redact", "secret_fields"]
+           "WorkerSettings", "check_privacy_key", "is_loopback", "get_settings", "redact", "secret_fields"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -184,16 +184,17 @@ class UnsafeDeployment(ValueError):
 def is_local(settings: Settings) -> bool:
     """Kafka on loopback and the store embedded (chDB): nothing leaves this machine."""
     hosts = [h.strip().rpartition(":")[0].strip("[]") for h in settings.kafka.bootstrap_servers.split(",") if h.strip()]
-    return settings.store_dsn.startswith("chdb://") and all(_loopback(h) for h in hosts)
+    return settings.store_dsn.startswith("chdb://") and all(is_loopback(h) for h in hosts)
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address, or ``localhost``) is this machine; a name may resolve to anything: no."""
     import ipaddress
 
     if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 

@@ -144,30 +144,30 @@ class _Refused(Exception):
         self.reason = reason
 
 
-class StoreSink(BatchingSink[ScoredDocument]):
-    """Scored documents into the ClickHouse store (idempotent by doc_id)."""
+class StoreBackedSink(BatchingSink[T]):
+    """A sink writing to the ClickHouse store, which it also probes to tell a refusal from an outage."""
 
     def __init__(self, store: Store, **kwargs):
         super().__init__(**kwargs)
         self.store = store
-
-    def _write(self, items: Sequence[ScoredDocument]) -> int:
-        return self.store.write(items)
 
     def _probe(self) -> None:
         self.store.ping()
 
 
-class DeadLetterSink(BatchingSink[tuple[int, int, bytes]]):
+class StoreSink(StoreBackedSink[ScoredDocument]):
+    """Scored documents into the ClickHouse store (idempotent by doc_id)."""
+
+    def _write(self, items: Sequence[ScoredDocument]) -> int:
+        return self.store.write(items)
+
+
+class DeadLetterSink(StoreBackedSink[tuple[int, int, bytes]]):
     """Dead letters into the store's ``dead_letters`` table, keyed by their own position in the
     dead-letter topic (idempotent). Items: (partition, offset, message value)."""
 
     COLUMNS = ("letter_partition", "letter_offset", "stage", "reason", "topic", "partition", "offset", "item_index",
                "original_bytes", "failed_at")
-
-    def __init__(self, store: Store, **kwargs):
-        super().__init__(**kwargs)
-        self.store = store
 
     def write(self, items: Sequence[tuple[int, int, bytes]]) -> Written:
         """As :meth:`BatchingSink.write`; a letter the store refuses gets a row saying so (stage ``unknown``) in its
@@ -195,11 +195,8 @@ class DeadLetterSink(BatchingSink[tuple[int, int, bytes]]):
         self.store.insert_rows("dead_letters", [self.row(*i) for i in items], self.COLUMNS)
         return len(items)
 
-    def _probe(self) -> None:
-        self.store.ping()
 
-
-class ArchiveSink(BatchingSink[tuple[str, str, int, int, bytes]]):
+class ArchiveSink(StoreBackedSink[tuple[str, str, int, int, bytes]]):
     """Raw messages into the ``raw_items`` archive, one row per item (a JSON Lines message is split as
     the ingest stage splits it), keyed by position (idempotent), personal data scrubbed as ingest
     scrubs it (:func:`streams.privacy.scrub_raw`). Items: (kind, topic, partition, offset, value)."""
@@ -207,8 +204,7 @@ class ArchiveSink(BatchingSink[tuple[str, str, int, int, bytes]]):
     COLUMNS = ("kind", "topic", "partition", "offset", "item_index", "event_time", "value")
 
     def __init__(self, store: Store, privacy_key: bytes, **kwargs):
-        super().__init__(**kwargs)
-        self.store = store
+        super().__init__(store, **kwargs)
         self.key = privacy_key
 
     def rows(self, kind: str, topic: str, partition: int, offset: int, value: bytes) -> list[list]:
@@ -220,9 +216,6 @@ class ArchiveSink(BatchingSink[tuple[str, str, int, int, bytes]]):
         rows = [row for item in items for row in self.rows(*item)]
         self.store.insert_rows("raw_items", rows, self.COLUMNS)
         return len(rows)
-
-    def _probe(self) -> None:
-        self.store.ping()
 
 
 def raw_event_time(item: bytes) -> datetime | None:

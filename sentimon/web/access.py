@@ -12,22 +12,14 @@ page's own requests carry the cookie).
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from sentimon.settings import is_loopback
+
 OPEN_PATHS = ("/health", "/metrics")
 COOKIE = "sentimon_token"
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a name: it may resolve to anything
 
 
 class Exposed(ValueError):
