@@ -54,38 +54,39 @@ browser:
 dashboards: $(STAMP)  ## regenerate ops/grafana/dashboards/*.json from sentimon/dashboards/definitions.py
 	$(BIN)/sentimon dashboards build
 
-models: $(STAMP)  ## train the fast model if none exists (<= 5 min)
+models: $(STAMP)  ## train the fast test model (CI) if none exists (<= 5 min); real scores use the released model
 	$(BIN)/sentimon train --profile fast --if-missing
 
-models-full: $(STAMP)  ## train the full model (about an hour on a 2-core machine)
-	$(BIN)/sentimon train --profile full
+models-full: $(STAMP)  ## reproduce the released model from the shared data (about 40 min), then the paired test against it
+	$(BIN)/sentimon train --profile release --name sentimon-release
+	$(BIN)/sentimon evaluate -m sentimon-release --compare auto
 
 tune: $(STAMP)  ## hyperparameter search on a subset (Optuna)
 	$(BIN)/sentimon tune
 
-evaluate: models  ## evaluate the newest model beside the baseline
+evaluate: $(STAMP)  ## evaluate the default (released) model beside the baseline, with intervals and transfer
 	$(BIN)/sentimon evaluate
 
-bench: models  ## benchmarks: models (float vs int8 vs baseline), Triton vs in-process, the pipeline (raw vs no-op vs model), alerts, replay
+bench: $(STAMP)  ## benchmarks: models (float vs int8 vs baseline), Triton vs in-process, the pipeline (raw vs no-op vs model), alerts, replay
 	$(BIN)/python -m bench models
 	$(BIN)/python -m bench triton
 	$(BIN)/python -m bench pipeline
 	$(BIN)/python -m bench alerts
 	$(BIN)/python -m bench replay
 
-bench-triton: models  ## only Triton vs in-process (batch sizes x requests in flight)
+bench-triton: $(STAMP)  ## only Triton vs in-process (batch sizes x requests in flight)
 	$(BIN)/python -m bench triton
 
-bench-pipeline: models  ## only the pipeline benchmark (a few minutes)
+bench-pipeline: $(STAMP)  ## only the pipeline benchmark (a few minutes)
 	$(BIN)/python -m bench pipeline
 
-bench-through-triton: models  ## only the pipeline through Triton vs Triton alone, 3 pairs (a few minutes)
+bench-through-triton: $(STAMP)  ## only the pipeline through Triton vs Triton alone, 3 pairs (a few minutes)
 	$(BIN)/python -m bench through-triton
 
-bench-replay: models  ## only replay throughput, with the model and without it
+bench-replay: $(STAMP)  ## only replay throughput, with the model and without it
 	$(BIN)/python -m bench replay
 
-soak: models  ## load and soak: 10 min at the measured capacity (RSS over time per process), then a 5x burst
+soak: $(STAMP)  ## load and soak: 10 min at the measured capacity (RSS over time per process), then a 5x burst
 	$(BIN)/python -m bench soak
 
 bench-broker: $(STAMP) s3-server  ## tansu: idempotent vs plain producer, throughput and loss under broker kills (2 min)
@@ -94,11 +95,11 @@ bench-broker: $(STAMP) s3-server  ## tansu: idempotent vs plain producer, throug
 bench-window: $(STAMP)  ## only the ingest state's memory over 8x the duplicate window (about 3 minutes)
 	$(BIN)/python -m bench window
 
-bench-alerts: models  ## only the alerts benchmark: detection quality (planted spikes), burst -> webhook latency
+bench-alerts: $(STAMP)  ## only the alerts benchmark: detection quality (planted spikes), burst -> webhook latency
 	$(BIN)/python -m bench alerts
 
 DURATION ?= 120
-demo: models  ## the main job: broker, workers, embedded store, synthetic feed with an injected event (DURATION s)
+demo: $(STAMP)  ## the main job: broker, workers, embedded store, synthetic feed with an injected event (DURATION s)
 	$(BIN)/sentimon demo --duration $(DURATION)
 
 clean:  ## remove the venv (var/ with models and runs stays)

@@ -7,6 +7,7 @@ a model card ``README.md``. Versions are integers, newest highest (Triton's conv
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -21,6 +22,10 @@ from models.labels import LABELS
 from models.network import MultiTaskClassifier, load_encoder_config
 
 WEIGHTS = "model.safetensors"
+CHECKSUMS = "SHA256SUMS"
+# The released model ships inside the package (``models/release/<name>/<version>/``): every command uses it
+# unless told otherwise, with no training and no model hub.
+RELEASED_DIR = Path(__file__).resolve().parent / "release"
 
 
 @dataclass(frozen=True)
@@ -43,14 +48,22 @@ def next_version_dir(models_dir: Path, name: str) -> Path:
     return models_dir / name / str((existing[-1] if existing else 0) + 1)
 
 
+def released() -> list[Path]:
+    """The name directories of the released models shipped with the package."""
+    if not RELEASED_DIR.is_dir():
+        return []
+    return sorted(p for p in RELEASED_DIR.iterdir() if versions(p))
+
+
 def resolve(spec: str, models_dir: Path) -> ModelRef:
-    """Find a model: a version directory, a name directory (newest version), a name under models_dir,
-    or 'auto' (newest ``sentimon-full``, else ``sentimon-fast``). FileNotFoundError says what to build."""
+    """Find a model: a version directory, a name directory (newest version), a name under models_dir or
+    among the released models, or 'auto' (the released model; without one the newest trained
+    ``sentimon-release``, ``sentimon-full``, then ``sentimon-fast``). FileNotFoundError says what to build."""
     candidates: list[Path]
     if spec == "auto":
-        candidates = [models_dir / "sentimon-full", models_dir / "sentimon-fast"]
+        candidates = [*released(), *(models_dir / f"sentimon-{p}" for p in ("release", "full", "fast"))]
     else:
-        candidates = [Path(spec), models_dir / spec]
+        candidates = [Path(spec), models_dir / spec, RELEASED_DIR / spec]
     for path in candidates:
         if (path / WEIGHTS).is_file():
             return ModelRef(path, path.parent.name, path.name)
@@ -58,8 +71,9 @@ def resolve(spec: str, models_dir: Path) -> ModelRef:
         if found:
             return ModelRef(path / str(found[-1]), path.name, str(found[-1]))
     raise FileNotFoundError(
-        f"no trained model found for {spec!r} under {models_dir}: run `make models` (fast) or "
-        "`make models-full`, or set SENTIMON_MODEL to a model directory"
+        f"no model found for {spec!r} under {models_dir} or {RELEASED_DIR}: restore the released model "
+        "(`git checkout -- models/release`), run `make models-full` (or `make models` for the test model), "
+        "or set SENTIMON_MODEL to a model directory"
     )
 
 
@@ -71,8 +85,7 @@ def save(
 ) -> Path:
     """Write weights, encoder config, tokenizer, labels and training record into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out_dir / WEIGHTS), metadata={"format": "pt"})
+    save_weights(model, out_dir)
     model.config.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     write_json(out_dir / "labels.json", {task: list(LABELS[task]) for task in model.tasks})
@@ -80,11 +93,18 @@ def save(
     return out_dir
 
 
+def save_weights(model: MultiTaskClassifier, out_dir: Path) -> None:
+    """(Re)write ``model.safetensors`` of a version directory."""
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(Path(out_dir) / WEIGHTS), metadata={"format": "pt"})
+
+
 def load(path: Path) -> tuple[MultiTaskClassifier, PreTrainedTokenizerBase, dict[str, Any]]:
     """Load a version directory for inference (eval mode). Checks the label files against our taxonomy.
     Bounds the CPU kernels' cache for the life of the process (:func:`bound_kernel_cache`)."""
     path = Path(path)
     bound_kernel_cache()
+    verify_checksums(path)
     labels = read_json(path / "labels.json")
     for task, names in labels.items():
         if tuple(names) != LABELS[task]:
@@ -129,6 +149,42 @@ def load_weights(model: MultiTaskClassifier, path: Path, *, zero_adjustments: bo
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not key.startswith("logit_adjust_") for key in missing):
         raise ValueError(f"{path}: weights do not match the network (missing {missing}, unexpected {unexpected})")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_checksums(path: Path) -> Path:
+    """Write ``SHA256SUMS`` (``sha256sum`` format) over every file of a version directory."""
+    path = Path(path)
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.name != CHECKSUMS)
+    (path / CHECKSUMS).write_text("".join(f"{sha256(p)}  {p.name}\n" for p in files))
+    return path / CHECKSUMS
+
+
+def verify_checksums(path: Path) -> None:
+    """Check every file ``SHA256SUMS`` lists (nothing to do without one); ValueError names a changed or
+    missing file. The released model carries one, so a damaged checkout fails loudly instead of scoring."""
+    listing = Path(path) / CHECKSUMS
+    if not listing.is_file():
+        return
+    for line in listing.read_text().splitlines():
+        if not line.strip():
+            continue
+        expected, _, name = line.partition("  ")
+        target = Path(path) / name
+        if not target.is_file():
+            raise ValueError(f"{path}: {name} is missing (listed in {CHECKSUMS}); restore it, e.g. `git checkout -- {target}`")
+        if sha256(target) != expected:
+            raise ValueError(
+                f"{path}: {name} does not match its checksum in {CHECKSUMS}: the model files are damaged or were "
+                f"changed; restore them (e.g. `git checkout -- {path}`) or package a new version"
+            )
 
 
 def write_json(path: Path, data: Any) -> None:

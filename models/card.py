@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from models.labels import LABELS
+from models.profiles import test_model_warning
+
+PURPOSE = """\
+For: scoring the tone (negative / neutral / positive, and a signed score P(positive) - P(negative)) and the
+topic of short English financial texts (posts, headlines, news lines) as they stream in, so that shifts in
+tone about a company, sector or theme can be aggregated and alerted on. Not for: decisions about a single
+text on its own, long documents, other languages, or tone toward one named entity among several."""
 
 DATA_NOTES = """\
 - twitter-financial-news-sentiment (zeroshot; MIT): 9,543 train / 2,388 validation finance tweets,
@@ -19,7 +26,15 @@ LIMITS = """\
 - Sentiment is about the text's tone toward markets, not about a specific named entity in it.
 - Rare topics (IPO, Gold | Metals | Materials, Currencies) have few training rows: see their per-class F1.
 - Probabilities are calibrated only as far as the ECE column above says.
-- Headlines and formal news (PhraseBank, SemEval) differ from tweets: see the transfer table."""
+- Headlines and formal news (PhraseBank, SemEval) differ from tweets: see the transfer table; its
+  "clear called neutral" column is the share of clearly toned texts the model calls neutral (tone the
+  signed score, and so the alerts, miss).
+- Known failure kinds: negation ("not as bad as feared"), results against expectations (numbers versus
+  estimates), contrast ("grew, but ..."), sarcasm; see the challenge table for examples."""
+
+
+def _ci(value: float, ci: list[float] | None) -> str:
+    return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
 def _row(*cells: object) -> str:
@@ -29,11 +44,15 @@ def _row(*cells: object) -> str:
 def model_card(name: str, version: str, training: dict, result: dict) -> str:
     """Render the card from the training record and the evaluation result (pure)."""
     cfg = training.get("config", {})
+    warning = test_model_warning(name, training)
     lines = [
         f"# {name} v{version}",
         "",
+        *([f"**{warning}.**", ""] if warning else []),
         "Multi-task financial text classifier: one shared encoder, a sentiment head "
         f"({' / '.join(LABELS['sentiment'])}) and a topic head (20 classes); one forward pass gives both.",
+        "",
+        PURPOSE,
         "",
         "## Training",
         f"- profile `{cfg.get('profile')}`, backbone `{training.get('backbone')}`, "
@@ -45,6 +64,11 @@ def model_card(name: str, version: str, training: dict, result: dict) -> str:
         f"seed {cfg.get('seed')}",
         *([f"- continued from the weights of `{cfg['init_from']}`"] if cfg.get("init_from") else []),
         f"- prior correction (class weighting undone at inference) for: {', '.join(cfg.get('prior_correction') or []) or 'none'}",
+        *([f"- held out {training.get('held_out_rows')} training rows (for calibration only), layer-wise lr decay "
+           f"{cfg.get('layer_decay')}, weight average (EMA {cfg.get('ema_decay')}), cross-task soft labels weight "
+           f"{cfg.get('cross_task')} (temperature {cfg.get('soft_temperature')}) from epoch {cfg.get('cross_task_from_epoch')}"]
+          if cfg.get("holdout") else []),
+        *_calibration_lines(training.get("calibration")),
         *([f"- note: {training['notes']}"] if training.get("notes") else []),
         "",
         "## Data and licences",
@@ -52,16 +76,18 @@ def model_card(name: str, version: str, training: dict, result: dict) -> str:
         "",
         "## Validation (twitter-financial-news validation splits)",
         "",
-        _row("task", "model accuracy", "model macro-F1", "model ECE", "baseline accuracy", "baseline macro-F1", "int8 accuracy"),
-        _row(*["---"] * 7),
+        _row("task", "n", "model accuracy [95% CI]", "model macro-F1 [95% CI]", "model ECE", "baseline accuracy",
+             "baseline macro-F1", "int8 accuracy"),
+        _row(*["---"] * 8),
     ]
     for task, entry in result["validation"].items():
         m, b = entry["model"], entry.get("baseline", {})
         lines.append(
-            _row(task, m["accuracy"], m["macro_f1"], m["ece"], b.get("accuracy", "-"), b.get("macro_f1", "-"),
-                 result.get("int8", {}).get(task, {}).get("accuracy", "-"))
+            _row(task, m["n"], _ci(m["accuracy"], m.get("accuracy_ci")), _ci(m["macro_f1"], m.get("macro_f1_ci")), m["ece"],
+                 b.get("accuracy", "-"), b.get("macro_f1", "-"), result.get("int8", {}).get(task, {}).get("accuracy", "-"))
         )
-    lines += ["", "Baseline: TF-IDF (word 1-2 + char 2-5 n-grams) + logistic regression on the same training split.", ""]
+    lines += ["", "Baseline: TF-IDF (word 1-2 + char 2-5 n-grams) + logistic regression on the same training split. "
+              "Intervals: percentile bootstrap, 1,000 resamples.", ""]
     for task, entry in result["validation"].items():
         lines += [f"### Per class: {task}", "", _row("label", "precision", "recall", "F1", "support"), _row(*["---"] * 5)]
         for label, c in entry["model"]["per_class"].items():
@@ -69,10 +95,48 @@ def model_card(name: str, version: str, training: dict, result: dict) -> str:
         lines += ["", f"![confusion {task}](confusion_{task}.png)", ""]
     if result.get("transfer"):
         lines += ["## Transfer (sentiment, evaluation-only sets)", "",
-                  _row("set", "n", "model accuracy", "model macro-F1", "baseline accuracy"), _row(*["---"] * 5)]
+                  _row("set", "n", "model accuracy [95% CI]", "model macro-F1 [95% CI]", "clear called neutral",
+                       "baseline accuracy"), _row(*["---"] * 6)]
         for set_name, entry in result["transfer"].items():
-            lines.append(_row(set_name, entry["model"]["n"], entry["model"]["accuracy"], entry["model"]["macro_f1"],
+            m = entry["model"]
+            lines.append(_row(set_name, m["n"], _ci(m["accuracy"], m.get("accuracy_ci")),
+                              _ci(m["macro_f1"], m.get("macro_f1_ci")), m.get("clear_called_neutral", "-"),
                               entry.get("baseline", {}).get("accuracy", "-")))
-        lines.append("")
+        lines += ["", "fpb50 / fpb_allagree: Financial PhraseBank at 50% / 100% annotator agreement; fiqa_posts: FiQA "
+                  "2018 posts; semeval_headlines: SemEval-2017 task 5 headlines (scores mapped with a +-0.1 neutral band).",
+                  ""]
+    if result.get("challenge"):
+        lines += _challenge_lines(result["challenge"])
     lines += ["## Known limits", LIMITS, ""]
     return "\n".join(lines)
+
+
+def _calibration_lines(calibration: dict | None) -> list[str]:
+    if not calibration:
+        return []
+    out = []
+    topic, sentiment = calibration.get("topic"), calibration.get("sentiment")
+    if topic:
+        c = topic["chosen"]
+        out.append(f"- calibrated on the held-out rows: topic prior correction strength {c['value']} (held-out accuracy "
+                   f"{c['accuracy']:.3f}, macro-F1 {c['macro_f1']:.3f})")
+    if sentiment:
+        c = sentiment["chosen"]
+        out.append(f"- calibrated on the held-out rows: neutral logit offset {c['value']:+.1f} (held-out accuracy "
+                   f"{c['accuracy']:.3f}, macro-F1 {c['macro_f1']:.3f})")
+    return out
+
+
+def _challenge_lines(challenge: dict) -> list[str]:
+    lines = ["## Challenge sentences (hand-written, evaluation only)", "",
+             "Short sentences of the constructions that tweet-trained models get wrong, with plain ones as a control "
+             "(`models/data/challenge.csv`).", "", _row("kind", "n", "right"), _row(*["---"] * 3)]
+    for kind, k in challenge["kinds"].items():
+        lines.append(_row(kind, k["n"], k["correct"]))
+    misses = [i for i in challenge["items"] if i["predicted"] != i["label"]]
+    if misses:
+        lines += ["", "Wrong calls:", "", _row("kind", "text", "label", "called", "score"), _row(*["---"] * 5)]
+        lines += [_row(i["kind"], i["text"].replace("|", "/"), i["label"], i["predicted"], f"{i['score']:+.2f}")
+                  for i in misses]
+    lines.append("")
+    return lines

@@ -22,6 +22,7 @@ from models.batching import inference_batches, pad
 from models.labels import LABELS, Task, signed_score
 from models.network import MultiTaskClassifier
 from models.preprocess import check_text
+from models.profiles import test_model_warning
 
 MAX_CHARS = 20_000
 
@@ -104,6 +105,16 @@ class Classifier:
             batch_size=batch_size,
             training=training,
         )
+
+    @property
+    def test_model(self) -> str | None:
+        """A warning to show wherever this model is used when it is a test model, else None."""
+        return test_model_warning(self.name, self.training)
+
+    def describe(self) -> dict:
+        """Profile, parameter count and whether it is a test model (for reports and logs)."""
+        return {"profile": self.training.get("config", {}).get("profile"), "parameters": self.training.get("parameters"),
+                "test_model": self.test_model is not None}
 
     def proba(self, prepared: Sequence[str]) -> dict[Task, np.ndarray]:
         return predict_proba(self.model, self.tokenizer, prepared, self.max_length, self.batch_size)

@@ -8,6 +8,7 @@ result as an uninterrupted one. Curves go to TensorBoard under the run directory
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import time
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from models import artifact, metrics
-from models.batching import length_batches, pad
+from models.batching import inference_batches, length_batches, pad
 from models.classifier import predict_proba
 from models.dataset import LabelledTexts
 from models.labels import LABELS, Task
@@ -98,6 +99,88 @@ def batch_loss(
     return total / len(label)
 
 
+def cross_task_loss(
+    logits: dict[str, torch.Tensor],
+    task: torch.Tensor,
+    soft: dict[str, torch.Tensor],
+    tasks: tuple[Task, ...],
+    temperature: float,
+) -> torch.Tensor:
+    """Sum over the batch of the distillation loss (KL, scaled by T^2) of each row's *other* tasks' heads
+    against soft labels, divided by the batch size. ``soft[name]`` holds the batch rows' teacher probabilities."""
+    total = logits[tasks[0]].new_zeros(())
+    for t, name in enumerate(tasks):
+        rows = task != t
+        if rows.any():
+            log_student = F.log_softmax(logits[name][rows] / temperature, dim=-1)
+            total = total + F.kl_div(log_student, soft[name][rows], reduction="sum") * temperature**2
+    return total / len(task)
+
+
+@torch.inference_mode()
+def soft_labels(
+    model: MultiTaskClassifier, ids: list[list[int]], pad_id: int, temperature: float, batch_size: int = 128
+) -> dict[str, torch.Tensor]:
+    """Every head's tempered probabilities for every training row (the teacher's view), in row order."""
+    was_training = model.training
+    model.eval()
+    out = {name: torch.zeros(len(ids), len(LABELS[name])) for name in model.tasks}
+    for batch in inference_batches([len(x) for x in ids], batch_size):
+        input_ids, mask = pad([ids[i] for i in batch], pad_id)
+        logits = model(input_ids, mask)
+        for name in model.tasks:
+            out[name][batch] = torch.softmax(logits[name].float() / temperature, dim=-1)
+    model.train(was_training)
+    return out
+
+
+def parameter_groups(model: MultiTaskClassifier, config: TrainConfig) -> list[dict]:
+    """AdamW groups: encoder layers with layer-wise decayed learning rates (embeddings lowest), no weight
+    decay on biases and LayerNorms, the fresh heads at ``head_lr``."""
+    n_layers = int(getattr(model.config, "num_hidden_layers", 0))
+
+    def depth(name: str) -> int:
+        # 0 = embeddings, i + 1 = encoder layer i, n_layers + 1 = anything above the layers (pooler)
+        if ".embeddings." in f".{name}":
+            return 0
+        marker = "encoder.layer."
+        if marker in name:
+            return int(name.split(marker, 1)[1].split(".", 1)[0]) + 1
+        return n_layers + 1
+
+    groups: dict[tuple[int, bool], dict] = {}
+    heads = []
+    for name, param in model.named_parameters():
+        if name.startswith("heads."):
+            heads.append(param)
+            continue
+        decays = not (name.endswith("bias") or "LayerNorm" in name)
+        key = (depth(name.removeprefix("encoder.")), decays)
+        lr = config.lr * config.layer_decay ** (n_layers + 1 - key[0])
+        groups.setdefault(key, {"params": [], "lr": lr, "weight_decay": config.weight_decay if decays else 0.0})
+        groups[key]["params"].append(param)
+    return [*groups.values(), {"params": heads, "weight_decay": 0.0, "lr": config.head_lr}]
+
+
+@torch.no_grad()
+def update_average(average: MultiTaskClassifier, model: MultiTaskClassifier, decay: float, step: int) -> None:
+    """One EMA step; the decay ramps up from ~0.1 so early weights do not dominate the average."""
+    d = min(decay, (1 + step) / (10 + step))
+    for a, p in zip(average.parameters(), model.parameters()):
+        a.lerp_(p.detach(), 1 - d)
+
+
+def holdout_split(config: TrainConfig, sets: dict[Task, LabelledTexts]
+                  ) -> tuple[dict[Task, LabelledTexts], dict[Task, LabelledTexts]]:
+    """The rows a config trains on and the rows it holds out (empty without ``holdout``), per task."""
+    if not config.holdout:
+        return dict(sets), {}
+    fit, held = {}, {}
+    for task, data in sets.items():
+        fit[task], held[task] = data.split(config.holdout, seed=config.seed)
+    return fit, held
+
+
 def validation_reports(model, tokenizer, sets: dict[Task, LabelledTexts], max_length: int) -> dict[Task, dict]:
     """Report per task on prepared validation texts (used for curves and tuning)."""
     model.eval()
@@ -132,6 +215,9 @@ def train(
     tasks = tuple(config.tasks)
     limits = config.train_limit or {}
     train_sets = {t: train_sets[t].sample(limits.get(t), seed=config.seed) for t in tasks}
+    train_sets, held_out = holdout_split(config, train_sets)
+    if config.cross_task and not config.ema_decay:
+        raise ValueError("cross_task soft labels come from the weight average: set ema_decay too")
     curve_sets = {t: valid_sets[t].sample(config.eval_limit, seed=config.seed) for t in tasks if t in valid_sets}
 
     backbone = resolve_backbone(config.backbone)
@@ -150,18 +236,10 @@ def train(
 
     steps_per_epoch = math.ceil(len(lengths) / config.batch_size)
     total_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
-    head_params = [p for n, p in model.named_parameters() if n.startswith("heads.")]
-    body = [(n, p) for n, p in model.named_parameters() if not n.startswith("heads.")]
-    no_decay = [p for n, p in body if n.endswith("bias") or "LayerNorm" in n]
-    decay = [p for n, p in body if not (n.endswith("bias") or "LayerNorm" in n)]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": config.weight_decay, "lr": config.lr},
-            {"params": no_decay, "weight_decay": 0.0, "lr": config.lr},
-            {"params": head_params, "weight_decay": 0.0, "lr": config.head_lr},
-        ]
-    )
+    optimizer = torch.optim.AdamW(parameter_groups(model, config))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    average = copy.deepcopy(model).requires_grad_(False) if config.ema_decay else None
+    soft: dict[str, torch.Tensor] | None = None
 
     step, elapsed = 0, 0.0
     ckpt_path = run_dir / CHECKPOINT
@@ -172,6 +250,9 @@ def train(
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
             torch.set_rng_state(ckpt["torch_rng"])
+            if average is not None:
+                average.load_state_dict(ckpt["average"])
+            soft = ckpt.get("soft")
             step, elapsed = ckpt["step"], ckpt["elapsed"]
             log(f"resuming {run_dir.name} at step {step}/{total_steps}")
         else:
@@ -184,6 +265,9 @@ def train(
         f"training {config.profile}: {', '.join(f'{t} {len(train_sets[t])} rows' for t in tasks)}, "
         f"{total_steps} steps of {config.batch_size}, {count_parameters(model) / 1e6:.1f}M parameters"
     )
+    if config.cross_task and config.cross_task_from_epoch == 0 and soft is None and average is not None:
+        soft = soft_labels(average, data.ids, tokenizer.pad_token_id, config.soft_temperature)
+        log(f"soft labels for {len(data.ids)} rows from the initial weights")
     model.train()
     bar = tqdm(total=total_steps, initial=step, disable=not progress, desc=f"train {config.profile}", unit="step")
     epoch_batches: tuple[int, list[list[int]]] | None = None
@@ -199,6 +283,8 @@ def train(
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
+                "average": average.state_dict() if average is not None else None,
+                "soft": soft,
                 "step": step,
                 "elapsed": time.perf_counter() - started,
             },
@@ -214,12 +300,18 @@ def train(
         input_ids, mask = pad([data.ids[i] for i in batch], tokenizer.pad_token_id)
         task = torch.tensor([data.task[i] for i in batch])
         label = torch.tensor([data.label[i] for i in batch])
-        loss = batch_loss(model(input_ids, mask), task, label, tasks, weights, config.label_smoothing)
+        logits = model(input_ids, mask)
+        loss = batch_loss(logits, task, label, tasks, weights, config.label_smoothing)
+        if soft is not None:
+            batch_soft = {name: soft[name][batch] for name in tasks}
+            loss = loss + config.cross_task * cross_task_loss(logits, task, batch_soft, tasks, config.soft_temperature)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
+        if average is not None:
+            update_average(average, model, config.ema_decay, step)
         step += 1
         value = float(loss.detach())
         loss_avg = value if loss_avg is None else 0.98 * loss_avg + 0.02 * value
@@ -229,8 +321,13 @@ def train(
             writer.add_scalar("train/loss", value, step)
             writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
         end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
+        epochs_done = step // steps_per_epoch
+        if end_of_epoch and config.cross_task and step < total_steps and epochs_done >= config.cross_task_from_epoch:
+            soft = soft_labels(average, data.ids, tokenizer.pad_token_id, config.soft_temperature)
+            log(f"step {step}: soft labels for {len(data.ids)} rows from the weight average")
         if end_of_epoch and curve_sets:
-            for t, rep in validation_reports(model, tokenizer, curve_sets, config.max_length).items():
+            scored = average if average is not None else model
+            for t, rep in validation_reports(scored, tokenizer, curve_sets, config.max_length).items():
                 writer.add_scalar(f"valid/{t}_accuracy", rep["accuracy"], step)
                 writer.add_scalar(f"valid/{t}_macro_f1", rep["macro_f1"], step)
                 log(f"step {step} {t}: accuracy {rep['accuracy']:.4f} macro-F1 {rep['macro_f1']:.4f}")
@@ -242,10 +339,15 @@ def train(
             return model, {"stopped_at": step}
     bar.close()
     writer.close()
-    model.eval()
-    for t in config.prior_correction:
-        if t in tasks:
-            model.set_logit_adjustment(t, prior_correction(weights[t]))
+    last = model
+    if average is not None:
+        # the last step's own weights stay beside the run for comparison; the artifact holds the average
+        model = average
+    for m in {id(model): model, id(last): last}.values():
+        m.eval()
+        for t in config.prior_correction:
+            if t in tasks:
+                m.set_logit_adjustment(t, prior_correction(weights[t]))
     seconds = time.perf_counter() - started
     record = {
         "config": config.model_dump(mode="json"),
@@ -253,6 +355,8 @@ def train(
         "backbone": config.backbone,
         "parameters": count_parameters(model),
         "train_rows": {t: len(train_sets[t]) for t in tasks},
+        "held_out_rows": {t: len(held_out[t]) for t in held_out},
+        "class_weights": {t: [round(float(w), 6) for w in weights[t]] for t in tasks},
         "train_label_counts": {t: train_sets[t].counts() for t in tasks},
         "steps": total_steps,
         "train_seconds": round(seconds, 1),
@@ -261,6 +365,8 @@ def train(
     }
     if out_dir is not None:
         artifact.save(model, tokenizer, out_dir, record)
+        if last is not model:
+            artifact.save(last, tokenizer, run_dir / "last-step", record)
         ckpt_path.unlink(missing_ok=True)
     log(f"trained in {seconds:.0f} s")
     return model, record

@@ -126,6 +126,25 @@ def _final(console: Console, cluster: LocalCluster, store, pipeline, event: Inje
     return summary
 
 
+def model_line(settings: Settings) -> str:
+    """Which model scores the demo, its validation figures (from its ``metrics.json``) and, for a test
+    model, that it is one."""
+    from models import artifact
+    from models.profiles import test_model_warning
+
+    ref = artifact.resolve(settings.model, settings.models_dir)
+    released = ref.path.is_relative_to(artifact.RELEASED_DIR)
+    line = f"model: {ref.name} v{ref.version}" + (" (the released model)" if released else f" ({ref.path})")
+    metrics_file = ref.path / "metrics.json"
+    if metrics_file.is_file():
+        validation = artifact.read_json(metrics_file).get("validation", {})
+        figures = [f"{task} {entry['model']['accuracy']:.3f}" for task, entry in validation.items() if "model" in entry]
+        if figures:
+            line += f"; validation accuracy {', '.join(figures)}"
+    warning = test_model_warning(ref.name, artifact.load_training(ref.path))
+    return line + (f"\n[yellow]{warning}[/yellow]" if warning else "")
+
+
 def run_demo(settings: Settings, duration_s: float, rate: float, event_spec: str, speed: float = 15.0,
              scorer: str = "triton", console: Console | None = None) -> dict:
     console = console or Console()
@@ -143,6 +162,8 @@ def run_demo(settings: Settings, duration_s: float, rate: float, event_spec: str
     })
     console.print(f"[bold]Sentimon demo[/bold]: {duration_s:.0f} s at {rate:.0f} items/s, event time x{speed:g}; "
                   f"starting tansu, the store worker and a pipeline worker (logs in {run_dir}) ...")
+    if scorer != "noop":
+        console.print(model_line(settings))
     cluster = LocalCluster(settings, run_dir)
     with desk_receiver(console) as receiver, cluster:
         if scorer == "triton":

@@ -8,6 +8,7 @@ scores without a model, to measure the pipeline's own overhead (``make bench``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,6 +22,8 @@ from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from schemas.base import iso_ms, now_utc
 from streams.process import child_pool
 from streams.settings import ScoringConfig
+
+log = logging.getLogger(__name__)
 
 
 class Scorer(Protocol):
@@ -170,6 +173,11 @@ async def make_scorer(settings: ScoringConfig) -> Scorer:
     from models import artifact
 
     ref = artifact.resolve(settings.model, settings.models_dir)
+    from models.profiles import test_model_warning
+
+    warning = test_model_warning(ref.name, artifact.load_training(ref.path))
+    if warning:
+        log.warning(warning)
     if backend == "triton":
         from streams.triton.client import TritonClient
 

@@ -3,7 +3,7 @@ from typer.testing import CliRunner
 
 from sentimon.cli import app
 
-COMMANDS = ["config", "train", "tune", "evaluate", "predict", "broker", "worker", "topics", "feed", "demo",
+COMMANDS = ["config", "train", "calibrate", "release", "tune", "evaluate", "predict", "broker", "worker", "topics", "feed", "demo",
             "dead-letters", "db migrate", "schemas export", "query movers", "query entity", "export", "triton",
             "alerts run", "dashboards build", "dashboards check", "dashboards push"]
 

@@ -144,7 +144,7 @@ def test_cli_predict_and_evaluate(tiny_model, tmp_path, monkeypatch):
     assert list(out["validation"]) == ["sentiment"] and out["validation"]["sentiment"]["model"]["n"] == 2
 
     res = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "nothing")])
-    assert res.exit_code == 2 and "make models" in res.output
+    assert res.exit_code == 2 and "make models-full" in res.output
 
 
 def test_bench_measures_every_cell_and_saves_json(tiny_model, train_sets, valid_small, tmp_path):

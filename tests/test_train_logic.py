@@ -32,7 +32,7 @@ def test_batch_loss_uses_each_rows_own_head():
 
 
 def test_profiles_and_overrides():
-    assert set(PROFILES) == {"fast", "full"}
+    assert set(PROFILES) == {"fast", "full", "release"}
     cfg = profile("fast", epochs=2.0, lr=None)
     assert cfg.epochs == 2.0 and cfg.lr == PROFILES["fast"].lr
     assert cfg.fingerprint() != PROFILES["fast"].fingerprint()
@@ -58,3 +58,66 @@ def test_prior_correction_undoes_class_weighting():
     assert corrected[0] < weighted_probs[0] and corrected[1] > weighted_probs[1]
     # a class with no training rows (weight 0) gets no offset
     assert prior_correction(torch.tensor(class_weights([0, 10, 30], 1.0)))[0] == 0
+
+
+def test_cross_task_loss_teaches_only_the_other_tasks_head():
+    from models.train import cross_task_loss
+
+    tasks = ("sentiment", "topic")
+    task = torch.tensor([0, 1])  # row 0 is a sentiment row, row 1 a topic row
+    soft = {"sentiment": torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]), "topic": torch.full((2, 20), 1 / 20)}
+    logits = {"sentiment": torch.zeros(2, 3), "topic": torch.zeros(2, 20)}
+    # row 0's topic head already matches its soft label (uniform) and row 1's sentiment head is uniform
+    # against a one-hot target: only row 1's sentiment term costs anything
+    loss = cross_task_loss(logits, task, soft, tasks, temperature=2.0)
+    assert float(loss) == pytest.approx(float(torch.log(torch.tensor(3.0))) * 4 / 2, abs=1e-5)
+    logits["sentiment"][0] = torch.tensor([-9.0, 9.0, 0.0])  # row 0's own head is not this loss's business
+    assert float(cross_task_loss(logits, task, soft, tasks, temperature=2.0)) == pytest.approx(float(loss), abs=1e-5)
+
+
+def test_layer_decay_gives_lower_layers_smaller_learning_rates():
+    from transformers import BertConfig
+
+    from models.network import MultiTaskClassifier
+    from models.train import parameter_groups
+
+    config = BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=3, num_attention_heads=2, intermediate_size=16)
+    model = MultiTaskClassifier.from_config(config)
+    cfg = profile("release")
+    groups = parameter_groups(model, cfg)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    by_param = {id(p): g["lr"] for g in groups for p in g["params"]}
+    lr = {name: by_param[id(p)] for name, p in model.named_parameters()}
+    assert lr["heads.topic.weight"] == cfg.head_lr
+    top = lr["encoder.encoder.layer.2.attention.self.query.weight"]
+    assert top == pytest.approx(cfg.lr * cfg.layer_decay)
+    assert lr["encoder.encoder.layer.0.attention.self.query.weight"] == pytest.approx(cfg.lr * cfg.layer_decay**3)
+    assert lr["encoder.embeddings.word_embeddings.weight"] == pytest.approx(cfg.lr * cfg.layer_decay**4)
+    no_decay = {id(p) for g in groups if g["weight_decay"] == 0 for p in g["params"]}
+    assert id(dict(model.named_parameters())["encoder.encoder.layer.1.output.LayerNorm.weight"]) in no_decay
+
+
+def test_the_weight_average_follows_the_weights():
+    from models.train import update_average
+
+    model, average = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        average.weight.fill_(0.0)
+    update_average(average, model, decay=0.99, step=0)  # the first step moves 90% of the way
+    assert float(average.weight[0, 0]) == pytest.approx(0.9)
+    update_average(average, model, decay=0.99, step=10_000)
+    assert float(average.weight[0, 0]) == pytest.approx(0.9 + 0.1 * 0.01)
+
+
+def test_holdout_rows_never_reach_training():
+    from models.dataset import LabelledTexts
+    from models.train import holdout_split
+
+    data = LabelledTexts("sentiment", [f"t{i}" for i in range(200)], [i % 3 for i in range(200)])
+    fit, held = holdout_split(profile("release"), {"sentiment": data})
+    assert not set(fit["sentiment"].texts) & set(held["sentiment"].texts)
+    assert len(fit["sentiment"]) + len(held["sentiment"]) == 200 and 10 <= len(held["sentiment"]) <= 20
+    again = holdout_split(profile("release"), {"sentiment": data})[1]
+    assert again["sentiment"].texts == held["sentiment"].texts  # the same rows on every call (calibration)
+    assert holdout_split(profile("full"), {"sentiment": data})[1] == {}

@@ -47,6 +47,8 @@ def faust_app(settings: Settings, role: Role, web_port: int) -> faust.App:
         topic_replication_factor=settings.kafka.replication_factor,
         topic_disable_leader=True,
         store="memory://",
+        # Faust makes a data folder per app even with tables in memory: under var/, not the working directory
+        datadir=str(settings.var_dir / "faust" / "{conf.name}-data"),
         table_standby_replicas=0,
         stream_buffer_maxsize=max(4096, 4 * settings.stream.max_batch),
         producer_linger_ms=5,

@@ -17,7 +17,9 @@ from sentimon.settings import get_settings
 
 @app.command()
 def train(
-    profile: Annotated[str, typer.Option(help="'fast' (CI/demo, <= 5 min) or 'full'")] = "fast",
+    profile: Annotated[
+        str, typer.Option(help="'fast' (a test model for CI, <= 5 min), 'full' (about 30 min) or 'release' (the released model's recipe)")
+    ] = "fast",
     name: Annotated[Optional[str], typer.Option(help="model name; default sentimon-<profile>")] = None,
     epochs: Annotated[Optional[float], typer.Option(help="override the profile's epochs")] = None,
     lr: Annotated[Optional[float], typer.Option(help="override the encoder learning rate")] = None,
@@ -26,6 +28,9 @@ def train(
         Optional[str], typer.Option(help="continue training from a model version (name or directory) instead of the backbone")
     ] = None,
     max_length: Annotated[Optional[int], typer.Option(help="override tokens per text")] = None,
+    cross_task_from_epoch: Annotated[
+        Optional[int], typer.Option(help="override when cross-task soft labels start (0: from the initial weights)")
+    ] = None,
     backbone: Annotated[Optional[str], typer.Option(help="encoder: package name, local path or hub name")] = None,
     seed: Annotated[Optional[int], typer.Option(help="override the seed")] = None,
     evaluate: Annotated[bool, typer.Option(help="write metrics.json and the model card after training")] = True,
@@ -48,16 +53,70 @@ def train(
     try:
         init_path = str(artifact.resolve(init_from, s.models_dir).path) if init_from else None
         cfg = make_profile(profile, epochs=epochs, lr=lr, head_lr=head_lr, max_length=max_length, seed=seed,
-                           backbone=backbone or s.backbone, init_from=init_path)
+                           backbone=backbone or s.backbone, init_from=init_path,
+                           cross_task_from_epoch=cross_task_from_epoch)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     train_sets, valid_sets = _sets("train"), _sets("valid")
     out_dir = artifact.next_version_dir(s.models_dir, name)
-    run_training(cfg, train_sets, valid_sets, s.var_dir / "runs" / name, out_dir, threads=s.threads, log=_log)
+    run_dir = s.var_dir / "runs" / name
+    run_training(cfg, train_sets, valid_sets, run_dir, out_dir, threads=s.threads, log=_log)
+    if cfg.holdout:
+        import shutil
+
+        from models.calibrate import calibrate_artifact
+
+        # the version before calibration stays beside the run, for the paired test of what calibration gained
+        shutil.copytree(out_dir, run_dir / "uncalibrated", dirs_exist_ok=True)
+        calibrate_artifact(out_dir, train_sets, log=_log)
     if evaluate:
         evaluate_artifact(out_dir, train_sets, valid_sets, s.eval_dir, log=_log)
         _print_metrics(json.loads((out_dir / "metrics.json").read_text()))
     console.print(f"[green]model written to {out_dir}[/green]")
+
+
+@app.command()
+def calibrate(
+    model: Annotated[str, typer.Argument(help="model version to calibrate: name or directory")],
+) -> None:
+    """Choose the topic prior-correction strength and the sentiment neutral offset on the rows the model's
+    training held out (never validation data) and write them into the model's weights."""
+    from models import artifact
+    from models.calibrate import calibrate_artifact
+
+    s = get_settings()
+    try:
+        ref = artifact.resolve(model, s.models_dir)
+        record = calibrate_artifact(ref.path, _sets("train"), log=_log)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(json.dumps({t: r["chosen"] for t, r in record.items() if t != "held_out_rows"}))
+
+
+@app.command()
+def release(
+    model: Annotated[str, typer.Argument(help="trained model version to release: name or directory")],
+    name: Annotated[str, typer.Option(help="released model name")] = "sentimon-minilm",
+    version: Annotated[Optional[int], typer.Option(help="release version (default: the next one)")] = None,
+) -> None:
+    """Package a trained version as the released model under models/release/: float16 weights, tokenizer,
+    labels, metrics and model card (evaluated as packaged), sealed with SHA256SUMS. Release only a model
+    that beats the current one: `sentimon evaluate -m NEW --compare auto` gives the paired test."""
+    from models import artifact
+    from models.evaluate import evaluate_artifact
+    from models.release import package
+
+    s = get_settings()
+    try:
+        ref = artifact.resolve(model, s.models_dir)
+        dest = package(ref.path, name, version)
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        _fail(str(exc))
+    result = evaluate_artifact(dest, _sets("train"), _sets("valid"), s.eval_dir, log=_log)
+    artifact.write_checksums(dest)
+    _print_metrics(result)
+    size = sum(p.stat().st_size for p in dest.iterdir()) / 1e6
+    console.print(f"[green]released {ref.name}/{ref.version} as {dest} ({size:.1f} MB, sealed with SHA256SUMS)[/green]")
 
 
 @app.command()
@@ -104,21 +163,32 @@ def evaluate(
     data: Annotated[Optional[Path], typer.Option(help="folder with sent_valid.csv and/or topic_valid.csv")] = None,
     int8: Annotated[bool, typer.Option(help="evaluate the int8-quantized variant")] = False,
     baseline: Annotated[bool, typer.Option(help="train and show the TF-IDF baseline beside the model")] = True,
+    transfer: Annotated[bool, typer.Option(help="also the evaluation-only transfer sets (eval_dir); off with --data")] = True,
+    compare: Annotated[
+        Optional[str], typer.Option(help="paired test (bootstrap, McNemar) against this model: name, directory or 'auto'")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON on stdout")] = False,
     out: Annotated[Optional[Path], typer.Option(help="folder for confusion-matrix PNGs")] = None,
 ) -> None:
-    """Accuracy, macro-F1, per-class P/R/F1, ECE and confusion matrices, model beside the baseline."""
+    """Accuracy and macro-F1 with 95% bootstrap intervals, per-class P/R/F1, ECE and confusion matrices on
+    the validation splits and the transfer sets, model beside the baseline; --compare adds the paired test."""
     from models import artifact
     from models.classifier import Classifier
-    from models.evaluate import evaluate_sets, fit_baselines, load_dir
+    from models.evaluate import compare as paired_tests
+    from models.evaluate import evaluate_sets, fit_baselines, load_dir, score_sets
+    from models.evaluate import transfer as transfer_report
+    from models.evaluate import transfer_sets
 
     s = get_settings()
     try:
         ref = artifact.resolve(model or s.model, s.models_dir)
+        other = artifact.resolve(compare, s.models_dir) if compare else None
         sets = load_dir(data) if data else _sets("valid")
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     classifier = Classifier.load(ref.path, int8=int8)
+    if classifier.test_model:
+        _log(classifier.test_model)
     baselines = None
     if baseline:
         _log("fitting the TF-IDF baseline on the training split")
@@ -126,16 +196,53 @@ def evaluate(
         baselines = fit_baselines({t: train_sets[t] for t in sets})
     plot_dir = out or (s.var_dir / "eval" / f"{ref.name}-{classifier.version}")
     prefix = f"{Path(data).name}_" if data else ""
+    extra = {name: {"sentiment": d} for name, d in transfer_sets(s.eval_dir).items()} if transfer and not data else {}
+    all_sets = {"validation": sets, **extra}
+    _log(f"scoring {sum(len(d) for by in all_sets.values() for d in by.values())} texts with {ref.name} v{classifier.version}")
+    probs = {name: score_sets(classifier, by) for name, by in all_sets.items()}
     result = {
-        "model": {"name": ref.name, "version": classifier.version, "path": str(ref.path)},
+        "model": {"name": ref.name, "version": classifier.version, "path": str(ref.path), **classifier.describe()},
         "data": str(data) if data else str(s.data_dir),
-        "validation": evaluate_sets(classifier, sets, baselines, plot_dir=plot_dir, plot_prefix=prefix),
+        "validation": evaluate_sets(classifier, sets, baselines, plot_dir=plot_dir, plot_prefix=prefix,
+                                    probs=probs["validation"]),
     }
+    if extra:
+        result["transfer"] = transfer_report(classifier, s.eval_dir, baselines, _log, probs=probs)
+    if other is not None:
+        against = Classifier.load(other.path, int8=int8)
+        _log(f"scoring the same texts with {other.name} v{against.version} for the paired test")
+        other_probs = {name: score_sets(against, by) for name, by in all_sets.items()}
+        result["compare"] = {
+            "model": {"name": other.name, "version": against.version, "path": str(other.path), **against.describe()},
+            "difference": "this model minus the compared one",
+            "sets": paired_tests(all_sets, probs, other_probs),
+        }
     if as_json:
         print(json.dumps(result, indent=2))
     else:
         _print_metrics(result)
+        if "compare" in result:
+            _print_comparison(result)
         console.print(f"confusion matrices in {plot_dir}")
+
+
+def _ci(r: dict, key: str) -> str:
+    ci = r.get(f"{key}_ci")
+    return f"{r[key]:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def _print_comparison(result: dict) -> None:
+    other = result["compare"]["model"]
+    table = Table(title=f"{result['model']['name']} v{result['model']['version']} minus {other['name']} v{other['version']}")
+    for col in ("set", "task", "accuracy diff [95% CI]", "p (not better)", "macro-F1 diff [95% CI]", "McNemar p"):
+        table.add_column(col, justify="left" if col in ("set", "task") else "right")
+    for name, by_task in result["compare"]["sets"].items():
+        for task, r in by_task.items():
+            a, f = r["accuracy"], r["macro_f1"]
+            table.add_row(name, task, f"{a['difference']:+.4f} [{a['ci'][0]:+.3f}, {a['ci'][1]:+.3f}]",
+                          f"{a['p_a_not_better']:.3f}", f"{f['difference']:+.4f} [{f['ci'][0]:+.3f}, {f['ci'][1]:+.3f}]",
+                          f"{r['mcnemar']['p_value']:.3g}")
+    Console().print(table)
 
 
 def _print_metrics(result: dict) -> None:
@@ -146,10 +253,10 @@ def _print_metrics(result: dict) -> None:
         for who in ("model", "baseline"):
             if who in entry:
                 r = entry[who]
-                table.add_row(task, who, str(r["n"]), f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['ece']:.4f}")
+                table.add_row(task, who, str(r["n"]), _ci(r, "accuracy"), _ci(r, "macro_f1"), f"{r['ece']:.4f}")
     for set_name, entry in result.get("transfer", {}).items():
         for who, r in entry.items():
-            table.add_row(f"transfer:{set_name}", who, str(r["n"]), f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['ece']:.4f}")
+            table.add_row(f"transfer:{set_name}", who, str(r["n"]), _ci(r, "accuracy"), _ci(r, "macro_f1"), f"{r['ece']:.4f}")
     Console().print(table)
 
 
@@ -173,6 +280,8 @@ def predict(
         _fail(str(exc))
     items = texts if texts else [line.rstrip("\n") for line in sys.stdin]
     classifier = Classifier.load(ref.path, int8=int8)
+    if classifier.test_model:
+        _log(classifier.test_model)
     results = classifier.predict(items)
     if not table:
         for result in results:

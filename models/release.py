@@ -1,0 +1,50 @@
+"""Packaging a trained version as the released model (``sentimon release``).
+
+The release is what a fresh clone scores with: the weights in float16 safetensors (half the size,
+the same decisions; the loader widens them to float32), the encoder config, tokenizer, labels,
+training record, metrics, model card and a ``SHA256SUMS`` the loader verifies. A new release must
+beat the current one in a paired test on the validation splits (``sentimon evaluate --compare``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from models import artifact
+
+COPIED = ("config.json", "labels.json", "training.json", "tokenizer.json", "tokenizer_config.json",
+          "special_tokens_map.json", "vocab.txt")
+
+
+def half_precision(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Float weights as float16; the logit adjustments (small offsets) stay float32."""
+    return {
+        k: v.half().contiguous() if v.is_floating_point() and not k.startswith("logit_adjust_") else v.contiguous()
+        for k, v in state.items()
+    }
+
+
+def package(source: Path, name: str, version: int | None = None, root: Path = artifact.RELEASED_DIR) -> Path:
+    """Write ``root/name/version`` from a trained version directory (next version when None): weights,
+    config, tokenizer, labels and training record. Evaluate it there (metrics and card describe what ships),
+    then seal it with :func:`models.artifact.write_checksums`."""
+    source = Path(source)
+    artifact.verify_checksums(source)
+    dest = root / name / str(version) if version is not None else artifact.next_version_dir(root, name)
+    if dest.exists():
+        raise FileExistsError(f"{dest} exists: releases are never overwritten; package a new version")
+    dest.mkdir(parents=True)
+    try:
+        save_file(half_precision(load_file(str(source / artifact.WEIGHTS))), str(dest / artifact.WEIGHTS),
+                  metadata={"format": "pt"})
+        for file in COPIED:
+            if (source / file).is_file():
+                shutil.copy2(source / file, dest / file)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    return dest
