@@ -57,8 +57,9 @@ dashboards: $(STAMP)  ## regenerate ops/grafana/dashboards/*.json from sentimon/
 models: $(STAMP)  ## train the fast test model (CI) if none exists (<= 5 min); real scores use the released model
 	$(BIN)/sentimon train --profile fast --if-missing
 
-models-full: $(STAMP)  ## reproduce the released model from the shared data (about 40 min), then the paired test against it
-	$(BIN)/sentimon train --profile release --name sentimon-release
+models-full: $(STAMP)  ## reproduce the released model from the shared data (two stages, about 70 min), then the paired test against it
+	$(BIN)/sentimon train --profile release --name sentimon-release-base --if-missing
+	$(BIN)/sentimon train --profile release-continue --init-from sentimon-release-base --name sentimon-release
 	$(BIN)/sentimon evaluate -m sentimon-release --compare auto
 
 tune: $(STAMP)  ## hyperparameter search on a subset (Optuna)

@@ -38,7 +38,8 @@ def _ci(value: float, ci: list[float] | None) -> str:
 
 
 def _row(*cells: object) -> str:
-    return "| " + " | ".join(f"{c:.3f}" if isinstance(c, float) else str(c) for c in cells) + " |"
+    """One Markdown table row; a '|' inside a cell (topic names have them) is escaped."""
+    return "| " + " | ".join(f"{c:.3f}" if isinstance(c, float) else str(c).replace("|", "\\|") for c in cells) + " |"
 
 
 def model_card(name: str, version: str, training: dict, result: dict) -> str:
@@ -136,7 +137,7 @@ def _challenge_lines(challenge: dict) -> list[str]:
     misses = [i for i in challenge["items"] if i["predicted"] != i["label"]]
     if misses:
         lines += ["", "Wrong calls:", "", _row("kind", "text", "label", "called", "score"), _row(*["---"] * 5)]
-        lines += [_row(i["kind"], i["text"].replace("|", "/"), i["label"], i["predicted"], f"{i['score']:+.2f}")
+        lines += [_row(i["kind"], i["text"], i["label"], i["predicted"], f"{i['score']:+.2f}")
                   for i in misses]
     lines.append("")
     return lines

@@ -184,6 +184,8 @@ def evaluate_artifact(
     baselines = fit_baselines(train_sets)
     log("evaluating on the validation splits")
     validation = evaluate_sets(classifier, valid_sets, baselines, plot_dir=path)
+    for entry in validation.values():  # the PNGs travel with the version: name them relative to it
+        entry["confusion_png"] = Path(entry["confusion_png"]).name
     log("evaluating the int8 variant")
     int8 = evaluate_sets(Classifier.load(path, int8=True), valid_sets)
     log("measuring transfer on the evaluation-only sets")

@@ -114,6 +114,24 @@ PROFILES: dict[str, TrainConfig] = {
         cross_task_from_epoch=2,
         eval_limit=1000,
     ),
+    # Its second stage: two more epochs at a fifth of the learning rate from the first stage's weights
+    # (``--init-from``), with soft labels from the start.
+    "release-continue": TrainConfig(
+        profile="release-continue",
+        max_length=48,
+        epochs=2.0,
+        lr=5e-5,
+        head_lr=5e-5,
+        dropout=0.02,
+        class_weight_power=0.84,
+        label_smoothing=0.04,
+        holdout=0.08,
+        layer_decay=0.9,
+        ema_decay=0.998,
+        cross_task=0.5,
+        cross_task_from_epoch=0,
+        eval_limit=1000,
+    ),
 }
 
 

@@ -28,6 +28,19 @@ def half_precision(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     }
 
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def portable(training: dict, root: Path = PROJECT_ROOT) -> dict:
+    """The training record with the machine's absolute paths (``init_from``) made relative to the
+    project, so a release says where its parent came from on any clone."""
+    config = dict(training.get("config", {}))
+    parent = config.get("init_from")
+    if parent and Path(parent).is_absolute() and Path(parent).is_relative_to(root):
+        config["init_from"] = str(Path(parent).relative_to(root))
+    return {**training, "config": config}
+
+
 def package(source: Path, name: str, version: int | None = None, root: Path = artifact.RELEASED_DIR) -> Path:
     """Write ``root/name/version`` from a trained version directory (next version when None): weights,
     config, tokenizer, labels and training record. Evaluate it there (metrics and card describe what ships),
@@ -42,8 +55,9 @@ def package(source: Path, name: str, version: int | None = None, root: Path = ar
         save_file(half_precision(load_file(str(source / artifact.WEIGHTS))), str(dest / artifact.WEIGHTS),
                   metadata={"format": "pt"})
         for file in COPIED:
-            if (source / file).is_file():
+            if (source / file).is_file() and file != "training.json":
                 shutil.copy2(source / file, dest / file)
+        artifact.write_json(dest / "training.json", portable(artifact.load_training(source)))
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise

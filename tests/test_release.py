@@ -76,3 +76,14 @@ def test_auto_is_the_release_and_names_find_it(trained, tmp_path, monkeypatch):
     assert (ref.name, ref.version, ref.path) == ("sentimon-y", "1", root / "sentimon-y" / "1")
     assert artifact.resolve("sentimon-y", models_dir).path == ref.path
     assert artifact.resolve("sentimon-x", models_dir).path == trained
+
+
+def test_a_release_records_its_parent_relative_to_the_project(tmp_path):
+    from models.release import portable
+
+    root = tmp_path / "project"
+    inside = {"config": {"init_from": str(root / "var" / "models" / "a" / "1"), "lr": 1e-4}, "steps": 3}
+    assert portable(inside, root)["config"] == {"init_from": "var/models/a/1", "lr": 1e-4}
+    elsewhere = {"config": {"init_from": "/opt/models/a/1"}}
+    assert portable(elsewhere, root) == elsewhere
+    assert portable({"config": {"init_from": None}}, root)["config"]["init_from"] is None

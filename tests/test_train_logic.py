@@ -32,7 +32,7 @@ def test_batch_loss_uses_each_rows_own_head():
 
 
 def test_profiles_and_overrides():
-    assert set(PROFILES) == {"fast", "full", "release"}
+    assert set(PROFILES) == {"fast", "full", "release", "release-continue"}
     cfg = profile("fast", epochs=2.0, lr=None)
     assert cfg.epochs == 2.0 and cfg.lr == PROFILES["fast"].lr
     assert cfg.fingerprint() != PROFILES["fast"].fingerprint()
