@@ -34,6 +34,8 @@ log = logging.getLogger("sentimon.stream")
 def faust_app(settings: Settings, role: Role, web_port: int) -> faust.App:
     token = settings.worker.token.get_secret_value()  # exposure is checked by sentimon.worker.run, before anything starts
     tune_faust_consumer(settings.kafka)
+    faust_dir = settings.var_dir / "faust"
+    faust_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level of its data folder
     return faust.App(
         f"{settings.topics.prefix}sentimon-{role}",
         **faust_broker(settings.kafka),
@@ -48,7 +50,7 @@ def faust_app(settings: Settings, role: Role, web_port: int) -> faust.App:
         topic_disable_leader=True,
         store="memory://",
         # Faust makes a data folder per app even with tables in memory: under var/, not the working directory
-        datadir=str(settings.var_dir / "faust" / "{conf.name}-data"),
+        datadir=str(faust_dir / "{conf.name}-data"),
         table_standby_replicas=0,
         stream_buffer_maxsize=max(4096, 4 * settings.stream.max_batch),
         producer_linger_ms=5,
