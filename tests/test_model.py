@@ -143,8 +143,32 @@ def test_cli_predict_and_evaluate(tiny_model, tmp_path, monkeypatch):
     out = json.loads(res.stdout)
     assert list(out["validation"]) == ["sentiment"] and out["validation"]["sentiment"]["model"]["n"] == 2
 
+    res = runner.invoke(app, ["evaluate", "--model", str(tiny_model[0]), "--data", str(data), "--json", "--no-baseline",
+                              "--compare", str(tiny_model[0])])
+    assert res.exit_code == 0, res.output
+    paired = json.loads(res.stdout)["compare"]["sets"]["validation"]["sentiment"]
+    assert paired["accuracy"]["difference"] == 0 and paired["mcnemar"]["p_value"] == 1.0  # a model against itself
+
     res = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "nothing")])
     assert res.exit_code == 2 and "make models-full" in res.output
+
+
+def test_a_test_model_says_so_wherever_it_is_used(tiny_model, tmp_path):
+    import shutil
+
+    from models.card import model_card
+    from sentimon.cli import app
+
+    fast = tmp_path / "sentimon-fast" / "1"
+    shutil.copytree(tiny_model[0], fast)
+    training = json.loads((fast / "training.json").read_text())
+    training["config"]["profile"] = "fast"
+    (fast / "training.json").write_text(json.dumps(training))
+    res = CliRunner().invoke(app, ["predict", "--model", str(fast), "Profits soar"])
+    assert res.exit_code == 0 and "sentimon-fast is a test model" in res.output
+    assert Classifier.load(fast).describe()["test_model"] and not Classifier.load(tiny_model[0]).describe()["test_model"]
+    card = model_card("sentimon-fast", "1", training, {"validation": {}})
+    assert "is a test model" in card.splitlines()[2]
 
 
 def test_bench_measures_every_cell_and_saves_json(tiny_model, train_sets, valid_small, tmp_path):
