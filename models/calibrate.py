@@ -24,6 +24,7 @@ import numpy as np
 
 from models.dataset import LabelledTexts
 from models.labels import LABELS, Task
+from models.significance import scores as _scores
 
 STRENGTHS = tuple(round(x * 0.1, 1) for x in range(11))
 NEUTRAL_OFFSETS = tuple(round(x * 0.1, 1) for x in range(-20, 1))
@@ -34,16 +35,6 @@ class Choice:
     value: float
     accuracy: float
     macro_f1: float
-
-
-def _scores(y: np.ndarray, pred: np.ndarray, k: int) -> tuple[float, float]:
-    accuracy = float((pred == y).mean())
-    f1s = []
-    for c in range(k):
-        tp = int(((pred == c) & (y == c)).sum())
-        denominator = int((pred == c).sum() + (y == c).sum())
-        f1s.append(2 * tp / denominator if denominator else 0.0)
-    return accuracy, float(np.mean(f1s))
 
 
 def topic_strength(
@@ -88,16 +79,14 @@ def calibrate_artifact(path: Path, train_sets: dict[Task, LabelledTexts], log: C
     from models.classifier import predict_proba
     from models.preprocess import prepare
     from models.profiles import TrainConfig
-    from models.train import holdout_split
+    from models.train import training_rows
 
     path = Path(path)
     model, tokenizer, training = artifact.load(path)
     config = TrainConfig(**training["config"])
     if not config.holdout or "class_weights" not in training:
         raise ValueError(f"{path} was trained without held-out rows: nothing to calibrate on (train with holdout > 0)")
-    limits = config.train_limit or {}
-    sampled = {t: train_sets[t].sample(limits.get(t), seed=config.seed) for t in config.tasks}
-    _, held = holdout_split(config, sampled)
+    _, held = training_rows(config, train_sets)
     for task in model.tasks:
         model.set_logit_adjustment(task, torch.zeros(len(LABELS[task])))
     record: dict = {"held_out_rows": {t: len(d) for t, d in held.items()}}

@@ -36,6 +36,13 @@ def _scores(y: np.ndarray, pred: np.ndarray, k: int, weights: np.ndarray) -> tup
     return accuracy, f1.mean(axis=1)
 
 
+def scores(y_true: Sequence[int], pred: Sequence[int], n_labels: int) -> tuple[float, float]:
+    """Accuracy and macro-F1 of one set of predictions (a class never seen nor predicted counts as F1 0)."""
+    y, p = np.asarray(y_true, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+    accuracy, macro_f1 = _scores(y, p, n_labels, np.ones((1, len(y))))
+    return float(accuracy[0]), float(macro_f1[0])
+
+
 def _interval(values: np.ndarray, level: float) -> list[float]:
     tail = (1 - level) / 2 * 100
     return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]

@@ -181,6 +181,14 @@ def holdout_split(config: TrainConfig, sets: dict[Task, LabelledTexts]
     return fit, held
 
 
+def training_rows(config: TrainConfig, sets: dict[Task, LabelledTexts]
+                  ) -> tuple[dict[Task, LabelledTexts], dict[Task, LabelledTexts]]:
+    """The rows a config trains on and the rows it holds out, after its per-task row limits: training and
+    calibration both call this, so calibration sees exactly the rows training never did."""
+    limits = config.train_limit or {}
+    return holdout_split(config, {t: sets[t].sample(limits.get(t), seed=config.seed) for t in config.tasks})
+
+
 def validation_reports(model, tokenizer, sets: dict[Task, LabelledTexts], max_length: int) -> dict[Task, dict]:
     """Report per task on prepared validation texts (used for curves and tuning)."""
     model.eval()
@@ -213,9 +221,7 @@ def train(
     seed_everything(config.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     tasks = tuple(config.tasks)
-    limits = config.train_limit or {}
-    train_sets = {t: train_sets[t].sample(limits.get(t), seed=config.seed) for t in tasks}
-    train_sets, held_out = holdout_split(config, train_sets)
+    train_sets, held_out = training_rows(config, train_sets)
     if config.cross_task and not config.ema_decay:
         raise ValueError("cross_task soft labels come from the weight average: set ema_decay too")
     curve_sets = {t: valid_sets[t].sample(config.eval_limit, seed=config.seed) for t in tasks if t in valid_sets}
