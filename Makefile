@@ -68,12 +68,13 @@ tune: $(STAMP)  ## hyperparameter search on a subset (Optuna)
 evaluate: $(STAMP)  ## evaluate the default (released) model beside the baseline, with intervals and transfer
 	$(BIN)/sentimon evaluate
 
-bench: $(STAMP)  ## benchmarks: models (float vs int8 vs baseline), Triton vs in-process, the pipeline (raw vs no-op vs model), alerts, replay
+bench: $(STAMP)  ## benchmarks: models (every runtime, speed and accuracy), Triton vs in-process, the pipeline (raw vs no-op vs model), alerts, replay; then the summary
 	$(BIN)/python -m bench models
 	$(BIN)/python -m bench triton
 	$(BIN)/python -m bench pipeline
 	$(BIN)/python -m bench alerts
 	$(BIN)/python -m bench replay
+	$(BIN)/python -m bench summary
 
 bench-triton: $(STAMP)  ## only Triton vs in-process (batch sizes x requests in flight)
 	$(BIN)/python -m bench triton

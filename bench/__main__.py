@@ -18,6 +18,7 @@ PARTS = {
     "soak": ("bench.soak", "run_soak_bench"),
     "window": ("bench.window", "run_window_bench"),
     "broker": ("bench.broker", "run_broker_bench"),
+    "summary": ("bench.summary", "run_summary"),
 }
 console = Console(stderr=True)
 
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer items per measurement (a smoke run)")
     parser.add_argument("--model", "-m", help="model name, version directory or 'auto' (default: the settings')")
     parser.add_argument("--minutes", type=float, help="soak: minutes of sustained load (default 10)")
+    parser.add_argument("--gpu", action="store_true", help="models: add the GPU rows (torch CUDA, ONNX Runtime CUDA "
+                        "and TensorRT providers)")
     args = parser.parse_args(argv)
 
     from sentimon.settings import get_settings
@@ -42,14 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings.model_copy(update={"model": args.model})
     out_dir = settings.var_dir / "bench"
     if args.part == "models":
-        return _models(settings, out_dir, args.quick)
+        return _models(settings, out_dir, args.quick, args.gpu)
     module, function = PARTS[args.part]
     extra = {"minutes": args.minutes} if args.part == "soak" and args.minutes else {}
     getattr(importlib.import_module(module), function)(settings, out_dir, quick=args.quick, log=log, **extra)
     return 0
 
 
-def _models(settings, out_dir, quick: bool) -> int:
+def _models(settings, out_dir, quick: bool, gpu: bool = False) -> int:
     from bench.models import run_models_bench
     from models import artifact
     from models.dataset import load
@@ -62,7 +65,8 @@ def _models(settings, out_dir, quick: bool) -> int:
     except (FileNotFoundError, RuntimeError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
-    run_models_bench(ref, sets["train"], sets["valid"], out_dir, quick=quick, log=log)
+    run_models_bench(ref, sets["train"], sets["valid"], out_dir, quick=quick, cache_dir=settings.onnx_cache_dir, gpu=gpu,
+                     log=log)
     return 0
 
 

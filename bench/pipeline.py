@@ -201,13 +201,13 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
             classifier.predict(texts)
             return len(texts) / (time.perf_counter() - t0)
 
-        result["model"] = f"{ref.name}/{ref.version}"
+        result["model"] = f"{ref.name}/{ref.version} ({settings.scoring.runtime})"
         model = _paired(reps, alone, _fresh_runs(settings, workdir, "model", "local", model_items), log)
         m = model.pop("counters")
         result["model_pipeline"] = model
         result["model_pipeline_per_s"] = model["pipeline_per_s"]
         result["model_alone_per_s"] = model["alone_per_s"]
-        result["model_pipeline_vs_model"] = model["ratio"]
+        result["model_pipeline_vs_model"] = result["pipeline_vs_model_ratio"] = model["ratio"]
         result["model_share_of_pipeline"] = m["inference_seconds"] / (m["last_batch.scoring"] - m["first_batch.ingest"])
         cluster = _cluster(settings, workdir, "beside.", "local")
         result["model_beside_store_per_s"] = _pipeline_beside_store(cluster, model_items)
@@ -254,7 +254,8 @@ def _model_inputs(settings: Settings, n: int):
 
     torch.set_num_threads(settings.threads)
     ref = artifact.resolve(settings.model, settings.models_dir)
-    classifier = Classifier.load(ref.path, batch_size=settings.scoring.batch_size)
+    classifier = Classifier.load(ref.path, runtime=settings.scoring.runtime, threads=settings.threads,
+                                 batch_size=settings.scoring.batch_size, cache_dir=settings.onnx_cache_dir)
     items = backlog(n, seed=2)
     texts = scoring_texts(items)
     classifier.predict(texts[:64])  # warm up
@@ -270,7 +271,7 @@ def run_through_triton_bench(settings: Settings, out_dir: Path, *, quick: bool =
     with Broker(log=out_dir / "bench-broker.log") as broker:
         settings = _on_broker(settings, broker)
         ref, classifier, items, texts = _model_inputs(settings, n_model)
-        result["model"] = f"{ref.name}/{ref.version}"
+        result["model"] = f"{ref.name}/{ref.version} ({settings.scoring.runtime})"
         log(f"Triton alone (the scoring stage's client, {len(texts)} texts), then the pipeline through Triton, {reps} pairs")
         result.update(_through_triton(settings, out_dir / "pipeline-run", ref, classifier, texts, items, reps, log))
     tp = result["triton_pipeline"]
@@ -302,7 +303,8 @@ def _through_triton(settings: Settings, workdir: Path, ref, classifier, texts: l
     t = cluster.settings.triton
     return {"triton_config": f"{t.instances} x {t.kind}, {t.threads} thread(s); {sc.in_flight} in flight of {sc.batch_size}",
             "triton_pipeline": through, "triton_pipeline_per_s": through["pipeline_per_s"],
-            "triton_alone_per_s": through["alone_per_s"], "triton_pipeline_vs_triton": through["ratio"]}
+            "triton_alone_per_s": through["alone_per_s"], "triton_pipeline_vs_triton": through["ratio"],
+            "triton_pipeline_vs_triton_ratio": through["ratio"]}
 
 
 def _faust_floor(settings: Settings, topic: str, n: int) -> float:

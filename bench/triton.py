@@ -2,7 +2,8 @@
 texts/s and per-request p50/p99 latency of the model in-process and through the real tritonserver,
 for batch sizes 1-64 and 1-8 requests in flight, with Triton's own statistics (queue and compute time).
 
-Each Triton configuration (instances x torch threads per instance) gets its own server start on the
+Both sides run the model on ``scoring.runtime`` (:mod:`models.runtime`). Each Triton configuration
+(instances x threads per instance) gets its own server start on the
 same exported repository; the in-process cells use ``settings.threads``. Cells run in rounds (in-process,
 then each in-flight level) per batch size, so drift on a shared machine hits them alike.
 """
@@ -99,7 +100,8 @@ def run_triton_bench(settings: Settings, out_dir: Path, *, quick: bool = False, 
 
     torch.set_num_threads(settings.threads)
     ref = artifact.resolve(settings.model, settings.models_dir)
-    classifier = Classifier.load(ref.path)
+    runtime = settings.scoring.runtime
+    classifier = Classifier.load(ref.path, runtime=runtime, threads=settings.threads, cache_dir=settings.onnx_cache_dir)
     n = 128 if quick else 512
     from bench.workload import backlog, scoring_texts
 
@@ -107,13 +109,14 @@ def run_triton_bench(settings: Settings, out_dir: Path, *, quick: bool = False, 
     classifier.proba(texts[:64])  # warm up
     configs = [(1, 1)] if quick else [(1, 1), (2, 1)]
     work = out_dir / "triton-run"
-    result: dict = {"model": f"{ref.name}/{ref.version}", "texts": n, "threads_in_process": settings.threads,
+    result: dict = {"model": f"{ref.name}/{ref.version}", "runtime": runtime, "texts": n, "threads_in_process": settings.threads,
                     "in_process": {}, "triton": {}, "triton_stats": {}}
     for instances, threads in configs:
         name = f"{instances}x{threads}"
         log(f"Triton {instances} instance(s) x {threads} thread(s): exporting and starting the server")
         export_python(ref, work / name / "repo", Serving.of(
-            settings.triton, instances=instances, threads=threads, max_batch_size=max(BATCH_SIZES) * max(IN_FLIGHT)))
+            settings.triton, instances=instances, threads=threads, max_batch_size=max(BATCH_SIZES) * max(IN_FLIGHT),
+            runtime=runtime))
         with TritonServer(work / name / "repo", work / name) as server:
             cells = {}
             for batch in BATCH_SIZES:
@@ -140,7 +143,7 @@ def run_triton_bench(settings: Settings, out_dir: Path, *, quick: bool = False, 
 
 
 def _print(r: dict) -> None:
-    table = Table(title=f"Triton vs in-process ({r['model']}, {r['texts']} texts per cell; texts/s, p50/p99 ms "
+    table = Table(title=f"Triton vs in-process ({r['model']}, {r.get('runtime', 'torch-fp32')}, {r['texts']} texts per cell; texts/s, p50/p99 ms "
                         "per request)", title_justify="left")
     table.add_column("batch")
     table.add_column(f"in-process ({r['threads_in_process']} threads)", justify="right")

@@ -66,13 +66,18 @@ def inference_batches(lengths: Sequence[int], max_batch: int, overhead_tokens: i
     return batches[::-1]
 
 
-def pad(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_arrays(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Right-pad token id lists to the longest one: (input_ids, attention_mask), both int64 (B, T)."""
-    width = max(len(x) for x in ids)
-    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for row, seq in enumerate(ids):
-        input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
-    return input_ids, mask
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+    width = int(lengths.max())
+    mask = np.arange(width) < lengths[:, None]
+    input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
+    input_ids[mask] = np.fromiter((t for seq in ids for t in seq), dtype=np.int64, count=int(lengths.sum()))
+    return input_ids, mask.astype(np.int64)
+
+
+def pad(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`pad_arrays` as torch tensors (sharing the memory)."""
+    input_ids, mask = pad_arrays(ids, pad_id)
+    return torch.from_numpy(input_ids), torch.from_numpy(mask)
 

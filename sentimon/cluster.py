@@ -125,7 +125,7 @@ class LocalCluster:
 
         ref = artifact.resolve(self.settings.model, self.settings.models_dir)
         t = self.settings.triton
-        export_python(ref, self.workdir / "triton_repo", Serving.of(t))
+        export_python(ref, self.workdir / "triton_repo", Serving.of(t, runtime=self.settings.scoring.runtime))
         self.triton = TritonServer(self.workdir / "triton_repo", self.workdir / "triton", t.host).start()
         self.settings = self.settings.model_copy(update={
             "triton": t.model_copy(update={"grpc_port": self.triton.grpc_port, "http_port": self.triton.http_port,

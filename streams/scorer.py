@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
@@ -18,6 +19,7 @@ import numpy as np
 import orjson
 
 from models.classifier import Prediction, PredictionError, check_texts, predictions
+from models.runtime import DEFAULT_RUNTIME, RuntimeName
 from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from schemas.base import iso_ms, now_utc
 from streams.process import child_pool
@@ -59,10 +61,15 @@ class LocalScorer:
         self._next = 0  # the process that takes the first part of the next batch
 
     @classmethod
-    async def load(cls, path, *, processes: int = 1, threads: int = 1, int8: bool = False,
-                   batch_size: int = 64) -> "LocalScorer":
-        """The model at ``path`` loaded in ``processes`` new child processes (all ready when this returns)."""
-        executors = [child_pool(1, _model_init, (str(path), threads, int8, batch_size)) for _ in range(processes)]
+    async def load(cls, path, *, processes: int = 1, threads: int = 1, runtime: RuntimeName = DEFAULT_RUNTIME,
+                   batch_size: int = 64, cache_dir: Path | None = None) -> "LocalScorer":
+        """The model at ``path`` loaded in ``processes`` new child processes (all ready when this returns),
+        each running it on ``runtime`` (:mod:`models.runtime`; ONNX files derived once into ``cache_dir``)."""
+        if cache_dir is not None and runtime.startswith("ort-"):
+            # derived once here, not by every child at the same time
+            await asyncio.to_thread(_prepare_onnx, str(path), runtime, cache_dir)
+        args = (str(path), threads, runtime, batch_size, str(cache_dir) if cache_dir else None)
+        executors = [child_pool(1, _model_init, args) for _ in range(processes)]
         loop = asyncio.get_running_loop()
         identities = await asyncio.gather(*(loop.run_in_executor(e, _model_identity) for e in executors))
         return cls(executors, identities[0][0], identities[0][1], [pid for _, _, pid in identities])
@@ -105,14 +112,23 @@ def joined(parts: Sequence[Sequence[int]], probs: Sequence[dict], n: int) -> dic
 _model = None  # the model process's classifier
 
 
-def _model_init(path: str, threads: int, int8: bool, batch_size: int) -> None:
+def _prepare_onnx(path: str, runtime: RuntimeName, cache_dir: Path) -> None:
+    from models import artifact
+    from models.runtime import onnx_file
+
+    model, _, _ = artifact.load(Path(path))
+    onnx_file(Path(path), model, runtime == "ort-int8", cache_dir)
+
+
+def _model_init(path: str, threads: int, runtime: RuntimeName, batch_size: int, cache_dir: str | None) -> None:
     global _model
     import torch
 
     from models.classifier import Classifier
 
     torch.set_num_threads(threads)
-    _model = Classifier.load(path, int8=int8, batch_size=batch_size)
+    _model = Classifier.load(path, runtime=runtime, threads=threads, batch_size=batch_size,
+                             cache_dir=Path(cache_dir) if cache_dir else None)
 
 
 def _model_identity() -> tuple[str, str, int]:
@@ -155,7 +171,7 @@ class TritonScorer:
 
     def __init__(self, client):
         self.client = client
-        self.name, self.version = client.name, client.version
+        self.name, self.version = client.name, client.scored_version
 
     async def score(self, texts: Sequence[str]) -> list[Prediction | PredictionError]:
         return await checked_predictions(texts, self.client.proba, self.name, self.version)
@@ -190,8 +206,8 @@ async def make_scorer(settings: ScoringConfig) -> Scorer:
         return TritonScorer(client)
 
     sc = settings.scoring
-    return await LocalScorer.load(ref.path, processes=sc.processes, threads=sc.threads, int8=sc.int8,
-                                  batch_size=sc.batch_size)
+    return await LocalScorer.load(ref.path, processes=sc.processes, threads=sc.threads, runtime=sc.runtime,
+                                  batch_size=sc.batch_size, cache_dir=settings.onnx_cache_dir)
 
 
 def score_fields(doc_id: str, p: Prediction, scored_at: str) -> dict:

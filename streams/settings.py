@@ -11,6 +11,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field, SecretStr
 
+from models.runtime import DEFAULT_RUNTIME, RuntimeName
 from schemas.base import EARLIEST
 
 
@@ -49,9 +50,13 @@ class ScoringSettings(BaseModel):
         "local", description="'local': the model in-process; 'triton': a Triton server (triton.*); "
         "'noop': constant scores (measures pipeline overhead)"
     )
-    int8: bool = Field(False, description="quantize the local model to int8")
+    runtime: RuntimeName = Field(
+        DEFAULT_RUNTIME, description="what runs the model in the local model processes and in Triton's python backend: "
+        "'ort-int8' (ONNX Runtime, int8 weights: the fastest on CPU), 'ort-fp32', 'torch-fp32' (the trained network "
+        "as is), 'torch-int8'; see docs/performance.md for speed and accuracy of each"
+    )
     processes: int = Field(2, ge=1, description="model processes of the local backend; each batch is split across them")
-    threads: int = Field(1, ge=1, description="torch threads per local model process (1: no thread of a forward pass "
+    threads: int = Field(1, ge=1, description="threads per local model process (1: no thread of a forward pass "
                          "waits at a barrier for one the rest of the worker preempted)")
     batch_size: int = Field(64, ge=1, description="texts per forward pass (per Triton request)")
     in_flight: int = Field(4, ge=1, description="Triton requests outstanding at once")
@@ -121,6 +126,9 @@ class ScoringConfig(Protocol):
 
     @property
     def models_dir(self) -> Path: ...
+
+    @property
+    def onnx_cache_dir(self) -> Path: ...
 
 
 class StoreConfig(Protocol):

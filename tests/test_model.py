@@ -76,15 +76,16 @@ def test_bad_inputs_are_handled_per_item(tiny_model):
     assert alone.sentiment_probs == pytest.approx(results[0].sentiment_probs, abs=1e-5)
 
 
-def test_int8_variant_agrees_with_float(tiny_model, valid_small):
+def test_torch_int8_runtime_agrees_with_float(tiny_model, valid_small):
     path, _ = tiny_model
     texts = valid_small["sentiment"].texts[:200]
     f = Classifier.load(path).predict(texts)
-    q = Classifier.load(path, int8=True).predict(texts)
+    q = Classifier.load(path, runtime="torch-int8").predict(texts)
     agree = np.mean([a.sentiment == b.sentiment for a, b in zip(f, q)])
     assert agree > 0.9
     assert q[0].version == "1-int8"
-    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in Classifier.load(path, int8=True).model.modules())
+    model = Classifier.load(path, runtime="torch-int8").runtime.model
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in model.modules())
 
 
 def test_interrupted_training_resumes_to_the_same_weights(tmp_path, train_sets):
@@ -171,19 +172,26 @@ def test_a_test_model_says_so_wherever_it_is_used(tiny_model, tmp_path):
     assert "is a test model" in card.splitlines()[2]
 
 
-def test_bench_measures_every_cell_and_saves_json(tiny_model, train_sets, valid_small, tmp_path):
+def test_bench_measures_every_runtime_and_saves_json(tiny_model, train_sets, valid_small, tmp_path):
     from models.artifact import ModelRef
-    from bench.models import BATCH_SIZES, THREADS, run_models_bench
+    from models.runtime import RUNTIMES
+    from bench.models import BATCHED, PER_TENSOR, THREADS, run_models_bench
 
     path = tiny_model[0]
-    small = {t: d.sample(300, seed=0) for t, d in train_sets.items()}
-    result = run_models_bench(ModelRef(path, "sentimon-tiny", "1"), small, valid_small, tmp_path, quick=True,
+    result = run_models_bench(ModelRef(path, "sentimon-tiny", "1"), train_sets, valid_small, tmp_path, quick=True,
                               rounds=1, log=lambda _: None)
-    cells = {(r["variant"], r["threads"], r["batch"]) for r in result["rows"]}
-    expected = {(v, t, b) for v in ("float", "int8") for t in THREADS for b in BATCH_SIZES}
-    assert expected | {("tfidf", 1, b) for b in BATCH_SIZES} == cells
+    cells = {(r["runtime"], r["threads"]) for r in result["rows"]}
+    assert cells == {(name, t) for name in (*RUNTIMES, PER_TENSOR, BATCHED) for t in THREADS}
     assert all(r["texts_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] for r in result["rows"])
-    assert result["size_mb"]["int8"] < result["size_mb"]["float"]
+    assert all(0.99 < r["tokenize_share"] + r["pad_share"] + r["forward_share"] <= 1.0 for r in result["rows"])
+    assert result["ort_int8_vs_torch_fp32_ratio"] > 0
+    # every runtime scored both splits; fp32 runtimes reproduce torch's decisions
+    assert set(result["accuracy"]) == {*RUNTIMES, PER_TENSOR}
+    ort = result["accuracy"]["ort-fp32"]
+    assert ort["sentiment"]["same_decision"] == 1.0 and ort["topic"]["largest_probability_difference"] < 1e-4
+    assert result["accuracy"]["torch-fp32"]["within_tolerance"]
+    sizes = result["size_mb"]
+    assert sizes["model-int8.onnx"] < sizes["model.onnx"] / 2
     saved = json.loads((tmp_path / "models-latest.json").read_text())
     assert saved["rows"] == json.loads(json.dumps(result["rows"]))
 

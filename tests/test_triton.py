@@ -21,9 +21,9 @@ def served(tiny_model, tmp_path_factory):
     path = tiny_model[0]
     ref = ModelRef(path, path.parent.name, path.name)
     root = tmp_path_factory.mktemp("served")
-    export_python(ref, root / "repo")
+    export_python(ref, root / "repo")  # the default runtime, ONNX Runtime int8, derived at export
     with TritonServer(root / "repo", root / "work") as server:
-        yield server, ref, Classifier.load(path)
+        yield server, ref, Classifier.load(path, runtime="ort-int8", threads=1)
 
 
 def _inputs(grpc, ids: np.ndarray, mask: np.ndarray):
@@ -110,7 +110,8 @@ def test_the_triton_scorer_gives_the_in_process_predictions(served, tiny_model):
             await scorer.close()
 
     name, version, remote, local = asyncio.run(run())
-    assert (name, version) == (ref.name, ref.version)
+    # the server's runtime is read from its config: the scores say they came from the int8 model
+    assert (name, version) == (ref.name, f"{ref.version}-ort-int8") == (local[0].model, local[0].version)
     for r, l in zip(remote, local):
         assert type(r) is type(l)
         if hasattr(l, "sentiment_probs"):

@@ -24,6 +24,17 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="model name, version directory or 'auto'")]
+RuntimeOpt = Annotated[Optional[str], typer.Option(
+    help="what runs the model: ort-int8, ort-fp32, torch-fp32 or torch-int8 (default: scoring.runtime)")]
+
+
+def _runtime(name: str):
+    """A runtime name checked against :data:`models.runtime.RUNTIMES`; exits saying the choices otherwise."""
+    from models.runtime import RUNTIMES
+
+    if name not in RUNTIMES:
+        _fail(f"unknown runtime {name!r}: choose one of {', '.join(RUNTIMES)}")
+    return name
 
 
 def _log(message: str) -> None:

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sentimon.cli.common import ModelOpt, _fail, _log, _sets, app, console
+from sentimon.cli.common import ModelOpt, RuntimeOpt, _fail, _log, _runtime, _sets, app, console
 from sentimon.settings import get_settings
 
 
@@ -141,12 +141,12 @@ def tune(
     s = get_settings()
     subset = {"sentiment": subset_sentiment, "topic": subset_topic}
     if compare_multitask:
-        base = PROFILES["full"].model_copy(update={"epochs": 2.0, "backbone": s.backbone, "seed": s.seed})
+        base = PROFILES["full"].model_copy(update={"epochs": 2.0, "backbone": s.backbone or PROFILES["full"].backbone, "seed": s.seed})
         run_compare(base, _sets("train"), s.var_dir / "tune" / study / "multitask.json", subset=subset,
                     threads=s.threads, log=_log)
         return
     result = run_tune(
-        TrainConfig(profile="tune", backbone=s.backbone, seed=s.seed),
+        TrainConfig(profile="tune", backbone=s.backbone or PROFILES["full"].backbone, seed=s.seed),
         _sets("train"),
         s.var_dir / "tune" / study,
         trials=trials,
@@ -161,7 +161,11 @@ def tune(
 def evaluate(
     model: ModelOpt = None,
     data: Annotated[Optional[Path], typer.Option(help="folder with sent_valid.csv and/or topic_valid.csv")] = None,
-    int8: Annotated[bool, typer.Option(help="evaluate the int8-quantized variant")] = False,
+    runtime: RuntimeOpt = None,
+    compare_runtime: Annotated[
+        Optional[str], typer.Option(help="runtime of the --compare model (default: --runtime); with --compare naming "
+                                    "the same model, the paired test of one runtime against another")
+    ] = None,
     baseline: Annotated[bool, typer.Option(help="train and show the TF-IDF baseline beside the model")] = True,
     transfer: Annotated[bool, typer.Option(help="also the evaluation-only transfer sets (eval_dir); off with --data")] = True,
     compare: Annotated[
@@ -186,7 +190,8 @@ def evaluate(
         sets = load_dir(data) if data else _sets("valid")
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
-    classifier = Classifier.load(ref.path, int8=int8)
+    runtime = _runtime(runtime or s.scoring.runtime)
+    classifier = Classifier.load(ref.path, runtime=runtime, cache_dir=s.onnx_cache_dir)
     if classifier.test_model:
         _log(classifier.test_model)
     baselines = None
@@ -198,10 +203,12 @@ def evaluate(
     prefix = f"{Path(data).name}_" if data else ""
     extra = {name: {"sentiment": d} for name, d in transfer_sets(s.eval_dir).items()} if transfer and not data else {}
     all_sets = {"validation": sets, **extra}
-    _log(f"scoring {sum(len(d) for by in all_sets.values() for d in by.values())} texts with {ref.name} v{classifier.version}")
+    _log(f"scoring {sum(len(d) for by in all_sets.values() for d in by.values())} texts with {ref.name} v{classifier.version} "
+         f"({runtime})")
     probs = {name: score_sets(classifier, by) for name, by in all_sets.items()}
     result = {
-        "model": {"name": ref.name, "version": classifier.version, "path": str(ref.path), **classifier.describe()},
+        "model": {"name": ref.name, "version": classifier.version, "path": str(ref.path), "runtime": runtime,
+                  **classifier.describe()},
         "data": str(data) if data else str(s.data_dir),
         "validation": evaluate_sets(classifier, sets, baselines, plot_dir=plot_dir, plot_prefix=prefix,
                                     probs=probs["validation"]),
@@ -209,11 +216,12 @@ def evaluate(
     if extra:
         result["transfer"] = transfer_report(classifier, s.eval_dir, baselines, _log, probs=probs)
     if other is not None:
-        against = Classifier.load(other.path, int8=int8)
+        against = Classifier.load(other.path, runtime=_runtime(compare_runtime or runtime), cache_dir=s.onnx_cache_dir)
         _log(f"scoring the same texts with {other.name} v{against.version} for the paired test")
         other_probs = {name: score_sets(against, by) for name, by in all_sets.items()}
         result["compare"] = {
-            "model": {"name": other.name, "version": against.version, "path": str(other.path), **against.describe()},
+            "model": {"name": other.name, "version": against.version, "path": str(other.path),
+                      "runtime": against.runtime.name, **against.describe()},
             "difference": "this model minus the compared one",
             "sets": paired_tests(all_sets, probs, other_probs),
         }
@@ -264,7 +272,7 @@ def _print_metrics(result: dict) -> None:
 def predict(
     texts: Annotated[Optional[list[str]], typer.Argument(help="texts to score; none: one per line on stdin")] = None,
     model: ModelOpt = None,
-    int8: Annotated[bool, typer.Option(help="use the int8-quantized variant")] = False,
+    runtime: RuntimeOpt = None,
     table: Annotated[bool, typer.Option(help="print a table instead of JSON lines")] = False,
 ) -> None:
     """Score texts and print one JSON object per line (sentiment, signed score, topic, model version)."""
@@ -279,7 +287,7 @@ def predict(
     except FileNotFoundError as exc:
         _fail(str(exc))
     items = texts if texts else [line.rstrip("\n") for line in sys.stdin]
-    classifier = Classifier.load(ref.path, int8=int8)
+    classifier = Classifier.load(ref.path, runtime=_runtime(runtime or s.scoring.runtime), cache_dir=s.onnx_cache_dir)
     if classifier.test_model:
         _log(classifier.test_model)
     results = classifier.predict(items)
@@ -308,6 +316,7 @@ def export(
     instances: Annotated[Optional[int], typer.Option(help="model instances (default: triton.instances)")] = None,
     kind: Annotated[Optional[str], typer.Option(help="KIND_CPU or KIND_GPU (default: triton.kind)")] = None,
     backend: Annotated[str, typer.Option(help="'python' (served here) or 'onnx' (official container, GPUs)")] = "python",
+    runtime: RuntimeOpt = None,
 ) -> None:
     """Write a Triton model repository for a trained model version (python backend, or ONNX checked
     against torch)."""
@@ -320,7 +329,7 @@ def export(
     t = s.triton
     try:
         ref = artifact.resolve(model or s.model, s.models_dir)
-        serving = Serving.of(t, instances=instances, kind=kind)
+        serving = Serving.of(t, instances=instances, kind=kind, runtime=_runtime(runtime or s.scoring.runtime))
         if backend == "onnx":
             version_dir, diff = export_onnx(ref, out or s.triton_repository, serving)
             _log(f"ONNX checked against torch with onnxruntime: largest difference {diff:.1e}")
@@ -328,4 +337,5 @@ def export(
             version_dir = export_python(ref, out or s.triton_repository, serving)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
-    _log(f"exported {ref.name}/{ref.version} ({backend}, {serving.instances} x {serving.kind}) to {version_dir}")
+    what = f"python, {serving.runtime}" if backend == "python" else backend
+    _log(f"exported {ref.name}/{ref.version} ({what}, {serving.instances} x {serving.kind}) to {version_dir}")

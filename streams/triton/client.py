@@ -17,7 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.batching import inference_batches, pad
+from models.batching import inference_batches, pad_arrays
+from models.classifier import token_ids
 from models.labels import LABELS, Task
 from streams.errors import ScorerUnavailable
 from streams.triton.breaker import CircuitBreaker
@@ -73,6 +74,7 @@ class TritonClient:
         self._slots = asyncio.Semaphore(in_flight)
         self._client = grpc.InferenceServerClient(url)
         self.latencies: list[float] | None = None  # seconds per request, when a benchmark asks for them
+        self.runtime = ""  # what runs the network on the server (its config's ``runtime``), known after check()
 
     async def check(self) -> None:
         """At start-up: the server is up and serves our model and version with the contract; else
@@ -94,18 +96,28 @@ class TritonClient:
         if inputs != CONTRACT_INPUTS or outputs != CONTRACT_OUTPUTS:
             raise ModelMismatch(f"model {self.name}/{self.version} on {self.url} has inputs {inputs} and outputs "
                                 f"{outputs}; the contract is {CONTRACT_INPUTS} -> {CONTRACT_OUTPUTS}")
+        config = (await self._client.get_model_config(self.name, self.version, as_json=True)).get("config", {})
+        self.runtime = config.get("parameters", {}).get("runtime", {}).get("string_value", "")
+
+    @property
+    def scored_version(self) -> str:
+        """The model version every score records: the server's, marked when its runtime quantizes (as
+        in-process, :func:`models.runtime.version_suffix`)."""
+        from models.runtime import RUNTIMES, version_suffix
+
+        return self.version + (version_suffix(self.runtime) if self.runtime in RUNTIMES else "")
 
     async def proba(self, texts: Sequence[str]) -> dict[Task, np.ndarray]:
         """Probabilities per task, rows in input order (texts already prepared)."""
         out = {task: np.zeros((len(texts), len(labels)), np.float32) for task, labels in LABELS.items()}
         if not texts:
             return out
-        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        ids = token_ids(self.tokenizer, texts, self.max_length)
         batches = inference_batches([len(x) for x in ids], self.batch_size)  # least padded work, as in-process
 
         async def one(batch: list[int]) -> None:
-            # padded like in-process (models.batching.pad), so both backends see the same tensors
-            input_ids, mask = (t.numpy() for t in pad([ids[i] for i in batch], self.tokenizer.pad_token_id))
+            # padded like in-process (models.batching.pad_arrays), so both backends see the same tensors
+            input_ids, mask = pad_arrays([ids[i] for i in batch], self.tokenizer.pad_token_id)
             result = await self._infer(input_ids, mask)
             for task in out:
                 out[task][batch] = result[task]

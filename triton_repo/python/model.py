@@ -6,9 +6,11 @@ probabilities of each head, FP32 ``sentiment`` (batch, 3) and ``topic`` (batch, 
 
 Triton hands this backend a list of requests (the dynamic batch; ``allow_ragged_batch`` lets requests
 of different lengths join): they are right-padded to the longest, run as one batch, and split again.
-The model artifact sits beside this file (``parameters.artifact``); the ``sentimon`` package must be
-importable by the python backend's interpreter (the venv here; a custom execution environment in the
-official container).
+The model artifact sits beside this file (``parameters.artifact``); ``parameters.runtime`` names what
+runs the network (:mod:`models.runtime`: ONNX Runtime int8 or fp32 from the ONNX files ``sentimon export``
+derived into ``onnx/``, or torch). On a GPU instance ONNX Runtime uses its CUDA provider when it has one,
+else the network runs in torch on the GPU. The ``sentimon`` package must be importable by the python
+backend's interpreter (the venv here; a custom execution environment in the official container).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 import triton_python_backend_utils as pb_utils
 
 
@@ -25,16 +26,31 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         config = json.loads(args["model_config"])
         params = {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
-        torch.set_num_threads(int(params.get("threads", "1")))
-        from models.artifact import load
+        threads = int(params.get("threads", "1"))
+        import torch
 
+        from models.artifact import load
+        from models.runtime import build
+
+        torch.set_num_threads(threads)
         here = Path(args["model_repository"]) / args["model_version"]
-        self.model, _, _ = load(here / params.get("artifact", "artifact"))
-        gpu = args.get("model_instance_kind") == "GPU" and torch.cuda.is_available()
-        self.device = torch.device(f"cuda:{args['model_instance_device_id']}" if gpu else "cpu")
-        self.model.to(self.device)
-        self.tasks = tuple(self.model.tasks)
-        self.vocab = int(self.model.config.vocab_size)
+        artifact_dir = here / params.get("artifact", "artifact")
+        model, _, _ = load(artifact_dir)
+        runtime = params.get("runtime", "torch-fp32")
+        device, providers = "cpu", ["CPUExecutionProvider"]
+        if args.get("model_instance_kind") == "GPU" and torch.cuda.is_available():
+            device = f"cuda:{args['model_instance_device_id']}"
+            import onnxruntime
+
+            if runtime.startswith("ort-") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+                providers = [("CUDAExecutionProvider", {"device_id": int(args["model_instance_device_id"])}),
+                             "CPUExecutionProvider"]
+            else:
+                runtime = "torch-fp32"
+        self.vocab = int(model.config.vocab_size)
+        self.runtime = build(artifact_dir, model, runtime, threads=threads, cache_dir=here / "onnx",
+                             providers=providers, device=device)
+        self.tasks = tuple(self.runtime.tasks)
         self.max_length = int(params.get("max_length", "512"))
 
     def _check(self, ids: np.ndarray, mask: np.ndarray) -> str | None:
@@ -60,13 +76,11 @@ class TritonPythonModel:
         if inputs:
             width = max(ids.shape[1] for _, ids, _ in inputs)
 
-            def batch(k: int) -> torch.Tensor:
-                return torch.from_numpy(np.concatenate(
-                    [np.pad(x[k], ((0, 0), (0, width - x[k].shape[1]))) for x in inputs]).astype(np.int64)).to(self.device)
+            def batch(k: int) -> np.ndarray:
+                return np.concatenate(
+                    [np.pad(x[k], ((0, 0), (0, width - x[k].shape[1]))) for x in inputs]).astype(np.int64)
 
-            with torch.inference_mode():
-                logits = self.model(batch(1), batch(2))
-                probs = {task: torch.softmax(logits[task].float(), dim=-1).cpu().numpy() for task in self.tasks}
+            probs = self.runtime.probabilities(batch(1), batch(2))
         responses, start = [], 0
         rows = {n: ids.shape[0] for n, ids, _ in inputs}
         for n in range(len(requests)):
@@ -80,5 +94,5 @@ class TritonPythonModel:
         return responses
 
     def finalize(self) -> None:
-        self.model = None
+        self.runtime = None
 

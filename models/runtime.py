@@ -1,0 +1,315 @@
+"""Inference runtimes: what runs the network's forward pass behind the model contract.
+
+Every runtime takes the contract's inputs, INT64 ``input_ids`` and ``attention_mask`` of shape
+(batch, seq), and returns each head's softmax probabilities, FP32 (batch, n_labels). Four exist:
+
+- ``torch-fp32``: the trained network as it is (training, and the fallback);
+- ``torch-int8``: torch's dynamic int8 quantization of every Linear layer;
+- ``ort-fp32``: ONNX Runtime on the network exported to ONNX (same probabilities within 1e-4);
+- ``ort-int8``: ONNX Runtime on that export with its weights dynamically quantized to int8 per channel.
+
+The ONNX files are derived from the artifact once and cached under ``cache_dir``, keyed by the weights'
+SHA-256 and the exporting library versions, so a model process starts in about a second after the first.
+Per-channel int8 weights rather than per-tensor: they agree with fp32 on more validation texts at the same
+speed (``make bench``, models part, measures both).
+
+The int8 runtimes score **one text at a time**, without padding. Dynamic quantization picks one activation
+scale per input tensor, so in a batch every text's scores depend on its neighbours and on the padding: on
+64 validation headlines a text's probabilities moved by up to 0.23 (ONNX Runtime) and 0.50 (torch, with
+decisions flipped) between scoring it alone and in a batch, and one hostile neighbour (a run of symbols)
+moved the others by up to 0.09. A score must not depend on what else arrived in the micro-batch (a replay
+would not reproduce it, and one record could skew the rest), so each row runs alone; at one thread per
+model process this costs about a sixth of the batched int8 speed (``make bench`` shows both). The fp32
+runtimes batch: their rows are independent up to float rounding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol, get_args
+
+import numpy as np
+
+from models.labels import Task
+
+if TYPE_CHECKING:  # torch is imported where a runtime is built: settings import the names alone
+    from torch import nn
+
+    from models.network import MultiTaskClassifier
+
+RuntimeName = Literal["torch-fp32", "torch-int8", "ort-fp32", "ort-int8"]
+RUNTIMES: tuple[RuntimeName, ...] = get_args(RuntimeName)
+# The scoring default: the fastest runtime on CPU whose accuracy stays within 0.3 points of torch-fp32 on both
+# validation splits (paired test; ``make bench`` measures both, docs/performance.md has the figures).
+DEFAULT_RUNTIME: RuntimeName = "ort-int8"
+INPUT_NAMES = ("input_ids", "attention_mask")
+ONNX_OPSET = 17
+# Part of the cache key: a change to how the files are written must not reuse old ones.
+EXPORT_FORMAT = "1"
+
+
+class Runtime(Protocol):
+    """A forward pass: token ids and mask in, probabilities per task out (rows in input order)."""
+
+    name: RuntimeName
+    tasks: tuple[Task, ...]
+
+    def probabilities(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[Task, np.ndarray]: ...
+
+
+def version_suffix(runtime: RuntimeName) -> str:
+    """What a runtime adds to the model version recorded with every score: nothing where it reproduces the
+    trained network's probabilities (fp32), ``-int8`` / ``-ort-int8`` where quantization changes them."""
+    return {"torch-int8": "-int8", "ort-int8": "-ort-int8"}.get(runtime, "")
+
+
+Forward = Callable[[np.ndarray, np.ndarray], dict[Task, np.ndarray]]
+
+
+def row_by_row(forward: Forward, input_ids: np.ndarray, attention_mask: np.ndarray,
+               mapper: Callable = map) -> dict[Task, np.ndarray]:
+    """``forward`` on each row alone, cut after its last attended position (no padding), rows stacked again:
+    a row's result depends on that row only. A row with nothing attended keeps its first position.
+    ``mapper`` runs the rows (``map``, or a thread pool's ``map`` to run several at once)."""
+    attended = attention_mask != 0
+    last = np.where(attended.any(1), attended.shape[1] - 1 - np.argmax(attended[:, ::-1], axis=1), 0)
+    parts = list(mapper(lambda i: forward(input_ids[i:i + 1, : last[i] + 1], attention_mask[i:i + 1, : last[i] + 1]),
+                        range(len(input_ids))))
+    if not parts:
+        return forward(input_ids, attention_mask)
+    return {task: np.concatenate([p[task] for p in parts]) for task in parts[0]}
+
+
+class TorchRuntime:
+    """The network in torch, float or dynamically quantized; threads are torch's (``torch.set_num_threads``).
+    ``row_wise`` runs each row alone (:func:`row_by_row`; the int8 runtime does)."""
+
+    def __init__(self, model: nn.Module, name: RuntimeName = "torch-fp32", device: str = "cpu",
+                 row_wise: bool = False):
+        import torch
+
+        self._torch = torch
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
+        self.name = name
+        self.row_wise = row_wise
+        self.tasks: tuple[Task, ...] = tuple(model.tasks)
+
+    def probabilities(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[Task, np.ndarray]:
+        if self.row_wise:
+            return row_by_row(self._forward, np.asarray(input_ids), np.asarray(attention_mask))
+        return self._forward(input_ids, attention_mask)
+
+    def _forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[Task, np.ndarray]:
+        torch = self._torch
+
+        def tensor(a: np.ndarray):
+            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)).to(self.device)
+
+        with torch.inference_mode():
+            logits = self.model(tensor(input_ids), tensor(attention_mask))
+            return {task: torch.softmax(logits[task].float(), dim=-1).cpu().numpy() for task in self.tasks}
+
+
+def quantize_torch(model: MultiTaskClassifier) -> nn.Module:
+    """Dynamic int8 quantization of every Linear layer (weights int8, activations quantized per batch)."""
+    import torch
+    from torch import nn
+
+    with warnings.catch_warnings():  # torch marks quantize_dynamic deprecated; it is kept for comparison
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """ONNX Runtime session options, recorded with every benchmark. ``threads``: intra-op threads of a
+    batched session (one per model process is the pipeline's setting, see :class:`streams.scorer.LocalScorer`);
+    a row-wise session instead runs one intra-op thread and ``threads`` rows at once, because one short text
+    is too small a matrix product to split (two intra-op threads scored single rows slower than one). One
+    inter-op thread (the graph is a chain); every graph optimization; the memory arena on."""
+
+    threads: int = 1
+    inter_op_threads: int = 1
+    graph_optimization: str = "ORT_ENABLE_ALL"
+    memory_arena: bool = True
+    providers: tuple = ("CPUExecutionProvider",)  # names, or (name, options) pairs
+
+    def options(self):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = self.inter_op_threads
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, self.graph_optimization)
+        so.enable_cpu_mem_arena = self.memory_arena
+        so.log_severity_level = 3  # errors only: ORT warns about every unused initializer otherwise
+        return so
+
+
+class OrtRuntime:
+    """The network's ONNX export in an ONNX Runtime session; ``row_wise`` runs each row alone
+    (:func:`row_by_row`; the int8 runtime does)."""
+
+    def __init__(self, session, tasks: Sequence[Task], name: RuntimeName, row_wise: bool = False,
+                 row_workers: int = 1):
+        self.session = session
+        self.tasks: tuple[Task, ...] = tuple(tasks)
+        self.name = name
+        self.row_wise = row_wise
+        # session.run releases the GIL and may be called concurrently: rows run ``row_workers`` at a time
+        self._pool = None
+        if row_wise and row_workers > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(row_workers, thread_name_prefix="ort-row")
+        outputs = [o.name for o in session.get_outputs()]
+        if sorted(outputs) != sorted(self.tasks):
+            raise ValueError(f"the ONNX model's outputs {outputs} are not the model's tasks {list(self.tasks)}")
+        self._outputs = list(self.tasks)
+
+    @classmethod
+    def open(cls, onnx_path: Path, tasks: Sequence[Task], name: RuntimeName,
+             settings: SessionSettings = SessionSettings(), row_wise: bool | None = None) -> "OrtRuntime":
+        """A session on ``onnx_path``; ``row_wise`` defaults to whether ``name`` quantizes."""
+        import onnxruntime as ort
+        from dataclasses import replace
+
+        row_wise = name.endswith("int8") if row_wise is None else row_wise
+        options = (replace(settings, threads=1) if row_wise else settings).options()
+        session = ort.InferenceSession(str(onnx_path), options, providers=list(settings.providers))
+        return cls(session, tasks, name, row_wise, row_workers=settings.threads if row_wise else 1)
+
+    def probabilities(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[Task, np.ndarray]:
+        if self.row_wise:
+            return row_by_row(self._forward, np.asarray(input_ids), np.asarray(attention_mask),
+                              self._pool.map if self._pool is not None else map)
+        return self._forward(input_ids, attention_mask)
+
+    def _forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[Task, np.ndarray]:
+        feed = {"input_ids": np.ascontiguousarray(input_ids, dtype=np.int64),
+                "attention_mask": np.ascontiguousarray(attention_mask, dtype=np.int64)}
+        return dict(zip(self._outputs, self.session.run(self._outputs, feed)))
+
+
+def probability_outputs(model: MultiTaskClassifier) -> nn.Module:
+    """The network with the contract's outputs: a tuple of softmax probabilities per head, in task order."""
+    import torch
+    from torch import nn
+
+    class Probabilities(nn.Module):
+        def __init__(self, inner: nn.Module):
+            super().__init__()
+            self.model = inner
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            logits = self.model(input_ids, attention_mask)
+            return tuple(torch.softmax(logits[task].float(), dim=-1) for task in self.model.tasks)
+
+    return Probabilities(model).eval()
+
+
+def write_onnx(model: MultiTaskClassifier, out: Path) -> Path:
+    """Export the network (probability outputs, dynamic batch and sequence axes) to ``out``."""
+    import torch
+
+    wrapped = probability_outputs(model)
+    dummy = torch.ones((2, 8), dtype=torch.long)
+    axes = {name: {0: "batch", 1: "seq"} for name in INPUT_NAMES}
+    axes.update({task: {0: "batch"} for task in model.tasks})
+    with warnings.catch_warnings():  # the TorchScript exporter warns that a newer one exists
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapped, (dummy, dummy), str(out), dynamo=False, opset_version=ONNX_OPSET,
+                          input_names=list(INPUT_NAMES), output_names=list(model.tasks), dynamic_axes=axes)
+    return out
+
+
+def quantize_onnx(fp32: Path, out: Path, *, per_channel: bool = True) -> Path:
+    """Dynamic int8 quantization of an exported model: int8 weights (per output channel unless told
+    otherwise), activations quantized per batch at run time (no calibration data needed)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=per_channel)
+    return out
+
+
+def largest_difference(a: dict[Task, np.ndarray], b: dict[Task, np.ndarray]) -> float:
+    """The largest absolute difference of a probability between two runtimes' outputs."""
+    return max(float(np.abs(a[t] - b[t]).max()) for t in a)
+
+
+def cache_key(path: Path) -> str:
+    """What the ONNX files of a version depend on: its weights and the exporting libraries."""
+    import onnx
+    import onnxruntime
+    import torch
+
+    from models import artifact
+
+    parts = [artifact.sha256(Path(path) / artifact.WEIGHTS), torch.__version__, onnx.__version__,
+             onnxruntime.__version__, EXPORT_FORMAT]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def check_export(model: MultiTaskClassifier, onnx_path: Path, tolerance: float = 1e-4) -> float:
+    """Largest probability difference between the ONNX file and the torch network on a batch of random
+    token ids of mixed lengths; ValueError above ``tolerance`` (a broken export must never score)."""
+    rng = np.random.default_rng(0)
+    vocab = int(model.config.vocab_size)
+    ids = rng.integers(1000, vocab, size=(4, 24))
+    mask = (np.arange(24) < np.array([[24], [17], [9], [3]])).astype(np.int64)
+    diff = largest_difference(OrtRuntime.open(onnx_path, model.tasks, "ort-fp32").probabilities(ids, mask),
+                              TorchRuntime(model).probabilities(ids, mask))
+    if diff > tolerance:
+        raise ValueError(f"the ONNX export differs from torch by {diff:.2e} > {tolerance:.0e}")
+    return diff
+
+
+def onnx_file(path: Path, model: MultiTaskClassifier, int8: bool, cache_dir: Path) -> Path:
+    """The version's ONNX file (fp32, or int8 when asked), written once into ``cache_dir/<key>/``; the fp32
+    export is checked against torch before it is kept (:func:`check_export`).
+
+    Written to a temporary name and renamed, so concurrent model processes never read half a file."""
+    folder = Path(cache_dir) / f"{Path(path).parent.name}-{Path(path).name}-{cache_key(path)}"
+    fp32, q8 = folder / "model.onnx", folder / "model-int8.onnx"
+    target = q8 if int8 else fp32
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        if not fp32.is_file():
+            write_onnx(model, Path(tmp) / fp32.name)
+            check_export(model, Path(tmp) / fp32.name)
+            os.replace(Path(tmp) / fp32.name, fp32)
+        if int8:
+            quantize_onnx(fp32, Path(tmp) / q8.name)
+            os.replace(Path(tmp) / q8.name, q8)
+    return target
+
+
+def build(path: Path, model: MultiTaskClassifier, runtime: RuntimeName, *, threads: int = 1,
+          cache_dir: Path | None = None, providers: Sequence[str] = ("CPUExecutionProvider",),
+          device: str = "cpu") -> Runtime:
+    """The named runtime for a loaded version (``model`` is its torch network, from :func:`artifact.load`).
+
+    ``device`` places torch-fp32 (e.g. ``cuda:0``); ``providers`` are ONNX Runtime's execution providers.
+    Without ``cache_dir`` the ONNX files go to a temporary folder that is removed once the session holds
+    the model."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
+    if runtime == "torch-fp32":
+        return TorchRuntime(model, device=device)
+    if runtime == "torch-int8":
+        return TorchRuntime(quantize_torch(model), "torch-int8", row_wise=True)
+    settings = SessionSettings(threads=threads, providers=tuple(providers))
+    if cache_dir is not None:
+        return OrtRuntime.open(onnx_file(path, model, runtime == "ort-int8", cache_dir), model.tasks, runtime, settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        return OrtRuntime.open(onnx_file(path, model, runtime == "ort-int8", Path(tmp)), model.tasks, runtime, settings)

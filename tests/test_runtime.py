@@ -1,0 +1,122 @@
+"""Inference runtimes (models.runtime): the same contract on torch and ONNX Runtime, fp32 and int8."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models import artifact
+from models.batching import pad_arrays
+from models.classifier import Classifier, token_ids
+from models.runtime import RUNTIMES, build, check_export, onnx_file, row_by_row, version_suffix
+
+TEXTS = ["Tesla shares slump after deliveries miss estimates", "Apple beats", "$NVDA to the moon 🚀🚀",
+         "Fed holds rates steady; stocks rally into the close as yields fall and the dollar weakens against the yen",
+         "ＡＰＰＬＥ\u202eＳＴＯＣＫ", "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"]
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_model):
+    path = tiny_model[0]
+    model, tokenizer, training = artifact.load(path)
+    ids, mask = pad_arrays(token_ids(tokenizer, TEXTS, 48), tokenizer.pad_token_id)
+    return path, model, ids, mask
+
+
+@pytest.mark.parametrize("name", RUNTIMES)
+def test_every_runtime_gives_probabilities_per_task(loaded, tmp_path, name):
+    path, model, ids, mask = loaded
+    out = build(path, model, name, threads=1, cache_dir=tmp_path).probabilities(ids, mask)
+    assert set(out) == {"sentiment", "topic"}
+    assert out["sentiment"].shape == (len(TEXTS), 3) and out["topic"].shape == (len(TEXTS), 20)
+    for probs in out.values():
+        assert probs.dtype == np.float32
+        np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+
+
+def test_onnx_fp32_reproduces_torch_and_int8_stays_close(loaded, tmp_path):
+    path, model, ids, mask = loaded
+    torch_fp32 = build(path, model, "torch-fp32").probabilities(ids, mask)
+    ort_fp32 = build(path, model, "ort-fp32", cache_dir=tmp_path).probabilities(ids, mask)
+    ort_int8 = build(path, model, "ort-int8", cache_dir=tmp_path).probabilities(ids, mask)
+    for task in torch_fp32:
+        np.testing.assert_allclose(ort_fp32[task], torch_fp32[task], atol=1e-4)
+        assert np.abs(ort_int8[task] - torch_fp32[task]).max() < 0.2
+        assert not np.array_equal(ort_int8[task], ort_fp32[task])  # it is quantized
+
+
+@pytest.mark.parametrize("name", ["ort-int8", "torch-int8"])
+def test_an_int8_score_does_not_depend_on_its_batch(loaded, tmp_path, name):
+    """Dynamic quantization shares one activation scale per tensor: in a batch, a neighbour (here a run of
+    symbols) or padding would move a text's scores. The int8 runtimes score each row alone."""
+    path, model, ids, mask = loaded
+    runtime = build(path, model, name, threads=1, cache_dir=tmp_path)
+    together = runtime.probabilities(ids, mask)
+    for i in range(len(TEXTS)):
+        width = int(mask[i].sum())
+        alone = runtime.probabilities(ids[i:i + 1, :width], mask[i:i + 1, :width])
+        for task in together:
+            np.testing.assert_array_equal(alone[task][0], together[task][i])
+
+
+def test_row_by_row_cuts_each_row_after_its_last_attended_position():
+    seen = []
+
+    def forward(ids, mask):
+        seen.append(ids.tolist())
+        return {"t": ids.sum(1, keepdims=True).astype(np.float32)}
+
+    ids = np.array([[5, 6, 0, 0], [7, 0, 8, 0], [9, 9, 9, 9], [3, 0, 0, 0]])
+    mask = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [1, 1, 1, 1], [0, 0, 0, 0]])
+    out = row_by_row(forward, ids, mask)
+    assert seen == [[[5, 6]], [[7, 0, 8]], [[9, 9, 9, 9]], [[3]]]
+    assert out["t"].ravel().tolist() == [11, 15, 36, 3]
+
+
+def test_onnx_files_are_derived_once_and_keyed_by_the_weights(loaded, tmp_path):
+    import shutil
+
+    path, model, _, _ = loaded
+    first = onnx_file(path, model, True, tmp_path)
+    stamp = first.stat().st_mtime_ns
+    assert onnx_file(path, model, True, tmp_path) == first and first.stat().st_mtime_ns == stamp
+    assert first.name == "model-int8.onnx" and (first.parent / "model.onnx").is_file()
+    # other weights, another key: a retrained version never reuses a stale export
+    other = tmp_path / "sentimon-tiny" / "1"
+    shutil.copytree(path, other)
+    weights = other / artifact.WEIGHTS
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\x00\x00\x00\x01")
+    assert onnx_file(other, model, False, tmp_path).parent != first.parent
+
+
+def test_an_export_that_differs_from_torch_is_refused(loaded, tmp_path):
+    import torch
+
+    path, model, _, _ = loaded
+    exported = onnx_file(path, model, False, tmp_path)
+    assert check_export(model, exported) < 1e-4
+    changed, _, _ = artifact.load(path)
+    with torch.no_grad():
+        changed.heads["sentiment"].bias += torch.tensor([3.0, 0.0, -3.0])
+    with pytest.raises(ValueError, match="differs from torch"):
+        check_export(changed, exported)
+
+
+def test_classifier_records_the_runtime_in_the_version(tiny_model, tmp_path):
+    path = tiny_model[0]
+    assert {name: version_suffix(name) for name in RUNTIMES} == {
+        "torch-fp32": "", "torch-int8": "-int8", "ort-fp32": "", "ort-int8": "-ort-int8"}
+    clf = Classifier.load(path, runtime="ort-int8", threads=1, cache_dir=tmp_path)
+    results = clf.predict(["Stocks rally", "", "Banks slide"])
+    assert results[0].version == "1-ort-int8" and results[1].error  # a bad item still gets its reason
+    assert clf.runtime.name == "ort-int8"
+    with pytest.raises(ValueError, match="unknown runtime"):
+        Classifier.load(path, runtime="tensorrt")
+
+
+def test_token_ids_match_the_tokenizer_call(tiny_model):
+    tokenizer = artifact.load_tokenizer(tiny_model[0])
+    texts = [*TEXTS, "x" * 3000, "", "naïve café 東京 \u0000"]
+    for max_length in (8, 48):
+        assert token_ids(tokenizer, texts, max_length) == tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    assert token_ids(tokenizer, [], 48) == []
