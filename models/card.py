@@ -78,7 +78,7 @@ def model_card(name: str, version: str, training: dict, result: dict) -> str:
         "## Validation (twitter-financial-news validation splits)",
         "",
         _row("task", "n", "model accuracy [95% CI]", "model macro-F1 [95% CI]", "model ECE", "baseline accuracy",
-             "baseline macro-F1", "int8 accuracy"),
+             "baseline macro-F1", f"{result.get('int8_runtime', 'torch-int8')} accuracy"),
         _row(*["---"] * 8),
     ]
     for task, entry in result["validation"].items():

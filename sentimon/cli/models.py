@@ -27,6 +27,9 @@ def train(
     init_from: Annotated[
         Optional[str], typer.Option(help="continue training from a model version (name or directory) instead of the backbone")
     ] = None,
+    teacher: Annotated[
+        Optional[str], typer.Option(help="distil from this model version (name or directory): profile release-distill")
+    ] = None,
     max_length: Annotated[Optional[int], typer.Option(help="override tokens per text")] = None,
     cross_task_from_epoch: Annotated[
         Optional[int], typer.Option(help="override when cross-task soft labels start (0: from the initial weights)")
@@ -52,8 +55,9 @@ def train(
         return
     try:
         init_path = str(artifact.resolve(init_from, s.models_dir).path) if init_from else None
+        teacher_path = str(artifact.resolve(teacher, s.models_dir).path) if teacher else None
         cfg = make_profile(profile, epochs=epochs, lr=lr, head_lr=head_lr, max_length=max_length, seed=seed,
-                           backbone=backbone or s.backbone, init_from=init_path,
+                           backbone=backbone or s.backbone, init_from=init_path, teacher=teacher_path,
                            cross_task_from_epoch=cross_task_from_epoch)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
