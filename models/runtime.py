@@ -234,9 +234,18 @@ def write_onnx(model: MultiTaskClassifier, out: Path) -> Path:
 def quantize_onnx(fp32: Path, out: Path, *, per_channel: bool = True) -> Path:
     """Dynamic int8 quantization of an exported model: int8 weights (per output channel unless told
     otherwise), activations quantized per batch at run time (no calibration data needed)."""
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=per_channel)
+    # it logs a suggestion to pre-process (shape inference, for static quantization) on the root logger
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=per_channel)
+    finally:
+        root.setLevel(level)
     return out
 
 
