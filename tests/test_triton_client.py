@@ -65,3 +65,45 @@ def test_answers_that_never_fit_make_the_scorer_unavailable_so_the_batch_is_held
     with pytest.raises(ScorerUnavailable, match="shape .62, 3. for a request of 54 rows"):
         asyncio.run(run())
     assert fake.calls == 3
+
+
+class FakeTokenizer:
+    """Token ids = one id per word, plus two specials (the real tokenizer is in test_triton.py)."""
+
+    pad_token_id = 0
+
+    def __call__(self, texts, truncation=True, max_length=64):
+        return {"input_ids": [[101, *range(1000, 1000 + len(t.split()))][:max_length - 1] + [102] for t in texts]}
+
+
+class RecordingGrpcClient(FakeGrpcClient):
+    """Answers every row with its own attended length (so the rows' way back can be checked) and keeps
+    each request's (rows, width) in arrival order."""
+
+    def __init__(self):
+        super().__init__([])
+        self.requests: list[tuple[int, int]] = []
+
+    async def infer(self, name, inputs, **kwargs):
+        shape = tuple(inputs[1].shape())
+        mask = np.frombuffer(inputs[1]._raw_content, dtype=np.int64).reshape(shape)
+        self.requests.append(shape)
+        lengths = mask.sum(1).astype(np.float32)
+        result = _FakeResult(mask.shape[0])
+        result.as_numpy = lambda task: np.repeat(lengths[:, None], 3 if task == "sentiment" else 20, axis=1)
+        return result
+
+
+def test_the_costliest_requests_go_first_and_every_row_comes_back_to_its_text():
+    texts = [" ".join(["w"] * n) for n in (3, 40, 7, 25, 1, 12, 33, 5, 18, 2, 9, 30)]
+
+    async def run():
+        client = TritonClient("127.0.0.1:1", "m", "1", tokenizer=FakeTokenizer(), max_length=64, batch_size=3,
+                              in_flight=1, retries=0)
+        client._client = RecordingGrpcClient()
+        return client._client.requests, await client.proba(texts)
+
+    requests, out = asyncio.run(run())
+    costs = [rows * width for rows, width in requests]
+    assert len(requests) > 2 and costs == sorted(costs, reverse=True)
+    assert out["sentiment"][:, 0].tolist() == [n + 2 for n in (3, 40, 7, 25, 1, 12, 33, 5, 18, 2, 9, 30)]

@@ -114,6 +114,9 @@ class TritonClient:
             return out
         ids = token_ids(self.tokenizer, texts, self.max_length)
         batches = inference_batches([len(x) for x in ids], self.batch_size)  # least padded work, as in-process
+        # the costliest requests first: the last ones to finish are then the cheap ones, so the server's
+        # instances are not left idle waiting on one long request at the end of every micro-batch
+        batches.sort(key=lambda b: len(b) * max(len(ids[i]) for i in b), reverse=True)
 
         async def one(batch: list[int]) -> None:
             # padded like in-process (models.batching.pad_arrays), so both backends see the same tensors
