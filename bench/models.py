@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -161,8 +162,7 @@ def accuracy(ref: ModelRef, valid_sets: dict[Task, LabelledTexts], cache_dir: Pa
     log(f"accuracy: {PER_TENSOR}")
     per_tensor = _runners(ref, 2, cache_dir, only=PER_TENSOR)[PER_TENSOR]
     reference = Classifier.load(ref.path, runtime="ort-int8", threads=2, cache_dir=cache_dir)
-    reference.runtime = per_tensor
-    probs[PER_TENSOR] = score_sets(reference, valid_sets)
+    probs[PER_TENSOR] = score_sets(replace(reference, runtime=per_tensor), valid_sets)
     out: dict[str, dict] = {}
     for name, by_task in probs.items():
         entry: dict = {}

@@ -108,8 +108,7 @@ def export_python(ref: ModelRef, out: Path, serving: Serving = Serving()) -> Pat
         if (ref.path / name).is_file():
             shutil.copy2(ref.path / name, version_dir / "artifact" / name)
     if serving.runtime.startswith("ort-"):
-        model, _, _ = artifact.load(version_dir / "artifact")
-        onnx_file(version_dir / "artifact", model, serving.runtime == "ort-int8", version_dir / ONNX_DIR)
+        onnx_file(version_dir / "artifact", None, serving.runtime == "ort-int8", version_dir / ONNX_DIR)
     return version_dir
 
 

@@ -9,7 +9,7 @@ Every runtime takes the contract's inputs, INT64 ``input_ids`` and ``attention_m
 - ``ort-int8``: ONNX Runtime on that export with its weights dynamically quantized to int8 per channel.
 
 The ONNX files are derived from the artifact once and cached under ``cache_dir``, keyed by the weights'
-SHA-256 and the exporting library versions, so a model process starts in about a second after the first.
+SHA-256 and the exporting library versions.
 Per-channel int8 weights rather than per-tensor: they agree with fp32 on more validation texts at the same
 speed (``make bench``, models part, measures both).
 
@@ -19,7 +19,7 @@ scale per input tensor, so in a batch every text's scores depend on its neighbou
 decisions flipped) between scoring it alone and in a batch, and one hostile neighbour (a run of symbols)
 moved the others by up to 0.09. A score must not depend on what else arrived in the micro-batch (a replay
 would not reproduce it, and one record could skew the rest), so each row runs alone; at one thread per
-model process this costs about a sixth of the batched int8 speed (``make bench`` shows both). The fp32
+model process this costs about a fifth of the batched int8 speed (``make bench`` shows both). The fp32
 runtimes batch: their rows are independent up to float rounding.
 """
 
@@ -281,9 +281,10 @@ def check_export(model: MultiTaskClassifier, onnx_path: Path, tolerance: float =
     return diff
 
 
-def onnx_file(path: Path, model: MultiTaskClassifier, int8: bool, cache_dir: Path) -> Path:
+def onnx_file(path: Path, model: MultiTaskClassifier | None, int8: bool, cache_dir: Path) -> Path:
     """The version's ONNX file (fp32, or int8 when asked), written once into ``cache_dir/<key>/``; the fp32
-    export is checked against torch before it is kept (:func:`check_export`).
+    export is checked against torch before it is kept (:func:`check_export`). ``model`` is the version's
+    network, or None to load it only if a file must be written.
 
     Written to a temporary name and renamed, so concurrent model processes never read half a file."""
     folder = Path(cache_dir) / f"{Path(path).parent.name}-{Path(path).name}-{cache_key(path)}"
@@ -291,6 +292,10 @@ def onnx_file(path: Path, model: MultiTaskClassifier, int8: bool, cache_dir: Pat
     target = q8 if int8 else fp32
     if target.is_file():
         return target
+    if model is None:
+        from models import artifact
+
+        model = artifact.load(Path(path))[0]
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         if not fp32.is_file():

@@ -113,11 +113,9 @@ _model = None  # the model process's classifier
 
 
 def _prepare_onnx(path: str, runtime: RuntimeName, cache_dir: Path) -> None:
-    from models import artifact
     from models.runtime import onnx_file
 
-    model, _, _ = artifact.load(Path(path))
-    onnx_file(Path(path), model, runtime == "ort-int8", cache_dir)
+    onnx_file(Path(path), None, runtime == "ort-int8", cache_dir)  # loads the network only when writing
 
 
 def _model_init(path: str, threads: int, runtime: RuntimeName, batch_size: int, cache_dir: str | None) -> None:
