@@ -99,22 +99,30 @@ def save_weights(model: MultiTaskClassifier, out_dir: Path) -> None:
     save_file(state, str(Path(out_dir) / WEIGHTS), metadata={"format": "pt"})
 
 
-def load(path: Path) -> tuple[MultiTaskClassifier, PreTrainedTokenizerBase, dict[str, Any]]:
-    """Load a version directory for inference (eval mode). Checks the label files against our taxonomy.
-    Bounds the CPU kernels' cache for the life of the process (:func:`bound_kernel_cache`)."""
+def load_checked(path: Path) -> tuple[tuple[str, ...], PreTrainedTokenizerBase, dict[str, Any]]:
+    """Everything of a version but its network: (tasks, tokenizer, training record), after checking its
+    files against ``SHA256SUMS`` and its labels against our taxonomy."""
     path = Path(path)
-    bound_kernel_cache()
     verify_checksums(path)
     labels = read_json(path / "labels.json")
     for task, names in labels.items():
         if tuple(names) != LABELS[task]:
             raise ValueError(f"{path}: labels of {task!r} differ from the project taxonomy; retrain the model")
+    return tuple(labels), load_tokenizer(path), load_training(path)
+
+
+def load(path: Path) -> tuple[MultiTaskClassifier, PreTrainedTokenizerBase, dict[str, Any]]:
+    """Load a version directory for inference (eval mode), checked as :func:`load_checked` does.
+    Bounds the CPU kernels' cache for the life of the process (:func:`bound_kernel_cache`)."""
+    path = Path(path)
+    bound_kernel_cache()
+    tasks, tokenizer, training = load_checked(path)
     model = MultiTaskClassifier(
-        MultiTaskClassifier.from_config(load_encoder_config(path)).encoder, dropout=0.0, tasks=tuple(labels)
+        MultiTaskClassifier.from_config(load_encoder_config(path)).encoder, dropout=0.0, tasks=tasks
     )
     load_weights(model, path)
     model.eval()
-    return model, load_tokenizer(path), load_training(path)
+    return model, tokenizer, training
 
 
 def bound_kernel_cache() -> None:

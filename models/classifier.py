@@ -106,8 +106,14 @@ class Classifier:
         import torch
 
         path = Path(path)
-        model, tokenizer, training = artifact.load(path)
-        runner = build(path, model, runtime, threads=threads or torch.get_num_threads(), cache_dir=cache_dir)
+        if runtime.startswith("ort-") and cache_dir is not None:
+            # ONNX Runtime needs the torch network only to write a missing ONNX file
+            tasks, tokenizer, training = artifact.load_checked(path)
+            runner = build(path, None, runtime, threads=threads or torch.get_num_threads(), cache_dir=cache_dir,
+                           tasks=tasks)
+        else:
+            model, tokenizer, training = artifact.load(path)
+            runner = build(path, model, runtime, threads=threads or torch.get_num_threads(), cache_dir=cache_dir)
         return cls(
             runner,
             tokenizer,

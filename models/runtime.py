@@ -308,22 +308,31 @@ def onnx_file(path: Path, model: MultiTaskClassifier | None, int8: bool, cache_d
     return target
 
 
-def build(path: Path, model: MultiTaskClassifier, runtime: RuntimeName, *, threads: int = 1,
+def build(path: Path, model: MultiTaskClassifier | None, runtime: RuntimeName, *, threads: int = 1,
           cache_dir: Path | None = None, providers: Sequence[str] = ("CPUExecutionProvider",),
-          device: str = "cpu") -> Runtime:
-    """The named runtime for a loaded version (``model`` is its torch network, from :func:`artifact.load`).
+          device: str = "cpu", tasks: Sequence[Task] | None = None) -> Runtime:
+    """The named runtime for a version (``model`` is its torch network, from :func:`artifact.load`, or None:
+    then the network is loaded only where it is needed, i.e. for torch or to write a missing ONNX file, and
+    ``tasks`` names the heads).
 
     ``device`` places torch-fp32 (e.g. ``cuda:0``); ``providers`` are ONNX Runtime's execution providers.
     Without ``cache_dir`` the ONNX files go to a temporary folder that is removed once the session holds
     the model."""
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
+    if model is None and runtime.startswith("torch-"):
+        from models import artifact
+
+        model = artifact.load(Path(path))[0]
     if runtime == "torch-fp32":
         return TorchRuntime(model, device=device)
     if runtime == "torch-int8":
         return TorchRuntime(quantize_torch(model), "torch-int8", row_wise=True)
+    heads = tuple(model.tasks) if model is not None else tuple(tasks or ())
+    if not heads:
+        raise ValueError("an ONNX Runtime runtime without its network needs the model's tasks")
     settings = SessionSettings(threads=threads, providers=tuple(providers))
     if cache_dir is not None:
-        return OrtRuntime.open(onnx_file(path, model, runtime == "ort-int8", cache_dir), model.tasks, runtime, settings)
+        return OrtRuntime.open(onnx_file(path, model, runtime == "ort-int8", cache_dir), heads, runtime, settings)
     with tempfile.TemporaryDirectory() as tmp:
-        return OrtRuntime.open(onnx_file(path, model, runtime == "ort-int8", Path(tmp)), model.tasks, runtime, settings)
+        return OrtRuntime.open(onnx_file(path, model, runtime == "ort-int8", Path(tmp)), heads, runtime, settings)

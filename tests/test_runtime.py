@@ -120,3 +120,13 @@ def test_token_ids_match_the_tokenizer_call(tiny_model):
     for max_length in (8, 48):
         assert token_ids(tokenizer, texts, max_length) == tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
     assert token_ids(tokenizer, [], 48) == []
+
+
+def test_onnx_runtime_loads_the_network_only_to_write_its_files(tiny_model, tmp_path, monkeypatch):
+    path = tiny_model[0]
+    first = Classifier.load(path, runtime="ort-int8", threads=1, cache_dir=tmp_path)
+    monkeypatch.setattr(artifact, "load", lambda *_: (_ for _ in ()).throw(AssertionError("network loaded")))
+    again = Classifier.load(path, runtime="ort-int8", threads=1, cache_dir=tmp_path)  # the files exist now
+    assert again.predict(["Banks slide"])[0].score == first.predict(["Banks slide"])[0].score
+    with pytest.raises(AssertionError, match="network loaded"):
+        Classifier.load(path, runtime="ort-fp32", threads=1, cache_dir=tmp_path / "elsewhere")

@@ -29,13 +29,13 @@ class TritonPythonModel:
         threads = int(params.get("threads", "1"))
         import torch
 
-        from models.artifact import load
+        from models.artifact import load_checked, read_json
         from models.runtime import build
 
         torch.set_num_threads(threads)
         here = Path(args["model_repository"]) / args["model_version"]
         artifact_dir = here / params.get("artifact", "artifact")
-        model, _, _ = load(artifact_dir)
+        tasks, _, _ = load_checked(artifact_dir)
         runtime = params.get("runtime", "torch-fp32")
         device, providers = "cpu", ["CPUExecutionProvider"]
         if args.get("model_instance_kind") == "GPU" and torch.cuda.is_available():
@@ -47,9 +47,10 @@ class TritonPythonModel:
                              "CPUExecutionProvider"]
             else:
                 runtime = "torch-fp32"
-        self.vocab = int(model.config.vocab_size)
-        self.runtime = build(artifact_dir, model, runtime, threads=threads, cache_dir=here / "onnx",
-                             providers=providers, device=device)
+        self.vocab = int(read_json(artifact_dir / "config.json")["vocab_size"])
+        # the network itself is loaded only for torch (ONNX Runtime reads the files made at export)
+        self.runtime = build(artifact_dir, None, runtime, threads=threads, cache_dir=here / "onnx",
+                             providers=providers, device=device, tasks=tasks)
         self.tasks = tuple(self.runtime.tasks)
         self.max_length = int(params.get("max_length", "512"))
 
