@@ -100,7 +100,11 @@ ONNX_DIR = "onnx"  # beside ``artifact/`` in a python-backend version: the runti
 
 def export_python(ref: ModelRef, out: Path, serving: Serving = Serving()) -> Path:
     """Write (or replace) the python-backend version of ``ref`` under ``out``; returns its version directory.
-    For an ONNX Runtime runtime the ONNX file is derived here, so the server loads it instead of exporting."""
+    For an ONNX Runtime runtime the ONNX file is derived here, so the server loads it instead of exporting.
+    ValueError for an int8 runtime on GPU instances: dynamic int8 quantization is a CPU technique."""
+    if serving.kind == "KIND_GPU" and serving.runtime.endswith("int8"):
+        raise ValueError(f"runtime {serving.runtime} is for CPU instances: with KIND_GPU set scoring.runtime to "
+                         "ort-fp32 (ONNX Runtime's CUDA provider) or torch-fp32")
     version_dir = _version_dir(ref, out, serving, "python")
     (version_dir / "artifact").mkdir()
     shutil.copy2(REPO_SOURCES / "python" / "model.py", version_dir / "model.py")

@@ -35,6 +35,8 @@ def test_export_writes_a_versioned_model_directory(tmp_path):
     assert 'string_value: "256"' in (tmp_path / "repo" / "sentimon-x" / "config.pbtxt").read_text()
     with pytest.raises(ValueError, match="numeric version"):
         export_python(ModelRef(art, "sentimon-x", "v3"), tmp_path / "repo")
+    with pytest.raises(ValueError, match="for CPU instances"):
+        export_python(ModelRef(art, "sentimon-x", "3"), tmp_path / "repo", Serving(kind="KIND_GPU", runtime="ort-int8"))
 
 
 def test_an_onnx_runtime_export_carries_its_onnx_file(tiny_model, tmp_path):
