@@ -68,15 +68,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def row_texts(sets: dict[Task, LabelledTexts], tasks: tuple[Task, ...]) -> list[str]:
+    """Every training row's text as the model sees it, task by task in ``tasks`` order: the row order of
+    :func:`encode` and of the teacher's soft labels."""
+    return [prepare(x) for task in tasks for x in sets[task].texts]
+
+
 def encode(tokenizer, sets: dict[Task, LabelledTexts], tasks: tuple[Task, ...], max_length: int) -> Encoded:
-    ids: list[list[int]] = []
-    task_idx: list[int] = []
-    labels: list[int] = []
-    for t, task in enumerate(tasks):
-        data = sets[task]
-        ids += tokenizer([prepare(x) for x in data.texts], truncation=True, max_length=max_length)["input_ids"]
-        task_idx += [t] * len(data)
-        labels += data.labels
+    ids = tokenizer(row_texts(sets, tasks), truncation=True, max_length=max_length)["input_ids"]
+    task_idx = [t for t, task in enumerate(tasks) for _ in range(len(sets[task]))]
+    labels = [y for task in tasks for y in sets[task].labels]
     return Encoded(ids, task_idx, labels)
 
 
@@ -136,7 +137,7 @@ def teacher_labels(config: TrainConfig, sets: dict[Task, LabelledTexts], cache: 
     import hashlib
 
     teacher_dir = Path(config.teacher or "")
-    texts = [prepare(x) for t in config.tasks for x in sets[t].texts]  # as encode() prepares them
+    texts = row_texts(sets, config.tasks)
     key = hashlib.sha256("|".join([artifact.sha256(teacher_dir / artifact.WEIGHTS), str(config.soft_temperature),
                                    *texts]).encode()).hexdigest()[:16]
     if cache.is_file():
