@@ -106,6 +106,8 @@ def model_card(name: str, version: str, training: dict, result: dict) -> str:
         lines += ["", "fpb50 / fpb_allagree: Financial PhraseBank at 50% / 100% annotator agreement; fiqa_posts: FiQA "
                   "2018 posts; semeval_headlines: SemEval-2017 task 5 headlines (scores mapped with a +-0.1 neutral band).",
                   ""]
+    if result.get("previous"):
+        lines += _previous_lines(result["previous"])
     if result.get("challenge"):
         lines += _challenge_lines(result["challenge"])
     lines += ["## Known limits", LIMITS, ""]
@@ -126,6 +128,24 @@ def _calibration_lines(calibration: dict | None) -> list[str]:
         out.append(f"- calibrated on the held-out rows: neutral logit offset {c['value']:+.1f} (held-out accuracy "
                    f"{c['accuracy']:.3f}, macro-F1 {c['macro_f1']:.3f})")
     return out
+
+
+def _previous_lines(previous: dict) -> list[str]:
+    """The paired test against the release this version replaced, set by set."""
+    model = previous["model"]
+    lines = [f"## Against the previous release ({model['name']} v{model['version']})", "",
+             "Both models scored on the same rows; the difference is this version minus the previous one, with its "
+             "paired bootstrap interval (1,000 resamples) and McNemar's exact test.", "",
+             _row("set", "task", "n", "previous accuracy [95% CI]", "this accuracy [95% CI]", "difference [95% CI]",
+                  "McNemar p"), _row(*["---"] * 7)]
+    for set_name, by_task in previous["sets"].items():
+        for task, r in by_task.items():
+            a = r["accuracy"]
+            lines.append(_row(set_name, task, r.get("n", "-"), _ci(a["b"], r.get("b_ci", {}).get("accuracy", {}).get("ci")),
+                              _ci(a["a"], r.get("a_ci", {}).get("accuracy", {}).get("ci")),
+                              f"{a['difference']:+.4f} [{a['ci'][0]:+.3f}, {a['ci'][1]:+.3f}]",
+                              f"{r['mcnemar']['p_value']:.3g}"))
+    return [*lines, ""]
 
 
 def _challenge_lines(challenge: dict) -> list[str]:

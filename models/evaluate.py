@@ -168,14 +168,33 @@ def plot_confusion(matrix: list[list[int]], labels: tuple[str, ...], path: Path,
     plt.close(fig)
 
 
+def against_previous(
+    sets: dict[str, dict[Task, LabelledTexts]], probs: dict[str, Probabilities], previous: Classifier
+) -> dict:
+    """The paired test of a candidate (``probs``) against the release it would replace, on every set both
+    are scored on, each model's own 95% interval beside the difference: ``{model, sets: {set: {task: ...}}}``."""
+    previous_probs = {name: score_sets(previous, by) for name, by in sets.items()}
+    out = compare(sets, probs, previous_probs)
+    for name, by_task in sets.items():
+        for task, data in by_task.items():
+            k = len(LABELS[task])
+            out[name][task]["n"] = len(data)
+            out[name][task]["a_ci"] = significance.intervals(data.labels, probs[name][task].argmax(1), k)
+            out[name][task]["b_ci"] = significance.intervals(data.labels, previous_probs[name][task].argmax(1), k)
+    return {"model": {"name": previous.name, "version": previous.version}, "sets": out,
+            "difference": "this model minus the previous release"}
+
+
 def evaluate_artifact(
     path: Path,
     train_sets: dict[Task, LabelledTexts],
     valid_sets: dict[Task, LabelledTexts],
     eval_dir: Path | None,
     log: Callable[[str], None] = print,
+    previous: Path | None = None,
 ) -> dict:
-    """Full report of a model version, written into it: ``metrics.json``, confusion PNGs, model card."""
+    """Full report of a model version, written into it: ``metrics.json``, confusion PNGs, model card.
+    ``previous``: a release this version would replace; the report then holds the paired test against it."""
     from models import artifact
     from models.card import model_card
 
@@ -183,8 +202,12 @@ def evaluate_artifact(
     classifier = Classifier.load(path)
     log("fitting the TF-IDF baselines")
     baselines = fit_baselines(train_sets)
+    extra = {name: {"sentiment": d} for name, d in transfer_sets(eval_dir).items()} if eval_dir else {}
+    sets = {"validation": valid_sets, **extra}
+    log(f"scoring {sum(len(d) for by in sets.values() for d in by.values())} texts (validation and transfer)")
+    probs = {name: score_sets(classifier, by) for name, by in sets.items()}
     log("evaluating on the validation splits")
-    validation = evaluate_sets(classifier, valid_sets, baselines, plot_dir=path)
+    validation = evaluate_sets(classifier, valid_sets, baselines, plot_dir=path, probs=probs["validation"])
     for entry in validation.values():  # the PNGs travel with the version: name them relative to it
         entry["confusion_png"] = Path(entry["confusion_png"]).name
     log("evaluating the int8 runtime")
@@ -196,9 +219,12 @@ def evaluate_artifact(
         "int8": {task: metrics.summary(entry["model"]) for task, entry in int8.items()},
         "int8_runtime": INT8_RUNTIME,
         "baseline_parameters": {task: b.parameters for task, b in baselines.items()},
-        "transfer": transfer(classifier, eval_dir, baselines, log) if eval_dir else {},
+        "transfer": transfer(classifier, eval_dir, baselines, log, probs=probs) if eval_dir else {},
         "challenge": challenge(classifier),
     }
+    if previous is not None:
+        log(f"paired test against the previous release {previous}")
+        result["previous"] = against_previous(sets, probs, Classifier.load(previous))
     artifact.write_json(path / "metrics.json", result)
     (path / "README.md").write_text(model_card(classifier.name, classifier.version, classifier.training, result))
     return result

@@ -62,3 +62,18 @@ def package(source: Path, name: str, version: int | None = None, root: Path = ar
         shutil.rmtree(dest, ignore_errors=True)
         raise
     return dest
+
+
+def verdict(validation: dict[str, dict], alpha: float = 0.05) -> tuple[bool, str]:
+    """Whether a candidate may replace the release, from the paired tests on the validation splits
+    (``{task: paired result}``, candidate minus release): no task's accuracy lower, and at least one task
+    better beyond chance (at most ``alpha`` of the bootstrap resamples not better). Returns (ok, why)."""
+    figures = "; ".join(f"{task} {r['accuracy']['difference'] * 100:+.2f} points "
+                        f"(share of resamples not better {r['accuracy']['p_a_not_better']:.3f})"
+                        for task, r in validation.items())
+    worse = [task for task, r in validation.items() if r["accuracy"]["difference"] < 0]
+    if worse:
+        return False, f"lower accuracy than the release on {', '.join(worse)}: {figures}"
+    if not any(r["accuracy"]["p_a_not_better"] <= alpha for r in validation.values()):
+        return False, f"not better than the release beyond chance on any task: {figures}"
+    return True, figures

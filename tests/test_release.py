@@ -87,3 +87,60 @@ def test_a_release_records_its_parent_relative_to_the_project(tmp_path):
     elsewhere = {"config": {"init_from": "/opt/models/a/1"}}
     assert portable(elsewhere, root) == elsewhere
     assert portable({"config": {"init_from": None}}, root)["config"]["init_from"] is None
+
+
+def _paired_result(diff_sent: float, p_sent: float, diff_topic: float, p_topic: float) -> dict:
+    def one(diff, p):
+        return {"accuracy": {"a": 0.9, "b": 0.9 - diff, "difference": diff, "ci": [diff - 0.01, diff + 0.01],
+                             "p_a_not_better": p},
+                "macro_f1": {"a": 0.8, "b": 0.8, "difference": 0.0, "ci": [-0.01, 0.01], "p_a_not_better": 0.5},
+                "mcnemar": {"only_a_right": 10, "only_b_right": 5, "p_value": 0.3}}
+    return {"sentiment": one(diff_sent, p_sent), "topic": one(diff_topic, p_topic)}
+
+
+def test_a_release_replaces_the_current_one_only_when_it_beats_it():
+    from models.release import verdict
+
+    ok, why = verdict(_paired_result(0.008, 0.02, 0.001, 0.40))
+    assert ok and "sentiment +0.80 points" in why
+    ok, why = verdict(_paired_result(0.012, 0.001, -0.002, 0.70))
+    assert not ok and why.startswith("lower accuracy than the release on topic")
+    ok, why = verdict(_paired_result(0.004, 0.10, 0.003, 0.20))
+    assert not ok and "not better than the release beyond chance" in why
+
+
+def test_the_paired_test_against_the_previous_release_reaches_the_card(trained, tmp_path):
+    import torch
+
+    from models.card import model_card
+    from models.classifier import Classifier
+    from models.dataset import LabelledTexts
+    from models.evaluate import against_previous, score_sets
+    from models.release import verdict
+
+    other = tmp_path / "models" / "sentimon-x" / "2"
+    model, tokenizer, training = artifact.load(trained)
+    with torch.no_grad():
+        model.heads["sentiment"].weight.mul_(-1.0)  # a different model: some decisions change
+    artifact.save(model, tokenizer, other, training)
+    texts = TEXTS * 5
+    sets = {"validation": {"sentiment": LabelledTexts("sentiment", texts, [i % 3 for i in range(len(texts))]),
+                           "topic": LabelledTexts("topic", texts, [i % 20 for i in range(len(texts))])},
+            "fpb50": {"sentiment": LabelledTexts("sentiment", texts[:8], [0, 1, 2, 0, 1, 2, 0, 1])}}
+    candidate = Classifier.load(other)
+    probs = {name: score_sets(candidate, by) for name, by in sets.items()}
+
+    itself = against_previous(sets, probs, candidate)
+    assert all(r["accuracy"]["difference"] == 0 for by in itself["sets"].values() for r in by.values())
+    assert not verdict(itself["sets"]["validation"])[0]  # a model never beats itself
+
+    report = against_previous(sets, probs, Classifier.load(trained))
+    assert report["model"] == {"name": "sentimon-x", "version": "1"}
+    sent = report["sets"]["validation"]["sentiment"]
+    assert sent["n"] == len(texts)
+    assert sent["a_ci"]["accuracy"]["value"] == pytest.approx(sent["accuracy"]["a"])
+    assert sent["b_ci"]["accuracy"]["value"] == pytest.approx(sent["accuracy"]["b"])
+    result = {"validation": {}, "previous": report}
+    card = model_card("sentimon-x", "2", {"config": {}}, result)
+    assert "## Against the previous release (sentimon-x v1)" in card
+    assert sum(line.startswith("| fpb50 | sentiment | 8 |") for line in card.splitlines()) == 1

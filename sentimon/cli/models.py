@@ -102,23 +102,46 @@ def release(
     model: Annotated[str, typer.Argument(help="trained model version to release: name or directory")],
     name: Annotated[str, typer.Option(help="released model name")] = "sentimon-minilm",
     version: Annotated[Optional[int], typer.Option(help="release version (default: the next one)")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="release even when the paired test does not show it beats the current release")
+    ] = False,
 ) -> None:
     """Package a trained version as the released model under models/release/: float16 weights, tokenizer,
-    labels, metrics and model card (evaluated as packaged), sealed with SHA256SUMS. Release only a model
-    that beats the current one: `sentimon evaluate -m NEW --compare auto` gives the paired test."""
+    labels, metrics and model card (evaluated as packaged), sealed with SHA256SUMS.
+
+    When a release of that name exists, both are scored on the same rows and the new one is kept only if it
+    beats the current one on the validation splits (no task lower, one better beyond chance; paired bootstrap);
+    the model card shows the two side by side, transfer sets included."""
+    import shutil
+
     from models import artifact
     from models.evaluate import evaluate_artifact
-    from models.release import package
+    from models.release import package, verdict
 
     s = get_settings()
+    current = artifact.versions(artifact.RELEASED_DIR / name)
+    previous = artifact.RELEASED_DIR / name / str(current[-1]) if current else None
     try:
         ref = artifact.resolve(model, s.models_dir)
         dest = package(ref.path, name, version)
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         _fail(str(exc))
-    result = evaluate_artifact(dest, _sets("train"), _sets("valid"), s.eval_dir, log=_log)
+    try:
+        result = evaluate_artifact(dest, _sets("train"), _sets("valid"), s.eval_dir, log=_log, previous=previous)
+        if previous is not None:
+            ok, why = verdict(result["previous"]["sets"]["validation"])
+            _log(f"against {name} v{previous.name}: {why}")
+            if not ok and not force:
+                raise ValueError(f"not released: {why}. Keep the current release, or pass --force to release anyway")
+    except BaseException as exc:
+        shutil.rmtree(dest, ignore_errors=True)
+        if isinstance(exc, ValueError):
+            _fail(str(exc))
+        raise
     artifact.write_checksums(dest)
     _print_metrics(result)
+    if "previous" in result:
+        _print_comparison({"model": result["model"], "compare": result["previous"]})
     size = sum(p.stat().st_size for p in dest.iterdir()) / 1e6
     console.print(f"[green]released {ref.name}/{ref.version} as {dest} ({size:.1f} MB, sealed with SHA256SUMS)[/green]")
 
