@@ -29,6 +29,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from bench import cpu
 from bench.results import save_result
 
 from sentimon.settings import Settings
@@ -45,11 +46,14 @@ BULK = 50  # items per raw message in the JSON Lines run
 
 def _pipeline_alone(cluster: LocalCluster, items) -> tuple[float, dict]:
     """The pipeline worker's docs/s over ``items`` with the machine to itself (the store worker drains the
-    scores afterwards and must store every document), and the worker's counters."""
-    pipeline = cluster.start_worker("pipeline")  # ready: the scorer is loaded / reachable
+    scores afterwards and must store every document), and the worker's counters with ``cpu_s``: CPU
+    seconds by role while it worked (:mod:`bench.cpu`). The backlog is published first, so the feed's own
+    work does not share the cores with the worker measured."""
     publish(cluster.settings, items)
+    pipeline = cluster.start_worker("pipeline")  # ready: the scorer is loaded / reachable
+    before = cpu.snapshot()
     rate = _rate(pipeline, "ingest", "scoring", len(items), 1800)
-    counters = pipeline.metrics()
+    counters = {**pipeline.metrics(), "cpu_s": cpu.by_role(before, cpu.snapshot(), pipeline.process.pid)}
     pipeline.stop()
     store = cluster.start_worker("store")
     _wait(lambda: store.metrics().get("produced.sink", 0) >= len(items), 300)
@@ -75,9 +79,11 @@ def _paired(reps: int, alone: Callable[[], float], pipeline: Callable[[int], tup
     on either side of it, because this shared machine drifts by 15-20% within minutes. The ratio
     reported is the median of the ``reps`` pairs."""
     alone_runs, runs, ratios, fills, steady, batches, counters = [alone()], [], [], [], [], [], {}
+    cpu_runs = []
     first_ingest, handoff = [], []  # the fill split: ingest's first batch (delivered), then until scoring took one
     for rep in range(reps):
         rate, counters = pipeline(rep)
+        cpu_runs.append(counters.pop("cpu_s", {}))
         alone_runs.append(alone())
         runs.append(rate)
         fills.append(counters["first_batch.scoring"] - counters["first_batch.ingest"])
@@ -94,7 +100,7 @@ def _paired(reps: int, alone: Callable[[], float], pipeline: Callable[[int], tup
             f"{first_ingest[-1]:.2f} s + {handoff[-1]:.2f} s to scoring; {batches[-1]:,.0f} documents per scoring batch)")
     return {"alone_runs_per_s": alone_runs, "pipeline_runs_per_s": runs, "ratios": ratios, "fill_s": fills,
             "steady_ratios": steady, "scoring_batch_docs": batches, "fill_first_ingest_s": first_ingest,
-            "fill_handoff_s": handoff,
+            "fill_handoff_s": handoff, "cpu_s": cpu_runs,
             "alone_per_s": median_high(alone_runs), "pipeline_per_s": median_high(runs), "ratio": median_high(ratios),
             "counters": counters}
 
@@ -279,6 +285,7 @@ def run_through_triton_bench(settings: Settings, out_dir: Path, *, quick: bool =
         f"{result['triton_alone_per_s']:,.0f} texts/s ({result['triton_config']}): {result['triton_pipeline_vs_triton']:.0%} "
         f"(target >= 90%; median of the pairs {', '.join(f'{x:.0%}' for x in tp['ratios'])}; once filled "
         f"{', '.join(f'{x:.0%}' for x in tp['steady_ratios'])}; fill {', '.join(f'{x:.2f}' for x in tp['fill_s'])} s)")
+    log(_cpu_line(result))
     save_result(out_dir, "pipeline-triton", result, log)
     return result
 
@@ -288,12 +295,15 @@ def _through_triton(settings: Settings, workdir: Path, ref, classifier, texts: l
     """Triton alone (the scoring stage's own client over ``texts``) paired with the pipeline worker through
     Triton over ``items`` (:func:`_paired`), one local tritonserver for both; the result's triton_* keys."""
     cluster = _cluster(settings, workdir, "triton.", "local")
+    alone_cpu: list[dict[str, float]] = []
     try:
         triton = cluster.start_triton()
         sc = cluster.settings.scoring
 
         def triton_alone() -> float:
+            before = cpu.snapshot()
             cell = asyncio.run(through_triton(triton, ref, classifier, texts, sc.batch_size, sc.in_flight))
+            alone_cpu.append(cpu.by_role(before, cpu.snapshot()))
             return cell["texts_per_s"]
 
         through = _paired(reps, triton_alone, _fresh_runs(cluster.settings, workdir, "triton", "triton", items), log)
@@ -301,10 +311,26 @@ def _through_triton(settings: Settings, workdir: Path, ref, classifier, texts: l
         cluster.stop()
     through.pop("counters")
     t = cluster.settings.triton
+    split = {"triton_alone": cpu.per_document(alone_cpu, len(texts)),
+             "pipeline": cpu.per_document(through.pop("cpu_s"), len(items))}
     return {"triton_config": f"{t.instances} x {t.kind}, {t.threads} thread(s); {sc.in_flight} in flight of {sc.batch_size}",
+            "cpu_ms_per_doc": split,
+            # on saturated shared cores, docs/s is inversely proportional to CPU per document
+            "cpu_bound_ratio": sum(split["triton_alone"].values()) / max(sum(split["pipeline"].values()), 1e-9),
             "triton_pipeline": through, "triton_pipeline_per_s": through["pipeline_per_s"],
             "triton_alone_per_s": through["alone_per_s"], "triton_pipeline_vs_triton": through["ratio"],
             "triton_pipeline_vs_triton_ratio": through["ratio"]}
+
+
+def _cpu_line(result: dict) -> str:
+    split = result["cpu_ms_per_doc"]
+
+    def roles(d: dict[str, float]) -> str:
+        return ", ".join(f"{r} {v:.3f}" for r, v in sorted(d.items(), key=lambda kv: -kv[1]))
+
+    return (f"CPU ms per document: Triton alone {sum(split['triton_alone'].values()):.3f} ({roles(split['triton_alone'])}); "
+            f"pipeline {sum(split['pipeline'].values()):.3f} ({roles(split['pipeline'])}): on saturated shared cores "
+            f"the pipeline can reach {result['cpu_bound_ratio']:.0%} of Triton alone")
 
 
 def _faust_floor(settings: Settings, topic: str, n: int) -> float:
@@ -366,6 +392,10 @@ def _print(r: dict) -> None:
     table.add_row("pipeline worker through Triton", f"{r['triton_pipeline_per_s']:,.0f} docs/s",
                   f">= 90% of Triton alone: {r['triton_pipeline_vs_triton']:.0%} (median of {len(tp['ratios'])} pairs: "
                   f"{', '.join(f'{x:.0%}' for x in tp['ratios'])}); fill {fills(tp)}")
+    if "cpu_ms_per_doc" in r:
+        table.add_row("CPU per document (ms), Triton alone vs the pipeline through it",
+                      f"{sum(r['cpu_ms_per_doc']['triton_alone'].values()):.2f} vs {sum(r['cpu_ms_per_doc']['pipeline'].values()):.2f}",
+                      _cpu_line(r).split(": ", 1)[1])
     lat = r["latency"]
     table.add_row(f"latency at {r['latency_rate_per_s']:.0f} docs/s (half of the model pipeline), ingested -> stored",
                   f"p50 {lat['pipeline_p50_s']:.2f} s, p99 {lat['pipeline_p99_s']:.2f} s", f"{lat['documents']} documents")
