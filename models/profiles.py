@@ -140,9 +140,10 @@ PROFILES["teacher"] = PROFILES["release"].model_copy(update=dict(
     checkpoint_every=50,
 ))
 
-# The student distilled from that teacher: the release recipe, the teacher's soft labels on every head of every
-# row (they replace the self-made cross-task labels). ``--teacher`` names the teacher's version.
-PROFILES["release-distill"] = PROFILES["release"].model_copy(update=dict(
+# The student distilled from that teacher: stage 2 of the release recipe continued from the released model
+# (``--init-from models/release/sentimon-minilm/1``), the teacher's soft labels on every head of every row in place of the
+# self-made cross-task labels. ``--teacher`` names the teacher's version.
+PROFILES["release-distill"] = PROFILES["release-continue"].model_copy(update=dict(
     profile="release-distill", cross_task=0.0, distill=1.0,
 ))
 
