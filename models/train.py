@@ -147,7 +147,8 @@ def teacher_labels(config: TrainConfig, sets: dict[Task, LabelledTexts], cache: 
     log(f"teacher {teacher_dir}: soft labels for {len(texts)} rows")
     model, tokenizer, training = artifact.load(teacher_dir)
     ids = tokenizer(texts, truncation=True, max_length=artifact.max_length(training))["input_ids"]
-    soft = soft_labels(model, ids, tokenizer.pad_token_id, config.soft_temperature, batch_size=64)
+    soft = soft_labels(model, ids, tokenizer.pad_token_id, config.soft_temperature, batch_size=64,
+                       progress="teacher soft labels")
     tmp = cache.with_suffix(".tmp")
     torch.save({"key": key, "soft": soft, "teacher": str(teacher_dir)}, tmp)
     tmp.replace(cache)
@@ -156,17 +157,22 @@ def teacher_labels(config: TrainConfig, sets: dict[Task, LabelledTexts], cache: 
 
 @torch.inference_mode()
 def soft_labels(
-    model: MultiTaskClassifier, ids: list[list[int]], pad_id: int, temperature: float, batch_size: int = 128
+    model: MultiTaskClassifier, ids: list[list[int]], pad_id: int, temperature: float, batch_size: int = 128,
+    progress: str | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Every head's tempered probabilities for every training row (the teacher's view), in row order."""
+    """Every head's tempered probabilities for every training row (the teacher's view), in row order.
+    ``progress``: a bar with that label, in rows."""
     was_training = model.training
     model.eval()
     out = {name: torch.zeros(len(ids), len(LABELS[name])) for name in model.tasks}
+    bar = tqdm(total=len(ids), desc=progress, unit="row", disable=progress is None)
     for batch in inference_batches([len(x) for x in ids], batch_size):
         input_ids, mask = pad([ids[i] for i in batch], pad_id)
         logits = model(input_ids, mask)
         for name in model.tasks:
             out[name][batch] = torch.softmax(logits[name].float() / temperature, dim=-1)
+        bar.update(len(batch))
+    bar.close()
     model.train(was_training)
     return out
 
