@@ -64,10 +64,13 @@ def package(source: Path, name: str, version: int | None = None, root: Path = ar
     return dest
 
 
-def verdict(validation: dict[str, dict], alpha: float = 0.05) -> tuple[bool, str]:
-    """Whether a candidate may replace the release, from the paired tests on the validation splits
-    (``{task: paired result}``, candidate minus release): no task's accuracy lower, and at least one task
-    better beyond chance (at most ``alpha`` of the bootstrap resamples not better). Returns (ok, why)."""
+def verdict(validation: dict[str, dict], others: dict[str, dict[str, dict]] | None = None,
+            alpha: float = 0.05) -> tuple[bool, str]:
+    """Whether a candidate may replace the release, from the paired tests (candidate minus release): on the
+    validation splits (``{task: result}``) no task's accuracy lower and at least one task better beyond
+    chance (at most ``alpha`` of the bootstrap resamples not better); on the evaluation-only sets
+    (``others``: ``{set: {task: result}}``, only ever a guard) none worse beyond chance (the whole 95%
+    interval of the difference below zero). Returns (ok, why)."""
     figures = "; ".join(f"{task} {r['accuracy']['difference'] * 100:+.2f} points "
                         f"(share of resamples not better {r['accuracy']['p_a_not_better']:.3f})"
                         for task, r in validation.items())
@@ -76,4 +79,10 @@ def verdict(validation: dict[str, dict], alpha: float = 0.05) -> tuple[bool, str
         return False, f"lower accuracy than the release on {', '.join(worse)}: {figures}"
     if not any(r["accuracy"]["p_a_not_better"] <= alpha for r in validation.values()):
         return False, f"not better than the release beyond chance on any task: {figures}"
+    regressions = [f"{name} {task} {r['accuracy']['difference'] * 100:+.2f} points "
+                   f"[{r['accuracy']['ci'][0] * 100:+.1f}, {r['accuracy']['ci'][1] * 100:+.1f}]"
+                   for name, by_task in (others or {}).items() for task, r in by_task.items()
+                   if r["accuracy"]["ci"][1] < 0]
+    if regressions:
+        return False, f"better on validation ({figures}) but worse beyond chance on {', '.join(regressions)}"
     return True, figures

@@ -107,6 +107,12 @@ def test_a_release_replaces_the_current_one_only_when_it_beats_it():
     assert not ok and why.startswith("lower accuracy than the release on topic")
     ok, why = verdict(_paired_result(0.004, 0.10, 0.003, 0.20))
     assert not ok and "not better than the release beyond chance" in why
+    # the evaluation-only sets only ever refuse: a clear loss on one of them stops a validation gain
+    transfer = {"fiqa_posts": {"sentiment": _paired_result(-0.06, 1.0, 0, 0)["sentiment"]},
+                "fpb50": {"sentiment": _paired_result(-0.005, 0.8, 0, 0)["sentiment"]}}
+    ok, why = verdict(_paired_result(0.008, 0.02, 0.001, 0.40), transfer)
+    assert not ok and "worse beyond chance on fiqa_posts sentiment -6.00 points" in why and "fpb50" not in why
+    assert verdict(_paired_result(0.008, 0.02, 0.001, 0.40), {"fpb50": transfer["fpb50"]})[0]
 
 
 def test_the_paired_test_against_the_previous_release_reaches_the_card(trained, tmp_path):

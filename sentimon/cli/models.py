@@ -110,8 +110,8 @@ def release(
     labels, metrics and model card (evaluated as packaged), sealed with SHA256SUMS.
 
     When a release of that name exists, both are scored on the same rows and the new one is kept only if it
-    beats the current one on the validation splits (no task lower, one better beyond chance; paired bootstrap);
-    the model card shows the two side by side, transfer sets included."""
+    beats the current one on the validation splits (no task lower, one better beyond chance; paired bootstrap)
+    and is worse beyond chance on no transfer set; the model card shows the two side by side."""
     import shutil
 
     from models import artifact
@@ -129,7 +129,8 @@ def release(
     try:
         result = evaluate_artifact(dest, _sets("train"), _sets("valid"), s.eval_dir, log=_log, previous=previous)
         if previous is not None:
-            ok, why = verdict(result["previous"]["sets"]["validation"])
+            sets = result["previous"]["sets"]
+            ok, why = verdict(sets["validation"], {k: v for k, v in sets.items() if k != "validation"})
             _log(f"against {name} v{previous.name}: {why}")
             if not ok and not force:
                 raise ValueError(f"not released: {why}. Keep the current release, or pass --force to release anyway")
