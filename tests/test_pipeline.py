@@ -38,7 +38,9 @@ def cluster(broker, tiny_model, tmp_path, request):
 
 
 def synthetic(n: int, seed: int = 1) -> list[tuple[str, bytes]]:
-    return [(k, orjson.dumps(i)) for _, k, i in SyntheticFeed(seed=seed).items(n, 20.0)]
+    """``n`` raw items at 20 a second of event time from now, flat: with the daily rhythm, a night-time run
+    spread 1,500 items over more than ``stream.max_future_s`` and the last ones were dead-lettered."""
+    return [(k, orjson.dumps(i)) for _, k, i in SyntheticFeed(seed=seed, rhythm=False).items(n, 20.0)]
 
 
 def stored_counts(cluster: LocalCluster) -> dict[str, int]:
