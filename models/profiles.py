@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 from models.labels import TASKS, Task
 
 
-ADDED_FIELDS = ("teacher", "distill")  # see TrainConfig.fingerprint
+ADDED_FIELDS = ("teacher", "distill", "teacher_adjusted")  # see TrainConfig.fingerprint
 
 
 class TrainConfig(BaseModel):
@@ -61,10 +61,15 @@ class TrainConfig(BaseModel):
     )
     soft_temperature: float = Field(2.0, gt=0, description="temperature of the cross-task and teacher soft labels")
     teacher: str | None = Field(
-        None, description="distil from this model version (a directory): its tempered probabilities on every "
-        "training row, computed once and kept beside the run, teach every head of every row"
+        None, description="distil from this teacher: a model version (a directory) or its committed logits "
+        "(a folder under models/teacher); its tempered probabilities on every training row teach every head of "
+        "every row"
     )
     distill: float = Field(0.0, ge=0, description="weight of the teacher's soft-label loss (with teacher)")
+    teacher_adjusted: bool = Field(
+        False, description="teach the teacher's calibrated, prior-corrected probabilities rather than its raw "
+        "logits' (the student gets its own prior correction)"
+    )
     train_limit: dict[str, int] | None = Field(None, description="rows per task (random subset); None = all")
     seed: int = 13
     checkpoint_every: int = Field(200, ge=1, description="optimizer steps between resumable checkpoints")

@@ -22,8 +22,8 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-from models import artifact, metrics
-from models.batching import inference_batches, length_batches, pad
+from models import artifact, distill, metrics
+from models.batching import length_batches, pad
 from models.classifier import predict_proba
 from models.dataset import LabelledTexts
 from models.labels import LABELS, Task
@@ -131,50 +131,20 @@ def distill_loss(logits: dict[str, torch.Tensor], soft: dict[str, torch.Tensor],
 
 def teacher_labels(config: TrainConfig, sets: dict[Task, LabelledTexts], cache: Path,
                    log: Callable[[str], None] = print) -> dict[str, torch.Tensor]:
-    """The teacher's tempered probabilities for every training row, in :func:`encode`'s row order, computed
-    once with the teacher's own tokenizer and kept in ``cache`` (keyed by the teacher's weights and the rows),
-    so a resumed or repeated run never loads the teacher again."""
-    import hashlib
-
-    teacher_dir = Path(config.teacher or "")
-    texts = row_texts(sets, config.tasks)
-    key = hashlib.sha256("|".join([artifact.sha256(teacher_dir / artifact.WEIGHTS), str(config.soft_temperature),
-                                   *texts]).encode()).hexdigest()[:16]
-    if cache.is_file():
-        stored = torch.load(cache, weights_only=False)
-        if stored.get("key") == key:
-            return stored["soft"]
-    log(f"teacher {teacher_dir}: soft labels for {len(texts)} rows")
-    model, tokenizer, training = artifact.load(teacher_dir)
-    ids = tokenizer(texts, truncation=True, max_length=artifact.max_length(training))["input_ids"]
-    soft = soft_labels(model, ids, tokenizer.pad_token_id, config.soft_temperature, batch_size=64,
-                       progress="teacher soft labels")
-    tmp = cache.with_suffix(".tmp")
-    torch.save({"key": key, "soft": soft, "teacher": str(teacher_dir)}, tmp)
-    tmp.replace(cache)
-    return soft
+    """The teacher's tempered probabilities for every training row, in :func:`encode`'s row order, from its
+    raw logits (committed teacher logits, or computed once from the teacher model and kept in ``cache``;
+    see :mod:`models.distill`)."""
+    taught = distill.for_rows(config.teacher or "", row_texts(sets, config.tasks), cache, log)
+    return taught.probabilities(config.soft_temperature, adjusted=config.teacher_adjusted)
 
 
-@torch.inference_mode()
-def soft_labels(
-    model: MultiTaskClassifier, ids: list[list[int]], pad_id: int, temperature: float, batch_size: int = 128,
-    progress: str | None = None,
-) -> dict[str, torch.Tensor]:
-    """Every head's tempered probabilities for every training row (the teacher's view), in row order.
-    ``progress``: a bar with that label, in rows."""
+def soft_labels(model: MultiTaskClassifier, ids: list[list[int]], pad_id: int, temperature: float,
+                batch_size: int = 128) -> dict[str, torch.Tensor]:
+    """Every head's tempered probabilities for every training row (the cross-task labels), in row order."""
     was_training = model.training
-    model.eval()
-    out = {name: torch.zeros(len(ids), len(LABELS[name])) for name in model.tasks}
-    bar = tqdm(total=len(ids), desc=progress, unit="row", disable=progress is None)
-    for batch in inference_batches([len(x) for x in ids], batch_size):
-        input_ids, mask = pad([ids[i] for i in batch], pad_id)
-        logits = model(input_ids, mask)
-        for name in model.tasks:
-            out[name][batch] = torch.softmax(logits[name].float() / temperature, dim=-1)
-        bar.update(len(batch))
-    bar.close()
+    logits = distill.head_logits(model, ids, pad_id, batch_size)
     model.train(was_training)
-    return out
+    return {name: torch.softmax(x / temperature, dim=-1) for name, x in logits.items()}
 
 
 def parameter_groups(model: MultiTaskClassifier, config: TrainConfig) -> list[dict]:
@@ -289,7 +259,7 @@ def train(
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     average = copy.deepcopy(model).requires_grad_(False) if config.ema_decay else None
     soft: dict[str, torch.Tensor] | None = None
-    taught = teacher_labels(config, train_sets, run_dir / "teacher-soft.pt", log) if config.teacher else None
+    taught = teacher_labels(config, train_sets, run_dir / "teacher", log) if config.teacher else None
 
     step, elapsed = 0, 0.0
     ckpt_path = run_dir / CHECKPOINT

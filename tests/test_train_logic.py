@@ -187,30 +187,11 @@ def test_a_teacher_and_its_weight_come_together():
     assert profile("release-distill", teacher="/models/t/1").distill == 1.0
 
 
-def test_the_teachers_labels_are_computed_once_and_kept(tiny_model, train_sets, tmp_path, monkeypatch):
-    from models import artifact
-    from models.train import teacher_labels
-
-    cfg = profile("release-distill", teacher=str(tiny_model[0]), train_limit={"sentiment": 20, "topic": 30})
-    sets = {t: train_sets[t].sample(cfg.train_limit[t], seed=0) for t in cfg.tasks}
-    cache = tmp_path / "teacher-soft.pt"
-    soft = teacher_labels(cfg, sets, cache, log=lambda _: None)
-    assert soft["sentiment"].shape == (50, 3) and soft["topic"].shape == (50, 20)
-    assert torch.allclose(soft["topic"].sum(1), torch.ones(50), atol=1e-5)
-    # the second time the teacher is not loaded at all
-    monkeypatch.setattr(artifact, "load", lambda *_: (_ for _ in ()).throw(AssertionError("teacher loaded again")))
-    again = teacher_labels(cfg, sets, cache, log=lambda _: None)
-    assert torch.equal(again["sentiment"], soft["sentiment"])
-    # other rows: the kept labels do not fit them, so the teacher is asked again
-    with pytest.raises(AssertionError, match="loaded again"):
-        teacher_labels(cfg, {t: d.sample(10, seed=1) for t, d in sets.items()}, cache, log=lambda _: None)
-
-
 def test_fields_added_later_change_the_fingerprint_only_when_set():
     import hashlib
     import json
 
     cfg = profile("release")
-    older = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ("teacher", "distill")}
+    older = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ("teacher", "distill", "teacher_adjusted")}
     assert cfg.fingerprint() == hashlib.sha256(json.dumps(older, sort_keys=True).encode()).hexdigest()[:12]
     assert profile("release-distill", teacher="/t/1").fingerprint() != profile("release").fingerprint()

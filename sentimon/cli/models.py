@@ -1,4 +1,5 @@
-"""Model commands: train, tune, evaluate, predict, and export a Triton model repository."""
+"""Model commands: train, teacher logits, calibrate, release, tune, evaluate, predict, and export a Triton model
+repository."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def train(
         Optional[str], typer.Option(help="continue training from a model version (name or directory) instead of the backbone")
     ] = None,
     teacher: Annotated[
-        Optional[str], typer.Option(help="distil from this model version (name or directory): profile release-distill")
+        Optional[str], typer.Option(help="distil from this teacher (profile release-distill): its committed logits "
+                                    "(a name under models/teacher) or a model version (name or directory)")
     ] = None,
     max_length: Annotated[Optional[int], typer.Option(help="override tokens per text")] = None,
     cross_task_from_epoch: Annotated[
@@ -55,7 +57,7 @@ def train(
         return
     try:
         init_path = str(artifact.resolve(init_from, s.models_dir).path) if init_from else None
-        teacher_path = str(artifact.resolve(teacher, s.models_dir).path) if teacher else None
+        teacher_path = _teacher_path(teacher, s.models_dir) if teacher else None
         cfg = make_profile(profile, epochs=epochs, lr=lr, head_lr=head_lr, max_length=max_length, seed=seed,
                            backbone=backbone or s.backbone, init_from=init_path, teacher=teacher_path,
                            cross_task_from_epoch=cross_task_from_epoch)
@@ -77,6 +79,43 @@ def train(
         evaluate_artifact(out_dir, train_sets, valid_sets, s.eval_dir, log=_log)
         _print_metrics(json.loads((out_dir / "metrics.json").read_text()))
     console.print(f"[green]model written to {out_dir}[/green]")
+
+
+def _teacher_path(spec: str, models_dir: Path) -> str:
+    """Committed teacher logits when ``spec`` names them (no teacher model needed), else a model version."""
+    from models import artifact, distill
+
+    found = distill.find(spec)
+    return str(found if found is not None else artifact.resolve(spec, models_dir).path)
+
+
+@app.command()
+def teacher(
+    model: Annotated[str, typer.Argument(help="the fine-tuned teacher: model version (name or directory)")],
+    profile: Annotated[str, typer.Option(help="the student's training profile: its rows are the ones labelled")] = "release-distill",
+    out: Annotated[Optional[Path], typer.Option(help="folder to write (default models/teacher/<teacher name>)")] = None,
+) -> None:
+    """Write a teacher's raw logits on every training row of a student profile to models/teacher/<name>/
+    (logits.safetensors and teacher.json: a few MB, committed), so students are distilled from it without
+    the teacher model: `sentimon train --profile release-distill --teacher <name>`."""
+    from models import artifact, distill
+    from models.profiles import PROFILES
+    from models.train import row_texts, training_rows
+
+    s = get_settings()
+    if profile not in PROFILES:
+        _fail(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
+    try:
+        ref = artifact.resolve(model, s.models_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    cfg = PROFILES[profile]
+    rows, _ = training_rows(cfg, _sets("train"))
+    texts = row_texts(rows, cfg.tasks)
+    _log(f"teacher {ref.name}/{ref.version}: logits for {len(texts)} training rows of profile {profile}")
+    folder = distill.save(distill.compute(ref.path, texts), out or distill.TEACHER_DIR / ref.name)
+    size = (folder / distill.LOGITS).stat().st_size / 1e6
+    console.print(f"[green]teacher logits written to {folder} ({size:.1f} MB)[/green]")
 
 
 @app.command()

@@ -1,0 +1,185 @@
+"""A teacher's view of the training rows, kept without the teacher.
+
+A fine-tuned teacher is too large to ship (all-mpnet-base-v2: 109M parameters) and takes hours to train
+on two cores; what a student needs from it is small: its raw logits on every training row. They are
+written once to a folder (``logits.safetensors`` and ``teacher.json``: the teacher's name, metrics, its
+own logit adjustments, a checksum and a key of the rows), committed under ``models/teacher/<name>/``,
+and any later run distils from them.
+
+The logits are the heads' raw outputs, before the teacher's calibration and prior correction: the
+student gets its own prior correction at the end of training, and teaching it already-corrected
+probabilities corrects the prior twice (the student then leans to the classes the correction favours).
+``probabilities(adjusted=True)`` gives the teacher's corrected view when that is wanted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from models import artifact
+from models.batching import inference_batches, pad
+from models.labels import LABELS
+from models.network import MultiTaskClassifier
+
+LOGITS = "logits.safetensors"
+CARD = "teacher.json"
+# Teachers' logits committed with the project: ``models/teacher/<name>/``.
+TEACHER_DIR = Path(__file__).resolve().parent / "teacher"
+
+
+def rows_key(texts: list[str]) -> str:
+    """Names an ordered list of training rows (their prepared texts)."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class TeacherLogits:
+    """Raw logits (rows x classes, float32) of each head on every training row, in training row order."""
+
+    logits: dict[str, torch.Tensor]
+    adjust: dict[str, torch.Tensor]
+    rows: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def probabilities(self, temperature: float, adjusted: bool = False) -> dict[str, torch.Tensor]:
+        """Each head's tempered probabilities; ``adjusted`` adds the teacher's own logit adjustments first."""
+        return {
+            task: torch.softmax((x + self.adjust[task] if adjusted else x) / temperature, dim=-1)
+            for task, x in self.logits.items()
+        }
+
+
+def is_logits_dir(path: Path) -> bool:
+    return (path / LOGITS).is_file() and (path / CARD).is_file()
+
+
+def find(spec: str) -> Path | None:
+    """A teacher-logits folder named by ``spec`` (a path, or a name under ``models/teacher``), if any."""
+    for candidate in (Path(spec), TEACHER_DIR / spec):
+        if is_logits_dir(candidate):
+            return candidate
+    return None
+
+
+@torch.inference_mode()
+def head_logits(model: MultiTaskClassifier, ids: list[list[int]], pad_id: int, batch_size: int = 64,
+                progress: str | None = None) -> dict[str, torch.Tensor]:
+    """Every head's logits (float32, rows x classes) on token ids, in row order; leaves ``model`` in eval
+    mode. ``progress``: a bar with that label, in rows."""
+    from tqdm.auto import tqdm
+
+    model.eval()
+    out = {t: torch.zeros(len(ids), len(LABELS[t])) for t in model.tasks}
+    bar = tqdm(total=len(ids), desc=progress, unit="row", disable=progress is None)
+    for batch in inference_batches([len(x) for x in ids], batch_size):
+        input_ids, mask = pad([ids[i] for i in batch], pad_id)
+        logits = model(input_ids, mask)
+        for t in model.tasks:
+            out[t][batch] = logits[t].float()
+        bar.update(len(batch))
+    bar.close()
+    return out
+
+
+def compute(teacher_dir: Path, texts: list[str], batch_size: int = 64,
+            progress: str | None = "teacher logits") -> TeacherLogits:
+    """Run the teacher version in ``teacher_dir`` over ``texts`` (prepared, in row order): raw logits, its
+    own adjustments set aside."""
+    model, tokenizer, training = artifact.load(teacher_dir)
+    adjust = {t: getattr(model, f"logit_adjust_{t}").detach().clone() for t in model.tasks}
+    for t in model.tasks:
+        model.set_logit_adjustment(t, torch.zeros(len(LABELS[t])))
+    ids = tokenizer(texts, truncation=True, max_length=artifact.max_length(training))["input_ids"]
+    out = head_logits(model, ids, tokenizer.pad_token_id, batch_size, progress)
+    return TeacherLogits(out, adjust, rows_key(texts), _describe(teacher_dir, training))
+
+
+def _describe(teacher_dir: Path, training: dict[str, Any]) -> dict[str, Any]:
+    metrics_path = teacher_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    validation = {
+        t: {k: metrics[t][k] for k in ("accuracy", "macro_f1") if k in metrics.get(t, {})}
+        for t in LABELS if t in metrics
+    }
+    return {
+        "teacher": str(teacher_dir.parent.name),
+        "version": teacher_dir.name,
+        "weights_sha256": artifact.sha256(teacher_dir / artifact.WEIGHTS),
+        "backbone": training.get("backbone"),
+        "parameters": training.get("parameters"),
+        "profile": training.get("config", {}).get("profile"),
+        "train_seconds": training.get("train_seconds"),
+        "validation": validation,
+    }
+
+
+def save(teacher: TeacherLogits, folder: Path) -> Path:
+    """Write ``folder/logits.safetensors`` and ``folder/teacher.json`` (with the file's checksum)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {f"logits.{t}": x.contiguous() for t, x in teacher.logits.items()}
+    tensors |= {f"adjust.{t}": x.contiguous() for t, x in teacher.adjust.items()}
+    tmp = folder / (LOGITS + ".tmp")
+    save_file(tensors, str(tmp))
+    tmp.replace(folder / LOGITS)
+    card = {
+        **teacher.meta,
+        "rows": teacher.rows,
+        "row_count": len(next(iter(teacher.logits.values()))),
+        "tasks": list(teacher.logits),
+        "logits": "raw head outputs; the teacher's own calibration and prior correction are in adjust.<task>",
+        "sha256": artifact.sha256(folder / LOGITS),
+    }
+    (folder / CARD).write_text(json.dumps(card, indent=2) + "\n")
+    return folder
+
+
+def load(folder: Path, texts: list[str] | None = None) -> TeacherLogits:
+    """Read a teacher-logits folder, verifying its checksum and, given ``texts``, that it covers exactly
+    those rows in that order."""
+    card = json.loads((folder / CARD).read_text())
+    actual = artifact.sha256(folder / LOGITS)
+    if actual != card.get("sha256"):
+        raise ValueError(f"{folder / LOGITS} does not match its checksum in {CARD} (got {actual[:12]}, "
+                         f"expected {str(card.get('sha256'))[:12]}): restore it (`git checkout -- {folder}`) "
+                         "or write it again with `sentimon teacher`")
+    if texts is not None and rows_key(texts) != card.get("rows"):
+        raise ValueError(f"the teacher logits in {folder} were computed on other training rows than this run's "
+                         f"({card.get('row_count')} rows, this run {len(texts)}): write them again for these rows "
+                         "with `sentimon teacher MODEL` (it needs the teacher model)")
+    tensors = load_file(str(folder / LOGITS))
+    logits = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("logits.")}
+    adjust = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("adjust.")}
+    meta = {k: v for k, v in card.items() if k not in ("rows", "sha256")}
+    return TeacherLogits(logits, adjust, card["rows"], meta)
+
+
+def for_rows(spec: str, texts: list[str], cache: Path, log: Callable[[str], None] = print) -> TeacherLogits:
+    """The teacher's logits on ``texts``: from a teacher-logits folder when ``spec`` names one, else from
+    the model version ``spec`` (a directory), computed once and kept in ``cache``, keyed by the
+    teacher's weights and the rows, so a resumed or repeated run never loads the teacher again."""
+    folder = find(spec)
+    if folder is not None:
+        log(f"teacher logits from {folder}")
+        return load(folder, texts)
+    teacher_dir = Path(spec)
+    if not (teacher_dir / artifact.WEIGHTS).is_file():
+        raise FileNotFoundError(f"no teacher model or teacher logits at {spec!r}: name a model version or a "
+                                f"folder under {TEACHER_DIR} (`sentimon teacher MODEL` writes one)")
+    if is_logits_dir(cache):
+        kept = load(cache)
+        if kept.rows == rows_key(texts) and kept.meta.get("weights_sha256") == artifact.sha256(
+                teacher_dir / artifact.WEIGHTS):
+            return kept
+    log(f"teacher {teacher_dir}: logits for {len(texts)} rows")
+    return load(save(compute(teacher_dir, texts), cache))

@@ -1,0 +1,100 @@
+"""Teacher logits: raw, kept once, verified, and the source of a student's soft labels."""
+
+import json
+
+import pytest
+import torch
+
+from models import artifact, distill
+from models.profiles import profile
+from models.train import row_texts, teacher_labels
+
+LIMIT = {"sentiment": 20, "topic": 30}
+
+
+@pytest.fixture
+def rows(train_sets):
+    return {t: train_sets[t].sample(LIMIT[t], seed=0) for t in ("sentiment", "topic")}
+
+
+def test_the_logits_are_the_teachers_raw_outputs_with_its_adjustments_kept_apart(tiny_model, rows):
+    path, _ = tiny_model
+    texts = row_texts(rows, ("sentiment", "topic"))
+    taught = distill.compute(path, texts, progress=None)
+    model, tokenizer, _ = artifact.load(path)
+    adjust = model.logit_adjust_sentiment.clone()
+    assert adjust.abs().sum() > 0, "the tiny model carries a sentiment prior correction"
+    enc = tokenizer(texts[:5], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        adjusted = model(enc["input_ids"], enc["attention_mask"])["sentiment"]
+    assert torch.allclose(taught.logits["sentiment"][:5], adjusted - adjust, atol=1e-4)
+    assert torch.equal(taught.adjust["sentiment"], adjust)
+    raw, corrected = taught.probabilities(2.0), taught.probabilities(2.0, adjusted=True)
+    assert torch.allclose(raw["sentiment"][:5], torch.softmax((adjusted - adjust) / 2.0, dim=-1), atol=1e-5)
+    assert torch.allclose(corrected["sentiment"][:5], torch.softmax(adjusted / 2.0, dim=-1), atol=1e-5)
+    assert taught.meta["weights_sha256"] == artifact.sha256(path / artifact.WEIGHTS)
+
+
+def test_kept_logits_are_checked_against_their_checksum_and_their_rows(tiny_model, rows, tmp_path):
+    texts = row_texts(rows, ("sentiment", "topic"))
+    folder = distill.save(distill.compute(tiny_model[0], texts, progress=None), tmp_path / "t")
+    back = distill.load(folder, texts)
+    assert torch.equal(back.logits["topic"], distill.load(folder).logits["topic"])
+    assert json.loads((folder / distill.CARD).read_text())["row_count"] == 50
+    with pytest.raises(ValueError, match="other training rows"):
+        distill.load(folder, texts[::-1])
+    data = bytearray((folder / distill.LOGITS).read_bytes())
+    data[-1] ^= 1
+    (folder / distill.LOGITS).write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="checksum"):
+        distill.load(folder, texts)
+
+
+def test_a_student_learns_from_kept_logits_without_the_teacher(tiny_model, rows, tmp_path, monkeypatch):
+    texts = row_texts(rows, ("sentiment", "topic"))
+    folder = distill.save(distill.compute(tiny_model[0], texts, progress=None), tmp_path / "sentimon-teacher")
+    monkeypatch.setattr(distill, "TEACHER_DIR", tmp_path)
+    monkeypatch.setattr(artifact, "load", lambda *_: (_ for _ in ()).throw(AssertionError("teacher loaded")))
+    cfg = profile("release-distill", teacher="sentimon-teacher", train_limit=LIMIT)
+    soft = teacher_labels(cfg, rows, tmp_path / "cache", log=lambda _: None)
+    assert soft["sentiment"].shape == (50, 3) and soft["topic"].shape == (50, 20)
+    assert torch.allclose(soft["topic"].sum(1), torch.ones(50), atol=1e-5)
+    expected = distill.load(folder).probabilities(cfg.soft_temperature)
+    assert torch.equal(soft["sentiment"], expected["sentiment"])
+    adjusted = teacher_labels(cfg.model_copy(update={"teacher_adjusted": True}), rows, tmp_path / "c", log=print)
+    assert not torch.allclose(adjusted["sentiment"], soft["sentiment"])
+
+
+def test_a_teacher_model_is_run_once_and_its_logits_kept(tiny_model, rows, tmp_path, monkeypatch):
+    cfg = profile("release-distill", teacher=str(tiny_model[0]), train_limit=LIMIT)
+    cache = tmp_path / "teacher"
+    soft = teacher_labels(cfg, rows, cache, log=lambda _: None)
+    assert distill.is_logits_dir(cache)
+    load = artifact.load
+    monkeypatch.setattr(artifact, "load", lambda *_: (_ for _ in ()).throw(AssertionError("teacher loaded again")))
+    assert torch.equal(teacher_labels(cfg, rows, cache, log=lambda _: None)["topic"], soft["topic"])
+    # other rows: the kept logits do not fit them, so the teacher is asked again
+    with pytest.raises(AssertionError, match="loaded again"):
+        teacher_labels(cfg, {t: d.sample(10, seed=1) for t, d in rows.items()}, cache, log=lambda _: None)
+    monkeypatch.setattr(artifact, "load", load)
+    with pytest.raises(FileNotFoundError, match="sentimon teacher"):
+        teacher_labels(cfg.model_copy(update={"teacher": str(tmp_path / "nothing")}), rows, cache, log=print)
+
+
+def test_the_teacher_command_writes_logits_for_a_profiles_rows(tiny_model, rows, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from models import profiles
+    from models.train import training_rows
+    from sentimon.cli import app
+
+    small = profiles.PROFILES["release-distill"].model_copy(update={"train_limit": LIMIT})
+    monkeypatch.setitem(profiles.PROFILES, "small", small)
+    res = CliRunner().invoke(app, ["teacher", str(tiny_model[0]), "--profile", "small", "--out", str(tmp_path / "t")])
+    assert res.exit_code == 0, res.output
+    from sentimon.cli.common import _sets
+
+    texts = row_texts(training_rows(small, _sets("train"))[0], small.tasks)
+    assert distill.load(tmp_path / "t", texts).logits["sentiment"].shape == (len(texts), 3)
+    res = CliRunner().invoke(app, ["teacher", str(tiny_model[0]), "--profile", "huge"])
+    assert res.exit_code != 0 and "unknown profile" in res.output
