@@ -91,18 +91,24 @@ def transfer_sets(eval_dir: Path) -> dict[str, LabelledTexts]:
     return found
 
 
+def with_transfer(valid_sets: dict[Task, LabelledTexts], eval_dir: Path | None) -> dict[str, dict[Task, LabelledTexts]]:
+    """Every set a model is scored on: ``validation`` (the validation splits) and each evaluation-only
+    transfer set under ``eval_dir`` (sentiment only), by folder name."""
+    extra = {name: {"sentiment": d} for name, d in transfer_sets(eval_dir).items()} if eval_dir else {}
+    return {"validation": valid_sets, **extra}
+
+
 def transfer(
-    classifier: Classifier, eval_dir: Path, baselines: Baselines | None, log: Callable[[str], None] = print,
+    classifier: Classifier, sets: dict[str, dict[Task, LabelledTexts]], baselines: Baselines | None,
     probs: dict[str, Probabilities] | None = None,
 ) -> dict[str, dict]:
-    """Sentiment transfer on each evaluation-only set under ``eval_dir``: headline figures per set."""
-    sets = transfer_sets(eval_dir)
-    if not sets:
-        log(f"no evaluation sets at {eval_dir}: transfer skipped")
+    """Sentiment transfer on each evaluation-only set of ``sets`` (:func:`with_transfer`): headline figures
+    per set."""
     results: dict[str, dict] = {}
-    for name, data in sets.items():
-        entry = evaluate_sets(classifier, {"sentiment": data}, baselines,
-                              probs=(probs or {}).get(name))["sentiment"]
+    for name, by_task in sets.items():
+        if name == "validation":
+            continue
+        entry = evaluate_sets(classifier, by_task, baselines, probs=(probs or {}).get(name))["sentiment"]
         results[name] = {who: metrics.summary(rep) for who, rep in entry.items()}
     return results
 
@@ -202,8 +208,9 @@ def evaluate_artifact(
     classifier = Classifier.load(path)
     log("fitting the TF-IDF baselines")
     baselines = fit_baselines(train_sets)
-    extra = {name: {"sentiment": d} for name, d in transfer_sets(eval_dir).items()} if eval_dir else {}
-    sets = {"validation": valid_sets, **extra}
+    sets = with_transfer(valid_sets, eval_dir)
+    if eval_dir and len(sets) == 1:
+        log(f"no evaluation sets at {eval_dir}: transfer skipped")
     log(f"scoring {sum(len(d) for by in sets.values() for d in by.values())} texts (validation and transfer)")
     probs = {name: score_sets(classifier, by) for name, by in sets.items()}
     log("evaluating on the validation splits")
@@ -219,7 +226,7 @@ def evaluate_artifact(
         "int8": {task: metrics.summary(entry["model"]) for task, entry in int8.items()},
         "int8_runtime": INT8_RUNTIME,
         "baseline_parameters": {task: b.parameters for task, b in baselines.items()},
-        "transfer": transfer(classifier, eval_dir, baselines, log, probs=probs) if eval_dir else {},
+        "transfer": transfer(classifier, sets, baselines, probs=probs),
         "challenge": challenge(classifier),
     }
     if previous is not None:

@@ -248,7 +248,7 @@ def evaluate(
     from models.evaluate import compare as paired_tests
     from models.evaluate import evaluate_sets, fit_baselines, load_dir, score_sets
     from models.evaluate import transfer as transfer_report
-    from models.evaluate import transfer_sets
+    from models.evaluate import with_transfer
 
     s = get_settings()
     try:
@@ -268,8 +268,9 @@ def evaluate(
         baselines = fit_baselines({t: train_sets[t] for t in sets})
     plot_dir = out or (s.var_dir / "eval" / f"{ref.name}-{classifier.version}")
     prefix = f"{Path(data).name}_" if data else ""
-    extra = {name: {"sentiment": d} for name, d in transfer_sets(s.eval_dir).items()} if transfer and not data else {}
-    all_sets = {"validation": sets, **extra}
+    all_sets = with_transfer(sets, s.eval_dir if transfer and not data else None)
+    if transfer and not data and len(all_sets) == 1:
+        _log(f"no evaluation sets at {s.eval_dir}: transfer skipped")
     _log(f"scoring {sum(len(d) for by in all_sets.values() for d in by.values())} texts with {ref.name} v{classifier.version} "
          f"({runtime})")
     probs = {name: score_sets(classifier, by) for name, by in all_sets.items()}
@@ -280,8 +281,8 @@ def evaluate(
         "validation": evaluate_sets(classifier, sets, baselines, plot_dir=plot_dir, plot_prefix=prefix,
                                     probs=probs["validation"]),
     }
-    if extra:
-        result["transfer"] = transfer_report(classifier, s.eval_dir, baselines, _log, probs=probs)
+    if len(all_sets) > 1:
+        result["transfer"] = transfer_report(classifier, all_sets, baselines, probs=probs)
     if other is not None:
         against = Classifier.load(other.path, runtime=_runtime(compare_runtime or runtime), cache_dir=s.onnx_cache_dir)
         _log(f"scoring the same texts with {other.name} v{against.version} for the paired test")
