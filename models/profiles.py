@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 from models.labels import TASKS, Task
 
 
-ADDED_FIELDS = ("teacher", "distill", "teacher_adjusted")  # see TrainConfig.fingerprint
+ADDED_FIELDS = ("teacher", "distill", "teacher_adjusted", "augment")  # see TrainConfig.fingerprint
 
 
 class TrainConfig(BaseModel):
@@ -69,6 +69,10 @@ class TrainConfig(BaseModel):
     teacher_adjusted: bool = Field(
         False, description="teach the teacher's calibrated, prior-corrected probabilities rather than its raw "
         "logits' (the student gets its own prior correction)"
+    )
+    augment: float = Field(
+        0.0, ge=0, le=1, description="share of the clear-toned sentiment training rows also learned with their "
+        "tone turned over (beats <-> misses, raises <-> cuts, rises <-> falls; models.augment)"
     )
     train_limit: dict[str, int] | None = Field(None, description="rows per task (random subset); None = all")
     seed: int = 13

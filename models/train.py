@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-from models import artifact, distill, metrics
+from models import artifact, augment, distill, metrics
 from models.batching import length_batches, pad
 from models.classifier import predict_proba
 from models.dataset import LabelledTexts
@@ -81,6 +81,12 @@ def encode(tokenizer, sets: dict[Task, LabelledTexts], tasks: tuple[Task, ...], 
     return Encoded(ids, task_idx, labels)
 
 
+def with_rows(data: Encoded, tokenizer, extra: LabelledTexts, task_index: int, max_length: int) -> Encoded:
+    """``data`` followed by the rows of ``extra`` (one task's, e.g. counterfactual rows), encoded alike."""
+    ids = tokenizer([prepare(x) for x in extra.texts], truncation=True, max_length=max_length)["input_ids"] if len(extra) else []
+    return Encoded(data.ids + list(ids), data.task + [task_index] * len(extra), data.label + list(extra.labels))
+
+
 def batch_loss(
     logits: dict[str, torch.Tensor],
     task: torch.Tensor,
@@ -121,11 +127,14 @@ def cross_task_loss(
 def distill_loss(logits: dict[str, torch.Tensor], soft: dict[str, torch.Tensor], tasks: tuple[Task, ...],
                  temperature: float) -> torch.Tensor:
     """Mean over the batch of the distillation loss (KL, scaled by T^2) of every head of every row against
-    the teacher's tempered probabilities ``soft[name]`` (the batch rows')."""
+    the teacher's tempered probabilities ``soft[name]`` (the batch rows'). Rows the teacher never saw
+    (NaN probabilities, e.g. counterfactual rows) count in the mean but add no loss."""
     total = logits[tasks[0]].new_zeros(())
     for name in tasks:
-        log_student = F.log_softmax(logits[name] / temperature, dim=-1)
-        total = total + F.kl_div(log_student, soft[name], reduction="sum") * temperature**2
+        seen = ~torch.isnan(soft[name][:, 0])
+        if seen.any():
+            log_student = F.log_softmax(logits[name][seen] / temperature, dim=-1)
+            total = total + F.kl_div(log_student, soft[name][seen], reduction="sum") * temperature**2
     return total / len(logits[tasks[0]])
 
 
@@ -247,6 +256,11 @@ def train(
         artifact.load_weights(model, Path(config.init_from), zero_adjustments=True)
         log(f"starting from the weights of {config.init_from}")
     data = encode(tokenizer, train_sets, tasks, config.max_length)
+    extra = augment.counterfactuals(train_sets["sentiment"], config.augment, config.seed) if (
+        config.augment and "sentiment" in tasks) else LabelledTexts("sentiment", [], [])
+    if len(extra):
+        data = with_rows(data, tokenizer, extra, tasks.index("sentiment"), config.max_length)
+        log(f"{len(extra)} counterfactual sentiment rows added (augment {config.augment})")
     lengths = [len(x) for x in data.ids]
     weights = {
         t: torch.tensor(class_weights(train_sets[t].counts(), config.weight_power(t)), dtype=torch.float32)
@@ -260,6 +274,8 @@ def train(
     average = copy.deepcopy(model).requires_grad_(False) if config.ema_decay else None
     soft: dict[str, torch.Tensor] | None = None
     taught = teacher_labels(config, train_sets, run_dir / "teacher", log) if config.teacher else None
+    if taught is not None and len(extra):  # the teacher never saw the counterfactual rows
+        taught = {t: torch.cat([p, torch.full((len(extra), p.shape[1]), float("nan"))]) for t, p in taught.items()}
 
     step, elapsed = 0, 0.0
     ckpt_path = run_dir / CHECKPOINT
@@ -379,6 +395,7 @@ def train(
         "parameters": count_parameters(model),
         "train_rows": {t: len(train_sets[t]) for t in tasks},
         "held_out_rows": {t: len(held_out[t]) for t in held_out},
+        "counterfactual_rows": len(extra),
         "class_weights": {t: [round(float(w), 6) for w in weights[t]] for t in tasks},
         "train_label_counts": {t: train_sets[t].counts() for t in tasks},
         "steps": total_steps,

@@ -31,6 +31,8 @@ def test_config_prints_effective_settings(monkeypatch):
 def test_unknown_profile_is_a_clear_error():
     res = CliRunner().invoke(app, ["train", "--profile", "huge"])
     assert res.exit_code == 2 and "unknown profile" in res.output
+    res = CliRunner().invoke(app, ["train", "--profile", "fast", "--augment", "1.5"])
+    assert res.exit_code == 2 and "augment" in res.output
 
 
 def test_store_commands_against_real_chdb(tmp_path, monkeypatch):

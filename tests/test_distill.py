@@ -98,3 +98,15 @@ def test_the_teacher_command_writes_logits_for_a_profiles_rows(tiny_model, rows,
     assert distill.load(tmp_path / "t", texts).logits["sentiment"].shape == (len(texts), 3)
     res = CliRunner().invoke(app, ["teacher", str(tiny_model[0]), "--profile", "huge"])
     assert res.exit_code != 0 and "unknown profile" in res.output
+
+
+def test_a_student_trains_on_counterfactual_rows_beside_the_teachers(tiny_model, train_sets, valid_small, tmp_path):
+    from models.train import train
+
+    limit = {"sentiment": 200, "topic": 30}
+    cfg = profile("release-distill", teacher=str(tiny_model[0]), train_limit=limit, augment=1.0, epochs=1.0,
+                  eval_limit=20, cross_task=0.0)
+    _, record = train(cfg, train_sets, valid_small, tmp_path / "run", None, progress=False, log=lambda _: None)
+    assert record["counterfactual_rows"] > 0
+    rows = sum(record["train_rows"].values())
+    assert record["steps"] == -(-(rows + record["counterfactual_rows"]) // cfg.batch_size)

@@ -37,6 +37,9 @@ def train(
         Optional[int], typer.Option(help="override when cross-task soft labels start (0: from the initial weights)")
     ] = None,
     backbone: Annotated[Optional[str], typer.Option(help="encoder: package name, local path or hub name")] = None,
+    augment: Annotated[
+        Optional[float], typer.Option(help="share of clear-toned sentiment rows also learned with their tone turned over (0-1)")
+    ] = None,
     seed: Annotated[Optional[int], typer.Option(help="override the seed")] = None,
     evaluate: Annotated[bool, typer.Option(help="write metrics.json and the model card after training")] = True,
     if_missing: Annotated[bool, typer.Option("--if-missing", help="do nothing when a version already exists")] = False,
@@ -60,7 +63,7 @@ def train(
         teacher_path = _teacher_path(teacher, s.models_dir) if teacher else None
         cfg = make_profile(profile, epochs=epochs, lr=lr, head_lr=head_lr, max_length=max_length, seed=seed,
                            backbone=backbone or s.backbone, init_from=init_path, teacher=teacher_path,
-                           cross_task_from_epoch=cross_task_from_epoch)
+                           cross_task_from_epoch=cross_task_from_epoch, augment=augment)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     train_sets, valid_sets = _sets("train"), _sets("valid")
