@@ -23,10 +23,12 @@ from typing import Any, Callable
 import torch
 from safetensors.torch import load_file, save_file
 
-from models import artifact
+from models import artifact, metrics
 from models.batching import inference_batches, pad
-from models.labels import LABELS
+from models.dataset import LabelledTexts
+from models.labels import LABELS, Task
 from models.network import MultiTaskClassifier
+from models.preprocess import prepare
 
 LOGITS = "logits.safetensors"
 CARD = "teacher.json"
@@ -92,26 +94,32 @@ def head_logits(model: MultiTaskClassifier, ids: list[list[int]], pad_id: int, b
     return out
 
 
-def compute(teacher_dir: Path, texts: list[str], batch_size: int = 64,
-            progress: str | None = "teacher logits") -> TeacherLogits:
+def compute(teacher_dir: Path, texts: list[str], batch_size: int = 64, progress: str | None = "teacher logits",
+            validation: dict[Task, LabelledTexts] | None = None) -> TeacherLogits:
     """Run the teacher version in ``teacher_dir`` over ``texts`` (prepared, in row order): raw logits, its
-    own adjustments set aside."""
+    own adjustments set aside. ``validation``: also score these sets as the teacher predicts (adjustments
+    included) and record their figures in the card's ``validation``."""
     model, tokenizer, training = artifact.load(teacher_dir)
     adjust = {t: getattr(model, f"logit_adjust_{t}").detach().clone() for t in model.tasks}
     for t in model.tasks:
         model.set_logit_adjustment(t, torch.zeros(len(LABELS[t])))
-    ids = tokenizer(texts, truncation=True, max_length=artifact.max_length(training))["input_ids"]
-    out = head_logits(model, ids, tokenizer.pad_token_id, batch_size, progress)
-    return TeacherLogits(out, adjust, rows_key(texts), _describe(teacher_dir, training))
+    max_length = artifact.max_length(training)
+
+    def logits_of(rows: list[str], label: str | None) -> dict[str, torch.Tensor]:
+        ids = tokenizer(rows, truncation=True, max_length=max_length)["input_ids"]
+        return head_logits(model, ids, tokenizer.pad_token_id, batch_size, label)
+
+    out = logits_of(texts, progress)
+    meta = _describe(teacher_dir, training)
+    for task, data in (validation or {}).items():
+        scored = logits_of([prepare(x) for x in data.texts], progress and f"teacher validation {task}")[task]
+        rep = metrics.report(data.labels, torch.softmax(scored + adjust[task], dim=-1).numpy(), LABELS[task])
+        meta["validation"][task] = {"n": rep["n"], "accuracy": round(rep["accuracy"], 4),
+                                    "macro_f1": round(rep["macro_f1"], 4)}
+    return TeacherLogits(out, adjust, rows_key(texts), meta)
 
 
 def _describe(teacher_dir: Path, training: dict[str, Any]) -> dict[str, Any]:
-    metrics_path = teacher_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    validation = {
-        t: {k: metrics[t][k] for k in ("accuracy", "macro_f1") if k in metrics.get(t, {})}
-        for t in LABELS if t in metrics
-    }
     return {
         "teacher": str(teacher_dir.parent.name),
         "version": teacher_dir.name,
@@ -120,7 +128,7 @@ def _describe(teacher_dir: Path, training: dict[str, Any]) -> dict[str, Any]:
         "parameters": training.get("parameters"),
         "profile": training.get("config", {}).get("profile"),
         "train_seconds": training.get("train_seconds"),
-        "validation": validation,
+        "validation": {},
     }
 
 

@@ -88,14 +88,30 @@ def test_the_teacher_command_writes_logits_for_a_profiles_rows(tiny_model, rows,
     from models.train import training_rows
     from sentimon.cli import app
 
+    from sentimon.cli import common, models
+
     small = profiles.PROFILES["release-distill"].model_copy(update={"train_limit": LIMIT})
     monkeypatch.setitem(profiles.PROFILES, "small", small)
+    # the validation figures on 100 rows a task, to keep the test short
+    monkeypatch.setattr(models, "_sets", lambda split: {t: d.sample(100, seed=0) if split == "valid" else d
+                                                        for t, d in common._sets(split).items()})
     res = CliRunner().invoke(app, ["teacher", str(tiny_model[0]), "--profile", "small", "--out", str(tmp_path / "t")])
     assert res.exit_code == 0, res.output
-    from sentimon.cli.common import _sets
+    texts = row_texts(training_rows(small, common._sets("train"))[0], small.tasks)
+    taught = distill.load(tmp_path / "t", texts)
+    assert taught.logits["sentiment"].shape == (len(texts), 3)
+    figures = taught.meta["validation"]
+    assert set(figures) == {"sentiment", "topic"} and figures["topic"]["n"] == 100
+    assert "teacher on the topic validation split" in res.output
+    # the teacher's figures are its own predictions' (adjustments included), as the evaluation scores them
+    from models.classifier import Classifier
+    from models.evaluate import score_sets
 
-    texts = row_texts(training_rows(small, _sets("train"))[0], small.tasks)
-    assert distill.load(tmp_path / "t", texts).logits["sentiment"].shape == (len(texts), 3)
+    valid = {t: d.sample(100, seed=0) for t, d in common._sets("valid").items()}
+    probs = score_sets(Classifier.load(tiny_model[0]), valid)
+    for task, data in valid.items():
+        expected = float((probs[task].argmax(1) == data.labels).mean())
+        assert figures[task]["accuracy"] == pytest.approx(expected, abs=0.015)
     res = CliRunner().invoke(app, ["teacher", str(tiny_model[0]), "--profile", "huge"])
     assert res.exit_code != 0 and "unknown profile" in res.output
 

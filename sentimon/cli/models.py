@@ -99,8 +99,9 @@ def teacher(
     out: Annotated[Optional[Path], typer.Option(help="folder to write (default models/teacher/<teacher name>)")] = None,
 ) -> None:
     """Write a teacher's raw logits on every training row of a student profile to models/teacher/<name>/
-    (logits.safetensors and teacher.json: a few MB, committed), so students are distilled from it without
-    the teacher model: `sentimon train --profile release-distill --teacher <name>`."""
+    (logits.safetensors and teacher.json, with the teacher's validation figures: a few MB, committed), so
+    students are distilled from it without the teacher model: `sentimon train --profile release-distill
+    --teacher <name>`."""
     from models import artifact, distill
     from models.profiles import PROFILES
     from models.train import row_texts, training_rows
@@ -116,7 +117,10 @@ def teacher(
     rows, _ = training_rows(cfg, _sets("train"))
     texts = row_texts(rows, cfg.tasks)
     _log(f"teacher {ref.name}/{ref.version}: logits for {len(texts)} training rows of profile {profile}")
-    folder = distill.save(distill.compute(ref.path, texts), out or distill.TEACHER_DIR / ref.name)
+    taught = distill.compute(ref.path, texts, validation=_sets("valid"))
+    for task, figures in taught.meta["validation"].items():
+        _log(f"teacher on the {task} validation split: accuracy {figures['accuracy']:.4f}, macro-F1 {figures['macro_f1']:.4f}")
+    folder = distill.save(taught, out or distill.TEACHER_DIR / ref.name)
     size = (folder / distill.LOGITS).stat().st_size / 1e6
     console.print(f"[green]teacher logits written to {folder} ({size:.1f} MB)[/green]")
 
