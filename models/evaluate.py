@@ -91,10 +91,13 @@ def transfer_sets(eval_dir: Path) -> dict[str, LabelledTexts]:
     return found
 
 
-def with_transfer(valid_sets: dict[Task, LabelledTexts], eval_dir: Path | None) -> dict[str, dict[Task, LabelledTexts]]:
+def with_transfer(valid_sets: dict[Task, LabelledTexts], eval_dir: Path | None,
+                  log: Callable[[str], None] = print) -> dict[str, dict[Task, LabelledTexts]]:
     """Every set a model is scored on: ``validation`` (the validation splits) and each evaluation-only
-    transfer set under ``eval_dir`` (sentiment only), by folder name."""
+    transfer set under ``eval_dir`` (sentiment only), by folder name; says so when ``eval_dir`` has none."""
     extra = {name: {"sentiment": d} for name, d in transfer_sets(eval_dir).items()} if eval_dir else {}
+    if eval_dir and not extra:
+        log(f"no evaluation sets at {eval_dir}: transfer skipped")
     return {"validation": valid_sets, **extra}
 
 
@@ -208,9 +211,7 @@ def evaluate_artifact(
     classifier = Classifier.load(path)
     log("fitting the TF-IDF baselines")
     baselines = fit_baselines(train_sets)
-    sets = with_transfer(valid_sets, eval_dir)
-    if eval_dir and len(sets) == 1:
-        log(f"no evaluation sets at {eval_dir}: transfer skipped")
+    sets = with_transfer(valid_sets, eval_dir, log)
     log(f"scoring {sum(len(d) for by in sets.values() for d in by.values())} texts (validation and transfer)")
     probs = {name: score_sets(classifier, by) for name, by in sets.items()}
     log("evaluating on the validation splits")

@@ -275,9 +275,7 @@ def evaluate(
         baselines = fit_baselines({t: train_sets[t] for t in sets})
     plot_dir = out or (s.var_dir / "eval" / f"{ref.name}-{classifier.version}")
     prefix = f"{Path(data).name}_" if data else ""
-    all_sets = with_transfer(sets, s.eval_dir if transfer and not data else None)
-    if transfer and not data and len(all_sets) == 1:
-        _log(f"no evaluation sets at {s.eval_dir}: transfer skipped")
+    all_sets = with_transfer(sets, s.eval_dir if transfer and not data else None, _log)
     _log(f"scoring {sum(len(d) for by in all_sets.values() for d in by.values())} texts with {ref.name} v{classifier.version} "
          f"({runtime})")
     probs = {name: score_sets(classifier, by) for name, by in all_sets.items()}
