@@ -281,3 +281,15 @@ def test_a_batch_is_split_by_length_into_parts_of_like_cost_and_joined_back_in_o
     rows = np.arange(len(lengths), dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
     probs = [{"sentiment": rows[part]} for part in parts]  # each part's rows, as its process returns them
     assert np.array_equal(joined(parts, probs, len(lengths))["sentiment"], rows)
+
+
+def test_the_scored_sets_are_validation_and_each_transfer_set(valid_small, settings, tmp_path):
+    from models.evaluate import with_transfer
+
+    said: list[str] = []
+    sets = with_transfer(valid_small, settings.eval_dir, said.append)
+    assert sets["validation"] is valid_small and len(sets) > 1 and not said
+    assert all(set(by) == {"sentiment"} and len(by["sentiment"]) > 0 for name, by in sets.items() if name != "validation")
+    assert list(with_transfer(valid_small, tmp_path / "none", said.append)) == ["validation"]
+    assert said == [f"no evaluation sets at {tmp_path / 'none'}: transfer skipped"]
+    assert list(with_transfer(valid_small, None, said.append)) == ["validation"] and len(said) == 1
