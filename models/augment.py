@@ -19,7 +19,7 @@ from models.labels import SENTIMENT_LABELS
 
 NEGATIVE, POSITIVE = SENTIMENT_LABELS.index("negative"), SENTIMENT_LABELS.index("positive")
 
-# (positive form, negative form): each word turns into the other; every form appears once on each side
+# (positive form, negative form): each word turns into the other
 PAIRS: tuple[tuple[str, str], ...] = (
     ("beats", "misses"), ("beat", "missed"), ("tops", "trails"), ("topped", "trailed"),
     ("exceeds", "falls short of"), ("exceeded", "fell short of"),
@@ -77,17 +77,14 @@ def flip(text: str, label: int, negate: bool = False) -> tuple[str, int] | None:
         return None
     positive, negative = _POSITIVE_RE.findall(text), _NEGATIVE_RE.findall(text)
     if label == POSITIVE and positive and not negative:
-        if negate and any(w.lower() in NEGATED for w in positive):
-            words, new = NEGATED, NEGATIVE
-        else:
-            words, new = TO_NEGATIVE, NEGATIVE
-        pattern = _POSITIVE_RE
+        negated = negate and any(w.lower() in NEGATED for w in positive)
+        words, new, pattern = (TO_NEGATIVE | NEGATED if negated else TO_NEGATIVE), NEGATIVE, _POSITIVE_RE
     elif label == NEGATIVE and negative and not positive:
         words, new, pattern = TO_POSITIVE, POSITIVE, _NEGATIVE_RE
     else:
         return None
-    turned = pattern.sub(lambda m: _cased(words.get(m.group(0).lower(), TO_NEGATIVE.get(m.group(0).lower(), m.group(0))),
-                                          m.group(0)), text)
+    # every match is a key of ``words``: the pattern was built from those keys
+    turned = pattern.sub(lambda m: _cased(words[m.group(0).lower()], m.group(0)), text)
     return turned, new
 
 
