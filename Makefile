@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast audit soak s3-server api-fuzzer browser dashboards models models-full models-distill tune bench bench-triton bench-pipeline bench-through-triton bench-alerts bench-replay bench-window bench-broker evaluate demo clean help
+.PHONY: install test test-fast audit soak s3-server api-fuzzer browser dashboards models models-full models-distill tune bench bench-triton bench-pipeline bench-through-triton bench-alerts bench-replay bench-window bench-broker bench-event-loop evaluate demo clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -99,6 +99,9 @@ bench-replay: $(STAMP)  ## only replay throughput, with the model and without it
 
 soak: $(STAMP)  ## load and soak: 10 min at the measured capacity (RSS over time per process), then a 5x burst
 	$(BIN)/python -m bench soak
+
+bench-event-loop: $(STAMP)  ## the workers' event loop: the no-op pipeline worker on uvloop against asyncio, alternated (~4 min)
+	$(BIN)/python -m bench event-loop
 
 bench-broker: $(STAMP) s3-server  ## tansu: idempotent vs plain producer, throughput and loss under broker kills (2 min)
 	$(BIN)/python -m bench broker

@@ -18,6 +18,7 @@ PARTS = {
     "soak": ("bench.soak", "run_soak_bench"),
     "window": ("bench.window", "run_window_bench"),
     "broker": ("bench.broker", "run_broker_bench"),
+    "event-loop": ("bench.event_loop", "run_event_loop_bench"),
     "summary": ("bench.summary", "run_summary"),
 }
 console = Console(stderr=True)

@@ -67,3 +67,32 @@ def test_producers_are_plain_with_one_request_in_flight_unless_idempotence_is_on
     monkeypatch.setenv("SENTIMON_KAFKA__IDEMPOTENCE", "true")
     on = delivery_config(Settings().kafka)
     assert on == {"enable.idempotence": True, "acks": "all"}
+
+
+@pytest.mark.parametrize("name, module", [("uvloop", "uvloop"), ("asyncio", "asyncio")])
+def test_the_workers_event_loop_follows_the_setting(monkeypatch, name, module):
+    import asyncio
+
+    from sentimon.worker import use_event_loop
+
+    monkeypatch.setenv("SENTIMON_WORKER__EVENT_LOOP", name)
+    previous = asyncio.get_event_loop_policy()
+    try:
+        use_event_loop(Settings().worker.event_loop)
+
+        async def running() -> str:
+            return type(asyncio.get_running_loop()).__module__
+
+        loop = asyncio.new_event_loop()
+        try:
+            assert loop.run_until_complete(running()).split(".")[0] == module
+        finally:
+            loop.close()
+    finally:
+        asyncio.set_event_loop_policy(previous)
+
+
+def test_an_unknown_event_loop_is_refused(monkeypatch):
+    monkeypatch.setenv("SENTIMON_WORKER__EVENT_LOOP", "gevent")
+    with pytest.raises(ValueError, match="event_loop"):
+        Settings()
