@@ -126,3 +126,19 @@ def test_a_student_trains_on_counterfactual_rows_beside_the_teachers(tiny_model,
     assert record["counterfactual_rows"] > 0
     rows = sum(record["train_rows"].values())
     assert record["steps"] == -(-(rows + record["counterfactual_rows"]) // cfg.batch_size)
+
+
+def test_the_committed_teacher_logits_pair_with_the_distillation_rows():
+    """The logits in the repository verify (checksum) and still key to the rows release-distill trains on: a
+    changed split or text preparation fails here, not as silently mismatched soft labels."""
+    from models import profiles
+    from models.train import training_rows
+    from sentimon.cli import common
+
+    folder = distill.find("sentimon-teacher")
+    assert folder is not None and folder.is_relative_to(distill.TEACHER_DIR)
+    config = profiles.PROFILES["release-distill"]
+    texts = row_texts(training_rows(config, common._sets("train"))[0], config.tasks)
+    taught = distill.load(folder, texts)
+    assert {t: x.shape for t, x in taught.logits.items()} == {"sentiment": (len(texts), 3), "topic": (len(texts), 20)}
+    assert taught.meta["backbone"] == "all-mpnet-base-v2" and taught.meta["validation"]["sentiment"]["accuracy"] > 0.88
