@@ -26,7 +26,7 @@ LOOPS = ("asyncio", "uvloop")
 
 
 def _run(settings: Settings, workdir: Path, prefix: str, items) -> tuple[float, dict[str, float]]:
-    """One no-op pipeline run: (docs/s, CPU ms per document by role)."""
+    """One no-op pipeline run: (docs/s, CPU seconds by role)."""
     cluster = _cluster(settings, workdir, prefix, "noop")
     try:
         publish(cluster.settings, items)
@@ -35,7 +35,7 @@ def _run(settings: Settings, workdir: Path, prefix: str, items) -> tuple[float, 
         rate = _rate(worker, "ingest", "scoring", len(items), 900)
         spent = cpu.by_role(before, cpu.snapshot(), worker.process.pid)
         worker.stop()
-        return rate, cpu.per_document([spent], len(items))
+        return rate, spent
     finally:
         cluster.stop()
 
@@ -51,16 +51,16 @@ def run_event_loop_bench(settings: Settings, out_dir: Path, *, quick: bool = Fal
         for rep in range(reps):
             for loop in LOOPS:
                 s = base.model_copy(update={"worker": base.worker.model_copy(update={"event_loop": loop})})
-                rate, ms = _run(s, workdir, f"loop-{loop}{rep}.", items)
-                runs[loop].append((rate, ms))
+                rate, spent = _run(s, workdir, f"loop-{loop}{rep}.", items)
+                runs[loop].append((rate, spent))
+                ms = cpu.per_document([spent], n)
                 log(f"   {loop} run {rep + 1}/{reps}: {rate:,.0f} docs/s, worker {ms.get('worker', 0):.3f} ms/doc "
                     f"(+ helpers {ms.get('worker_helpers', 0):.3f}, broker {ms.get('broker', 0):.3f})")
     result: dict = {"documents": n, "runs": reps, "quick": quick}
     for loop, measured in runs.items():
         result[loop] = {
             "docs_per_s": median(r for r, _ in measured),
-            "cpu_ms_per_doc": {role: median(ms.get(role, 0.0) for _, ms in measured)
-                               for role in sorted({k for _, ms in measured for k in ms})},
+            "cpu_ms_per_doc": cpu.per_document([spent for _, spent in measured], n),
             "runs_docs_per_s": [r for r, _ in measured],
         }
     a, u = result["asyncio"], result["uvloop"]
