@@ -2,7 +2,7 @@
 
 The pipeline worker with the no-op classifier drains the same backlog of one-item raw messages, the two
 loops alternated (asyncio, uvloop, asyncio, ...) on topics of their own, each run timed on the worker's own
-clock (:func:`bench.pipeline._rate`) with the CPU seconds of every process counted by role
+clock (:func:`bench.pipeline.drain_rate`) with the CPU seconds of every process counted by role
 (:mod:`bench.cpu`). The backlog is published before the worker starts, so the feed's work is not counted.
 With the cores saturated by a model server beside it, the worker's CPU per document is what it takes
 from the model: the figure that decides the pipeline-through-Triton ratio.
@@ -15,7 +15,7 @@ from pathlib import Path
 from statistics import median
 
 from bench import cpu
-from bench.pipeline import _cluster, _on_broker, _rate
+from bench.pipeline import drain_rate, local_cluster, on_broker
 from bench.results import save_result
 from bench.workload import backlog
 from sentimon.local.broker import Broker
@@ -27,12 +27,12 @@ LOOPS = ("asyncio", "uvloop")
 
 def _run(settings: Settings, workdir: Path, prefix: str, items) -> tuple[float, dict[str, float]]:
     """One no-op pipeline run: (docs/s, CPU seconds by role)."""
-    cluster = _cluster(settings, workdir, prefix, "noop")
+    cluster = local_cluster(settings, workdir, prefix, "noop")
     try:
         publish(cluster.settings, items)
         worker = cluster.start_worker("pipeline")
         before = cpu.snapshot()
-        rate = _rate(worker, "ingest", "scoring", len(items), 900)
+        rate = drain_rate(worker, "ingest", "scoring", len(items), 900)
         spent = cpu.by_role(before, cpu.snapshot(), worker.process.pid)
         worker.stop()
         return rate, spent
@@ -47,7 +47,7 @@ def run_event_loop_bench(settings: Settings, out_dir: Path, *, quick: bool = Fal
     workdir = out_dir / "event-loop-run"
     runs: dict[str, list[tuple[float, dict[str, float]]]] = {loop: [] for loop in LOOPS}
     with Broker(log=out_dir / "bench-broker.log") as broker:
-        base = _on_broker(settings, broker)
+        base = on_broker(settings, broker)
         for rep in range(reps):
             for loop in LOOPS:
                 s = base.model_copy(update={"worker": base.worker.model_copy(update={"event_loop": loop})})

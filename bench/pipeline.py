@@ -52,7 +52,7 @@ def _pipeline_alone(cluster: LocalCluster, items) -> tuple[float, dict]:
     publish(cluster.settings, items)
     pipeline = cluster.start_worker("pipeline")  # ready: the scorer is loaded / reachable
     before = cpu.snapshot()
-    rate = _rate(pipeline, "ingest", "scoring", len(items), 1800)
+    rate = drain_rate(pipeline, "ingest", "scoring", len(items), 1800)
     counters = {**pipeline.metrics(), "cpu_s": cpu.by_role(before, cpu.snapshot(), pipeline.process.pid)}
     pipeline.stop()
     store = cluster.start_worker("store")
@@ -68,7 +68,7 @@ def _pipeline_beside_store(cluster: LocalCluster, items) -> float:
     store = cluster.start_worker("store")
     pipeline = cluster.start_worker("pipeline")
     publish(cluster.settings, items)
-    rate = _rate(pipeline, "ingest", "scoring", len(items), 1800, [store])
+    rate = drain_rate(pipeline, "ingest", "scoring", len(items), 1800, [store])
     _wait(lambda: store.metrics().get("produced.sink", 0) >= len(items), 300)
     return rate
 
@@ -108,7 +108,7 @@ def _paired(reps: int, alone: Callable[[], float], pipeline: Callable[[int], tup
 def _fresh_runs(settings: Settings, workdir: Path, name: str, backend: str, items) -> Callable[[int], tuple[float, dict]]:
     """:func:`_pipeline_alone` on topics and a store of its own per run (``<name><run>.``), for :func:`_paired`."""
     def run(rep: int) -> tuple[float, dict]:
-        cluster = _cluster(settings, workdir, f"{name}{rep}.", backend)
+        cluster = local_cluster(settings, workdir, f"{name}{rep}.", backend)
         try:
             return _pipeline_alone(cluster, items)
         finally:
@@ -117,7 +117,7 @@ def _fresh_runs(settings: Settings, workdir: Path, name: str, backend: str, item
     return run
 
 
-def _rate(worker: WorkerProcess, first: str, last: str, n: int, timeout_s: float, others=()) -> float:
+def drain_rate(worker: WorkerProcess, first: str, last: str, n: int, timeout_s: float, others=()) -> float:
     """Documents/s of ``worker`` over a backlog of ``n``: from the start of stage ``first``'s first
     micro-batch to the end of the batch that brought stage ``last``'s output to ``n`` (the worker's
     own clock, so polling adds nothing)."""
@@ -133,7 +133,9 @@ def _rate(worker: WorkerProcess, first: str, last: str, n: int, timeout_s: float
     raise TimeoutError(f"{worker.name}: stage {last} did not produce {n} within {timeout_s} s")
 
 
-def _cluster(settings: Settings, workdir: Path, prefix: str, backend: str) -> LocalCluster:
+def local_cluster(settings: Settings, workdir: Path, prefix: str, backend: str) -> LocalCluster:
+    """The workers of one measured run, started on the broker already running: topics under ``prefix``, a
+    store of their own under ``workdir/<prefix>`` and the scoring ``backend`` given."""
     s = settings.model_copy(update={
         "topics": settings.topics.model_copy(update={"prefix": prefix}),
         "store": settings.store.model_copy(update={"dsn": f"chdb://{(workdir / prefix.strip('.') / 'store').resolve()}"}),
@@ -146,14 +148,14 @@ def _per_worker(settings: Settings, workdir: Path, prefix: str, items, per_messa
     """No-op classifier, one worker at a time over the same backlog: (pipeline worker docs/s, store worker docs/s).
     The backlog is published first, so the feed's own work does not share the cores with the worker measured
     (each rate counts from the worker's first micro-batch, so its start-up does not count either)."""
-    cluster = _cluster(settings, workdir, prefix, "noop")
+    cluster = local_cluster(settings, workdir, prefix, "noop")
     try:
         publish(cluster.settings, items, per_message=per_message)
         pipeline = cluster.start_worker("pipeline")
-        pipeline_rate = _rate(pipeline, "ingest", "scoring", len(items), 900)
+        pipeline_rate = drain_rate(pipeline, "ingest", "scoring", len(items), 900)
         pipeline.stop()
         store = cluster.start_worker("store")
-        store_rate = _rate(store, "sink", "sink", len(items), 900)
+        store_rate = drain_rate(store, "sink", "sink", len(items), 900)
         return pipeline_rate, store_rate
     finally:
         cluster.stop()
@@ -180,7 +182,7 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
     workdir = out_dir / "pipeline-run"
     result: dict = {"machine_note": f"{os.cpu_count()} cores shared by tansu, both workers and the feed", "quick": quick}
     with Broker(log=out_dir / "bench-broker.log") as broker:
-        settings = _on_broker(settings, broker)
+        settings = on_broker(settings, broker)
         items = backlog(n_noop, seed=1)
 
         log(f"1/4 raw confluent-kafka consume of {n_noop} messages")
@@ -215,7 +217,7 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
         result["model_alone_per_s"] = model["alone_per_s"]
         result["model_pipeline_vs_model"] = result["pipeline_vs_model_ratio"] = model["ratio"]
         result["model_share_of_pipeline"] = m["inference_seconds"] / (m["last_batch.scoring"] - m["first_batch.ingest"])
-        cluster = _cluster(settings, workdir, "beside.", "local")
+        cluster = local_cluster(settings, workdir, "beside.", "local")
         result["model_beside_store_per_s"] = _pipeline_beside_store(cluster, model_items)
         cluster.stop()
         result["model_beside_store_vs_model"] = result["model_beside_store_per_s"] / alone()
@@ -223,7 +225,7 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
         log("3b/4 Triton alone (the scoring stage's client, same texts), then the pipeline through Triton")
         result.update(_through_triton(settings, workdir, ref, classifier, texts, model_items, reps, log))
         del classifier
-        cluster = _cluster(settings, workdir, "latency.", "local")
+        cluster = local_cluster(settings, workdir, "latency.", "local")
         store = cluster.start_worker("store")
         cluster.start_worker("pipeline")
 
@@ -243,7 +245,7 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
     return result
 
 
-def _on_broker(settings: Settings, broker: Broker) -> Settings:
+def on_broker(settings: Settings, broker: Broker) -> Settings:
     """The benchmarks' settings: ``broker``, and ingest micro-batches of 1,024 raw messages."""
     return settings.model_copy(update={
         "kafka": settings.kafka.model_copy(update={"bootstrap_servers": broker.bootstrap}),
@@ -275,7 +277,7 @@ def run_through_triton_bench(settings: Settings, out_dir: Path, *, quick: bool =
     n_model, reps = (300, 1) if quick else (6000, 3)
     result: dict = {"machine_note": f"{os.cpu_count()} cores shared by tansu, tritonserver and the worker", "quick": quick}
     with Broker(log=out_dir / "bench-broker.log") as broker:
-        settings = _on_broker(settings, broker)
+        settings = on_broker(settings, broker)
         ref, classifier, items, texts = _model_inputs(settings, n_model)
         result["model"] = f"{ref.name}/{ref.version} ({settings.scoring.runtime})"
         log(f"Triton alone (the scoring stage's client, {len(texts)} texts), then the pipeline through Triton, {reps} pairs")
@@ -294,7 +296,7 @@ def _through_triton(settings: Settings, workdir: Path, ref, classifier, texts: l
                     log: Callable[[str], None]) -> dict:
     """Triton alone (the scoring stage's own client over ``texts``) paired with the pipeline worker through
     Triton over ``items`` (:func:`_paired`), one local tritonserver for both; the result's triton_* keys."""
-    cluster = _cluster(settings, workdir, "triton.", "local")
+    cluster = local_cluster(settings, workdir, "triton.", "local")
     alone_cpu: list[dict[str, float]] = []
     try:
         triton = cluster.start_triton()
