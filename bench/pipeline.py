@@ -21,6 +21,7 @@ import asyncio
 import os
 import time
 from statistics import median_high
+from functools import partial
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -133,6 +134,13 @@ def drain_rate(worker: WorkerProcess, first: str, last: str, n: int, timeout_s: 
     raise TimeoutError(f"{worker.name}: stage {last} did not produce {n} within {timeout_s} s")
 
 
+def _texts_per_s(classifier, texts: list[str]) -> float:
+    """The model alone: texts/s of one in-process ``predict`` over ``texts``."""
+    t0 = time.perf_counter()
+    classifier.predict(texts)
+    return len(texts) / (time.perf_counter() - t0)
+
+
 def local_cluster(settings: Settings, workdir: Path, prefix: str, backend: str) -> LocalCluster:
     """The workers of one measured run, started on the broker already running: topics under ``prefix``, a
     store of their own under ``workdir/<prefix>`` and the scoring ``backend`` given."""
@@ -204,10 +212,7 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
         log("3/4 the model alone, then the pipeline with the model")
         ref, classifier, model_items, texts = _model_inputs(settings, n_model)
 
-        def alone() -> float:
-            t0 = time.perf_counter()
-            classifier.predict(texts)
-            return len(texts) / (time.perf_counter() - t0)
+        alone = partial(_texts_per_s, classifier, texts)
 
         result["model"] = f"{ref.name}/{ref.version} ({settings.scoring.runtime})"
         model = _paired(reps, alone, _fresh_runs(settings, workdir, "model", "local", model_items), log)
@@ -224,7 +229,7 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
 
         log("3b/4 Triton alone (the scoring stage's client, same texts), then the pipeline through Triton")
         result.update(_through_triton(settings, workdir, ref, classifier, texts, model_items, reps, log))
-        del classifier
+        del classifier, alone  # the model's memory goes back before the latency run starts its own
         cluster = local_cluster(settings, workdir, "latency.", "local")
         store = cluster.start_worker("store")
         cluster.start_worker("pipeline")

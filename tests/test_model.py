@@ -234,7 +234,7 @@ def test_the_local_scorer_runs_the_model_in_processes_of_its_own(tiny_model):
     import os
     import time
 
-    from models.classifier import Classifier, PredictionError
+    from models.classifier import Classifier
     from streams.scorer import LocalScorer
 
     texts = ["Shares of $AAPL plunge after the recall", "Fed holds rates steady", "", "Great quarter for Tesla"]

@@ -112,12 +112,12 @@ def test_the_triton_scorer_gives_the_in_process_predictions(served, tiny_model):
     name, version, remote, local = asyncio.run(run())
     # the server's runtime is read from its config: the scores say they came from the int8 model
     assert (name, version) == (ref.name, f"{ref.version}-ort-int8") == (local[0].model, local[0].version)
-    for r, l in zip(remote, local):
-        assert type(r) is type(l)
-        if hasattr(l, "sentiment_probs"):
-            assert r.sentiment == l.sentiment and r.topic == l.topic and abs(r.score - l.score) < 1e-5
+    for r, loc in zip(remote, local):
+        assert type(r) is type(loc)
+        if hasattr(loc, "sentiment_probs"):
+            assert r.sentiment == loc.sentiment and r.topic == loc.topic and abs(r.score - loc.score) < 1e-5
         else:
-            assert r.error == l.error
+            assert r.error == loc.error
 
 
 def test_a_model_the_server_does_not_serve_is_refused_at_start(served, tiny_model, tmp_path):

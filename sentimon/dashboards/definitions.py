@@ -123,7 +123,7 @@ def overview() -> Dashboard:
             WHERE $__timeFilter(event_time) AND source IN (${source:singlequote}) GROUP BY time, kind ORDER BY time""",
                                                                             "time_series")))
          .with_panel(table.Panel().title("Top movers: last 15 minutes of the range against the hour before").span(12)
-                     .height(8).with_target(Query(f"""
+                     .height(8).with_target(Query("""
             SELECT entity, recent AS stories, recent_sum / recent AS mean_score, before_sum / before AS baseline_score,
                    mean_score - baseline_score AS change
             FROM (SELECT entity,
@@ -132,7 +132,7 @@ def overview() -> Dashboard:
                          sumIf(stories, minute < $__toTime - INTERVAL 15 MINUTE) AS before,
                          sumIf(score_sum, minute < $__toTime - INTERVAL 15 MINUTE) AS before_sum
                   FROM $db.entity_minute
-                  WHERE entity_kind = 'ticker' AND entity IN (${{entity:singlequote}})
+                  WHERE entity_kind = 'ticker' AND entity IN (${entity:singlequote})
                     AND minute >= $__toTime - INTERVAL 75 MINUTE AND minute <= $__toTime
                   GROUP BY entity)
             WHERE recent >= 5 AND before > 0
