@@ -91,7 +91,7 @@ bench-triton: $(STAMP)  ## only Triton vs in-process (batch sizes x requests in 
 bench-pipeline: $(STAMP)  ## only the pipeline benchmark (a few minutes)
 	$(BIN)/python -m bench pipeline
 
-bench-through-triton: $(STAMP)  ## only the pipeline through Triton vs Triton alone, 3 pairs (a few minutes)
+bench-through-triton: $(STAMP)  ## only the pipeline through Triton vs Triton alone, 5 pairs (about 6 minutes)
 	$(BIN)/python -m bench through-triton
 
 bench-replay: $(STAMP)  ## only replay throughput, with the model and without it
