@@ -33,6 +33,10 @@ def test_unknown_profile_is_a_clear_error():
     assert res.exit_code == 2 and "unknown profile" in res.output
     res = CliRunner().invoke(app, ["train", "--profile", "fast", "--augment", "1.5"])
     assert res.exit_code == 2 and "augment" in res.output
+    res = CliRunner().invoke(app, ["train", "--profile", "release-distill", "--teacher", "sentimon-teacher", "--distill", "0"])
+    assert res.exit_code == 2 and "distill weight" in res.output
+    res = CliRunner().invoke(app, ["train", "--profile", "fast", "--distill", "0.5"])
+    assert res.exit_code == 2 and "--teacher" in res.output
 
 
 def test_store_commands_against_real_chdb(tmp_path, monkeypatch):

@@ -32,6 +32,9 @@ def train(
         Optional[str], typer.Option(help="distil from this teacher (profile release-distill): its committed logits "
                                     "(a name under models/teacher) or a model version (name or directory)")
     ] = None,
+    distill: Annotated[
+        Optional[float], typer.Option(help="override the weight of the teacher's soft labels in the loss (release-distill: 1.0)")
+    ] = None,
     max_length: Annotated[Optional[int], typer.Option(help="override tokens per text")] = None,
     cross_task_from_epoch: Annotated[
         Optional[int], typer.Option(help="override when cross-task soft labels start (0: from the initial weights)")
@@ -63,7 +66,7 @@ def train(
         teacher_path = _teacher_path(teacher, s.models_dir) if teacher else None
         cfg = make_profile(profile, epochs=epochs, lr=lr, head_lr=head_lr, max_length=max_length, seed=seed,
                            backbone=backbone or s.backbone, init_from=init_path, teacher=teacher_path,
-                           cross_task_from_epoch=cross_task_from_epoch, augment=augment)
+                           distill=distill, cross_task_from_epoch=cross_task_from_epoch, augment=augment)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     train_sets, valid_sets = _sets("train"), _sets("valid")
