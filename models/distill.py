@@ -95,10 +95,13 @@ def head_logits(model: MultiTaskClassifier, ids: list[list[int]], pad_id: int, b
 
 
 def compute(teacher_dir: Path, texts: list[str], batch_size: int = 64, progress: str | None = "teacher logits",
-            validation: dict[Task, LabelledTexts] | None = None) -> TeacherLogits:
+            validation: dict[Task, LabelledTexts] | None = None,
+            transfer: dict[str, LabelledTexts] | None = None) -> TeacherLogits:
     """Run the teacher version in ``teacher_dir`` over ``texts`` (prepared, in row order): raw logits, its
     own adjustments set aside. ``validation``: also score these sets as the teacher predicts (adjustments
-    included) and record their figures in the card's ``validation``."""
+    included) and record their figures in the card's ``validation``; ``transfer``: the same for these
+    sentiment sets (by name), with the share of clear-toned texts called neutral, in the card's
+    ``transfer`` (a student inherits the teacher's lean there)."""
     model, tokenizer, training = artifact.load(teacher_dir)
     adjust = {t: getattr(model, f"logit_adjust_{t}").detach().clone() for t in model.tasks}
     for t in model.tasks:
@@ -111,12 +114,25 @@ def compute(teacher_dir: Path, texts: list[str], batch_size: int = 64, progress:
 
     out = logits_of(texts, progress)
     meta = _describe(teacher_dir, training)
-    for task, data in (validation or {}).items():
-        scored = logits_of([prepare(x) for x in data.texts], progress and f"teacher validation {task}")[task]
+    def figures(task: Task, data: LabelledTexts, label: str) -> dict[str, Any]:
+        scored = logits_of([prepare(x) for x in data.texts], progress and label)[task]
         rep = metrics.report(data.labels, torch.softmax(scored + adjust[task], dim=-1).numpy(), LABELS[task])
-        meta["validation"][task] = {"n": rep["n"], "accuracy": round(rep["accuracy"], 4),
-                                    "macro_f1": round(rep["macro_f1"], 4)}
+        return {key: round(rep[key], 4) if isinstance(rep[key], float) else rep[key]
+                for key in ("n", "accuracy", "macro_f1", "clear_called_neutral") if key in rep}
+
+    for task, data in (validation or {}).items():
+        meta["validation"][task] = figures(task, data, f"teacher validation {task}")
+    if transfer and "sentiment" in model.tasks:
+        meta["transfer"] = {name: figures("sentiment", data, f"teacher transfer {name}") for name, data in transfer.items()}
     return TeacherLogits(out, adjust, rows_key(texts), meta)
+
+
+def below(teacher: dict[str, dict[str, Any]], reference: dict[str, dict[str, Any]], margin: float = 0.0) -> list[str]:
+    """The sets (by name) where the teacher's accuracy is lower than the reference model's by more than
+    ``margin``: figures as ``{set: {"accuracy": ...}}``; sets either side lacks are left out."""
+    return sorted(name for name, fig in teacher.items()
+                  if name in reference and fig.get("accuracy") is not None and reference[name].get("accuracy") is not None
+                  and fig["accuracy"] < reference[name]["accuracy"] - margin)
 
 
 def _describe(teacher_dir: Path, training: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import torch
 from models import artifact, distill
 from models.profiles import profile
 from models.train import row_texts, teacher_labels
+from sentimon.settings import get_settings
 
 LIMIT = {"sentiment": 20, "topic": 30}
 
@@ -95,6 +96,12 @@ def test_the_teacher_command_writes_logits_for_a_profiles_rows(tiny_model, rows,
     # the validation figures on 100 rows a task, to keep the test short
     monkeypatch.setattr(models, "_sets", lambda split: {t: d.sample(100, seed=0) if split == "valid" else d
                                                         for t, d in common._sets(split).items()})
+    # and on 80 rows of each transfer set
+    from models import evaluate
+
+    transfer = {name: d.sample(80, seed=0) for name, d in evaluate.transfer_sets(get_settings().eval_dir).items()}
+    assert "fiqa_posts" in transfer
+    monkeypatch.setattr(evaluate, "transfer_sets", lambda eval_dir: transfer)
     res = CliRunner().invoke(app, ["teacher", str(tiny_model[0]), "--profile", "small", "--out", str(tmp_path / "t")])
     assert res.exit_code == 0, res.output
     texts = row_texts(training_rows(small, common._sets("train"))[0], small.tasks)
@@ -112,6 +119,14 @@ def test_the_teacher_command_writes_logits_for_a_profiles_rows(tiny_model, rows,
     for task, data in valid.items():
         expected = float((probs[task].argmax(1) == data.labels).mean())
         assert figures[task]["accuracy"] == pytest.approx(expected, abs=0.015)
+    # the transfer sets too, each beside the released model's figure in the output
+    scored = score_sets(Classifier.load(tiny_model[0]), {"sentiment": transfer["fiqa_posts"]})["sentiment"]
+    fiqa = taught.meta["transfer"]["fiqa_posts"]
+    assert set(taught.meta["transfer"]) == set(transfer) and fiqa["n"] == 80
+    assert fiqa["accuracy"] == pytest.approx(float((scored.argmax(1) == transfer["fiqa_posts"].labels).mean()), abs=0.02)
+    assert 0 <= fiqa["clear_called_neutral"] <= 1
+    release = artifact.read_json(artifact.resolve("auto", get_settings().models_dir).path / "metrics.json")
+    assert f"(release {release['transfer']['fiqa_posts']['model']['accuracy']:.4f})" in res.output
     res = CliRunner().invoke(app, ["teacher", str(tiny_model[0]), "--profile", "huge"])
     assert res.exit_code != 0 and "unknown profile" in res.output
 
@@ -142,3 +157,11 @@ def test_the_committed_teacher_logits_pair_with_the_distillation_rows():
     taught = distill.load(folder, texts)
     assert {t: x.shape for t, x in taught.logits.items()} == {"sentiment": (len(texts), 3), "topic": (len(texts), 20)}
     assert taught.meta["backbone"] == "all-mpnet-base-v2" and taught.meta["validation"]["sentiment"]["accuracy"] > 0.88
+
+
+def test_a_teacher_is_flagged_on_the_sets_where_it_is_below_the_reference():
+    teacher = {"fiqa_posts": {"accuracy": 0.665}, "fpb50": {"accuracy": 0.772}, "new_set": {"accuracy": 0.1}}
+    reference = {"fiqa_posts": {"accuracy": 0.684}, "fpb50": {"accuracy": 0.753}, "semeval": {"accuracy": 0.5}}
+    assert distill.below(teacher, reference) == ["fiqa_posts"]
+    assert distill.below(teacher, reference, margin=0.02) == []
+    assert distill.below({}, reference) == []

@@ -120,12 +120,37 @@ def teacher(
     rows, _ = training_rows(cfg, _sets("train"))
     texts = row_texts(rows, cfg.tasks)
     _log(f"teacher {ref.name}/{ref.version}: logits for {len(texts)} training rows of profile {profile}")
-    taught = distill.compute(ref.path, texts, validation=_sets("valid"))
+    from models.evaluate import transfer_sets
+
+    taught = distill.compute(ref.path, texts, validation=_sets("valid"), transfer=transfer_sets(s.eval_dir))
     for task, figures in taught.meta["validation"].items():
         _log(f"teacher on the {task} validation split: accuracy {figures['accuracy']:.4f}, macro-F1 {figures['macro_f1']:.4f}")
+    _compare_with_release(taught.meta.get("transfer", {}))
     folder = distill.save(taught, out or distill.TEACHER_DIR / ref.name)
     size = (folder / distill.LOGITS).stat().st_size / 1e6
     console.print(f"[green]teacher logits written to {folder} ({size:.1f} MB)[/green]")
+
+
+def _compare_with_release(transfer: dict[str, dict]) -> None:
+    """Print the teacher's transfer figures beside the released model's, and warn where the teacher is lower:
+    its students inherit that (measured: a teacher 1.9 points under the release on FiQA posts made
+    students 6-8 points under it)."""
+    from models import artifact, distill
+
+    try:
+        release = artifact.read_json(artifact.resolve("auto", get_settings().models_dir).path / "metrics.json")
+    except (FileNotFoundError, ValueError):
+        release = {}
+    reference = {name: (fig.get("model") or {}) for name, fig in release.get("transfer", {}).items()}
+    for name, fig in transfer.items():
+        ref_acc = reference.get(name, {}).get("accuracy")
+        beside = f" (release {ref_acc:.4f})" if ref_acc is not None else ""
+        _log(f"teacher on {name}: accuracy {fig['accuracy']:.4f}{beside}, "
+             f"clear-toned called neutral {fig.get('clear_called_neutral', float('nan')):.3f}")
+    lower = distill.below(transfer, reference)
+    if lower:
+        console.print(f"[yellow]the teacher is below the released model on {', '.join(lower)}: students "
+                      "distilled from it are likely to be lower there too[/yellow]")
 
 
 @app.command()
