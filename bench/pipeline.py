@@ -21,8 +21,8 @@ import asyncio
 import os
 import time
 from statistics import median_high
-from functools import partial
 from collections.abc import Callable
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -279,7 +279,7 @@ def run_through_triton_bench(settings: Settings, out_dir: Path, *, quick: bool =
                              log: Callable[[str], None] = print) -> dict:
     """Only part 3b of :func:`run_pipeline_bench` (the pipeline through Triton against Triton alone, paired),
     the same code and sizes: a few minutes instead of the whole benchmark's quarter hour."""
-    n_model, reps = (300, 1) if quick else (6000, _triton_pairs(quick))
+    n_model, reps = 300 if quick else 6000, _triton_pairs(quick)
     result: dict = {"machine_note": f"{os.cpu_count()} cores shared by tansu, tritonserver and the worker", "quick": quick}
     with Broker(log=out_dir / "bench-broker.log") as broker:
         settings = on_broker(settings, broker)

@@ -114,6 +114,7 @@ def compute(teacher_dir: Path, texts: list[str], batch_size: int = 64, progress:
 
     out = logits_of(texts, progress)
     meta = _describe(teacher_dir, training)
+
     def figures(task: Task, data: LabelledTexts, label: str) -> dict[str, Any]:
         scored = logits_of([prepare(x) for x in data.texts], progress and label)[task]
         rep = metrics.report(data.labels, torch.softmax(scored + adjust[task], dim=-1).numpy(), LABELS[task])
