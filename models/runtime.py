@@ -6,21 +6,19 @@ Every runtime takes the contract's inputs, INT64 ``input_ids`` and ``attention_m
 - ``torch-fp32``: the trained network as it is (training, and the fallback);
 - ``torch-int8``: torch's dynamic int8 quantization of every Linear layer;
 - ``ort-fp32``: ONNX Runtime on the network exported to ONNX (same probabilities within 1e-4);
-- ``ort-int8``: ONNX Runtime on that export with its weights dynamically quantized to int8 per channel.
+- ``ort-int8``: ONNX Runtime on that export with int8 matrix products, activations quantized per token
+  (:func:`models.quantize.per_token`).
 
 The ONNX files are derived from the artifact once and cached under ``cache_dir``, keyed by the weights'
 SHA-256 and the exporting library versions.
-Per-channel int8 weights rather than per-tensor: they agree with fp32 on more validation texts at the same
-speed (``make bench``, models part, measures both).
 
-The int8 runtimes score **one text at a time**, without padding. Dynamic quantization picks one activation
-scale per input tensor, so in a batch every text's scores depend on its neighbours and on the padding: on
-64 validation headlines a text's probabilities moved by up to 0.23 (ONNX Runtime) and 0.50 (torch, with
-decisions flipped) between scoring it alone and in a batch, and one hostile neighbour (a run of symbols)
-moved the others by up to 0.09. A score must not depend on what else arrived in the micro-batch (a replay
-would not reproduce it, and one record could skew the rest), so each row runs alone; at one thread per
-model process this costs about a fifth of the batched int8 speed (``make bench`` shows both). The fp32
-runtimes batch: their rows are independent up to float rounding.
+A score must not depend on what else arrived in the micro-batch (a replay would not reproduce it, and one
+record could skew the rest). The fp32 runtimes and ``ort-int8`` batch: their rows are independent up to
+float rounding, because ``ort-int8`` picks one activation scale per token. ``torch-int8`` quantizes
+activations with one scale per tensor, so in a batch a text's scores would move with its neighbours and its
+padding (on 64 validation headlines, by up to 0.50 with decisions flipped; ONNX Runtime's per-tensor
+quantization by up to 0.23, and a run of symbols moved its neighbours by up to 0.09): it scores each row
+alone (:func:`row_by_row`).
 """
 
 from __future__ import annotations
@@ -36,6 +34,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, get_args
 
 import numpy as np
 
+from models import quantize
 from models.labels import Task
 
 if TYPE_CHECKING:  # torch is imported where a runtime is built: settings import the names alone
@@ -51,7 +50,7 @@ DEFAULT_RUNTIME: RuntimeName = "ort-int8"
 INPUT_NAMES = ("input_ids", "attention_mask")
 ONNX_OPSET = 17
 # Part of the cache key: a change to how the files are written must not reuse old ones.
-EXPORT_FORMAT = "1"
+EXPORT_FORMAT = "2"
 
 
 class Runtime(Protocol):
@@ -88,7 +87,7 @@ def row_by_row(forward: Forward, input_ids: np.ndarray, attention_mask: np.ndarr
 
 class TorchRuntime:
     """The network in torch, float or dynamically quantized; threads are torch's (``torch.set_num_threads``).
-    ``row_wise`` runs each row alone (:func:`row_by_row`; the int8 runtime does)."""
+    ``row_wise`` runs each row alone (:func:`row_by_row`; the torch int8 runtime does)."""
 
     def __init__(self, model: nn.Module, name: RuntimeName = "torch-fp32", device: str = "cpu",
                  row_wise: bool = False):
@@ -156,7 +155,7 @@ class SessionSettings:
 
 class OrtRuntime:
     """The network's ONNX export in an ONNX Runtime session; ``row_wise`` runs each row alone
-    (:func:`row_by_row`; the int8 runtime does)."""
+    (:func:`row_by_row`)."""
 
     def __init__(self, session, tasks: Sequence[Task], name: RuntimeName, row_wise: bool = False,
                  row_workers: int = 1):
@@ -177,12 +176,12 @@ class OrtRuntime:
 
     @classmethod
     def open(cls, onnx_path: Path, tasks: Sequence[Task], name: RuntimeName,
-             settings: SessionSettings = SessionSettings(), row_wise: bool | None = None) -> "OrtRuntime":
-        """A session on ``onnx_path``; ``row_wise`` defaults to whether ``name`` quantizes."""
+             settings: SessionSettings = SessionSettings(), row_wise: bool = False) -> "OrtRuntime":
+        """A session on ``onnx_path``; ``row_wise`` runs each row alone (needed for a file whose activations
+        are quantized per tensor, :func:`models.quantize.per_tensor`)."""
         import onnxruntime as ort
         from dataclasses import replace
 
-        row_wise = name.endswith("int8") if row_wise is None else row_wise
         options = (replace(settings, threads=1) if row_wise else settings).options()
         session = ort.InferenceSession(str(onnx_path), options, providers=list(settings.providers))
         return cls(session, tasks, name, row_wise, row_workers=settings.threads if row_wise else 1)
@@ -228,24 +227,6 @@ def write_onnx(model: MultiTaskClassifier, out: Path) -> Path:
         warnings.simplefilter("ignore")
         torch.onnx.export(wrapped, (dummy, dummy), str(out), dynamo=False, opset_version=ONNX_OPSET,
                           input_names=list(INPUT_NAMES), output_names=list(model.tasks), dynamic_axes=axes)
-    return out
-
-
-def quantize_onnx(fp32: Path, out: Path, *, per_channel: bool = True) -> Path:
-    """Dynamic int8 quantization of an exported model: int8 weights (per output channel unless told
-    otherwise), activations quantized per batch at run time (no calibration data needed)."""
-    import logging
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # it logs a suggestion to pre-process (shape inference, for static quantization) on the root logger
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=per_channel)
-    finally:
-        root.setLevel(level)
     return out
 
 
@@ -303,7 +284,7 @@ def onnx_file(path: Path, model: MultiTaskClassifier | None, int8: bool, cache_d
             check_export(model, Path(tmp) / fp32.name)
             os.replace(Path(tmp) / fp32.name, fp32)
         if int8:
-            quantize_onnx(fp32, Path(tmp) / q8.name)
+            quantize.per_token(fp32, Path(tmp) / q8.name)
             os.replace(Path(tmp) / q8.name, q8)
     return target
 

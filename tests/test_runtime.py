@@ -47,8 +47,8 @@ def test_onnx_fp32_reproduces_torch_and_int8_stays_close(loaded, tmp_path):
 
 @pytest.mark.parametrize("name", ["ort-int8", "torch-int8"])
 def test_an_int8_score_does_not_depend_on_its_batch(loaded, tmp_path, name):
-    """Dynamic quantization shares one activation scale per tensor: in a batch, a neighbour (here a run of
-    symbols) or padding would move a text's scores. The int8 runtimes score each row alone."""
+    """A text scored in a batch (padded, beside a run of symbols) gets the scores it gets alone: per-token
+    activation scales (ort-int8) up to float rounding, each row run alone (torch-int8) exactly."""
     path, model, ids, mask = loaded
     runtime = build(path, model, name, threads=1, cache_dir=tmp_path)
     together = runtime.probabilities(ids, mask)
@@ -56,7 +56,47 @@ def test_an_int8_score_does_not_depend_on_its_batch(loaded, tmp_path, name):
         width = int(mask[i].sum())
         alone = runtime.probabilities(ids[i:i + 1, :width], mask[i:i + 1, :width])
         for task in together:
-            np.testing.assert_array_equal(alone[task][0], together[task][i])
+            np.testing.assert_allclose(alone[task][0], together[task][i], rtol=0, atol=1e-5)
+
+
+def test_per_tensor_activations_would_tie_a_score_to_its_batch(loaded, tmp_path):
+    """Why ort-int8 quantizes per token: ONNX Runtime's per-tensor file, batched, moves a text's scores
+    with its neighbours by far more than the tolerance above; row by row it does not."""
+    from models import quantize
+    from models.runtime import OrtRuntime
+
+    path, model, ids, mask = loaded
+    per_tensor = quantize.per_tensor(onnx_file(path, model, False, tmp_path), tmp_path / "per-tensor.onnx")
+    moved = {}
+    for row_wise in (False, True):
+        runtime = OrtRuntime.open(per_tensor, model.tasks, "ort-int8", row_wise=row_wise)
+        together = runtime.probabilities(ids, mask)
+        moved[row_wise] = max(
+            float(np.abs(runtime.probabilities(ids[i:i + 1, :int(mask[i].sum())], mask[i:i + 1, :int(mask[i].sum())])
+                         [task][0] - together[task][i]).max())
+            for i in range(len(TEXTS)) for task in together)
+    assert moved[False] > 1e-3 and moved[True] == 0.0
+
+
+def test_the_per_token_file_quantizes_every_weight_matrix(loaded, tmp_path):
+    import onnx
+
+    path, model, _, _ = loaded
+    fp32 = onnx.load(str(onnx_file(path, model, False, tmp_path)))
+    int8 = onnx.load(str(onnx_file(path, model, True, tmp_path)))
+    weights = {i.name for i in fp32.graph.initializer}
+    dense = [n for n in fp32.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+    assert dense
+    left = {i.name for i in int8.graph.initializer}
+    assert not [n for n in int8.graph.node if n.op_type == "MatMul" and n.input[1] in left]
+    assert sum(n.op_type == "MatMulIntegerToFloat" for n in int8.graph.node) == len(dense)
+    int8_weights = {i.name: i for i in int8.graph.initializer if i.data_type == onnx.TensorProto.INT8}
+    products = [n.input[1] for n in int8.graph.node if n.op_type == "MatMulIntegerToFloat"]
+    assert all(np.abs(onnx.numpy_helper.to_array(int8_weights[w])).max() <= 63 for w in products)
+    # the vocabulary's embedding table is looked up in int8 too; the small tables stay float
+    tables = [n.input[0] for n in int8.graph.node if n.op_type == "Gather" and n.input[0] in int8_weights]
+    assert len(tables) == 1 and set(int8_weights) == {*products, *tables}
+    assert "model.encoder.embeddings.word_embeddings.weight" not in {i.name for i in int8.graph.initializer}
 
 
 def test_row_by_row_cuts_each_row_after_its_last_attended_position():
