@@ -3,8 +3,8 @@
 Speed: the same topic validation texts (1,536; 256 with ``quick``) scored end to end by each runtime of
 :mod:`models.runtime` (torch fp32, torch int8, ONNX Runtime fp32, ONNX Runtime int8 per token, and ONNX
 Runtime's per-tensor int8 row by row and batched for comparison) at 1 and 2 threads, length-sorted batches
-of 64, in
-rounds that alternate the runtimes so machine drift hits every one alike; the median pass is reported.
+of 64, in rounds that alternate the runtimes so machine drift hits every one alike; the median pass is
+reported.
 Each pass is split into tokenization, padding and the forward passes (per-batch p50/p99 from those), so
 the table also says where the time goes.
 

@@ -54,12 +54,12 @@ def per_token(fp32: Path, out: Path) -> Path:
     tiny = constant("int8/tiny", np.array(1e-12, np.float32))
     flat = constant("int8/flat", np.array([-1], np.int64))
 
+    last_axis = constant("int8/last_axis", np.array([-1], np.int64)) if opset >= 18 else ""
+
     def reduce(op: str, x: str, y: str):
         if opset < 18:  # axes moved from an attribute to an input at opset 18
             return helper.make_node(op, [x], [y], axes=[-1], keepdims=1)
         return helper.make_node(op, [x, last_axis], [y], keepdims=1)
-
-    last_axis = constant("int8/last_axis", np.array([-1], np.int64)) if opset >= 18 else ""
     quantized: dict[str, tuple[str, str]] = {}  # activation -> (its uint8 tensor, its per-token scale)
     nodes = []
     for node in graph.node:
@@ -130,9 +130,9 @@ def _int8_lookup(node, table, constant) -> list:
     ]
 
 
-def per_tensor(fp32: Path, out: Path, *, per_channel: bool = True) -> Path:
-    """ONNX Runtime's dynamic quantization: int8 weights (per output channel unless told otherwise), one
-    uint8 activation scale per input tensor chosen at run time."""
+def per_tensor(fp32: Path, out: Path) -> Path:
+    """ONNX Runtime's dynamic quantization: int8 weights per output channel, one uint8 activation scale per
+    input tensor chosen at run time."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -142,7 +142,7 @@ def per_tensor(fp32: Path, out: Path, *, per_channel: bool = True) -> Path:
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=per_channel)
+        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True)
     finally:
         root.setLevel(level)
     return out

@@ -56,7 +56,8 @@ def test_an_int8_score_does_not_depend_on_its_batch(loaded, tmp_path, name):
         width = int(mask[i].sum())
         alone = runtime.probabilities(ids[i:i + 1, :width], mask[i:i + 1, :width])
         for task in together:
-            np.testing.assert_allclose(alone[task][0], together[task][i], rtol=0, atol=1e-5)
+            np.testing.assert_allclose(alone[task][0], together[task][i], rtol=0,
+                                       atol=0.0 if name == "torch-int8" else 1e-5)
 
 
 def test_per_tensor_activations_would_tie_a_score_to_its_batch(loaded, tmp_path):
