@@ -66,10 +66,16 @@ def tune_faust_consumer(kafka: KafkaSettings) -> None:
       per 6,000 items, traced). With polls bounded and each starting at the next partition
       (:func:`serve_in_turn`), the documents are served within a poll per partition.
 
-    Faust offers no setting for either, so its driver gets a consumer class with them; everything else
-    of aiokafka is untouched.
+    - Faust's own consumer hands each message to its streams promptly (:mod:`streams.kafka.delivery`).
+
+    Faust offers no setting for any of them, so its driver gets consumer classes with them; everything
+    else of aiokafka and Faust is untouched.
     """
     import types
+
+    from streams.kafka import delivery
+
+    delivery.install()
 
     import aiokafka
     from faust.transport.drivers import aiokafka as driver
