@@ -1,8 +1,10 @@
 """Faust's own cost per message here: a bare agent that takes micro-batches and acknowledges them,
-nothing else (``python -m bench.faust_floor BOOTSTRAP TOPIC N``; used by the pipeline benchmark).
+nothing else (``python -m bench.faust_floor BOOTSTRAP TOPIC N [prompt|plain]``; used by the pipeline
+benchmark), on the workers' event loop and consumer tuning; ``plain``: with Faust's own per-message
+delivery instead of :mod:`streams.kafka.delivery`.
 
 Prints ``messages/s`` once N messages went through. It is the ceiling of one Faust hop on this machine:
-every stage of the pipeline pays it once per document.
+every stage of the pipeline pays it once per consumed message.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ def main() -> None:
     from mode import CrashingSupervisor
 
     from sentimon.settings import get_settings
+    from sentimon.worker import use_event_loop
     from streams.kafka.config import faust_broker, tune_faust_consumer
 
     bootstrap, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    kafka = get_settings().kafka.model_copy(update={"bootstrap_servers": bootstrap, "session_timeout_s": 6})  # credentials from the settings
-    tune_faust_consumer(kafka)  # polled as the workers poll
-    app = faust.App(f"faust-floor-{topic}", **faust_broker(kafka), web_enabled=False,
+    delivery = sys.argv[4] if len(sys.argv) > 4 else "prompt"
+    settings = get_settings()
+    kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap, "session_timeout_s": 6})  # credentials from the settings
+    tune_faust_consumer(kafka, prompt_delivery=delivery == "prompt")  # polled as the workers poll
+    use_event_loop(settings.worker.event_loop)
+    app = faust.App(f"faust-floor-{delivery}-{topic}", **faust_broker(kafka), web_enabled=False,
                     consumer_auto_offset_reset="earliest", topic_disable_leader=True,
                     store="memory://", stream_buffer_maxsize=8192, autodiscover=False)
     state = {"n": 0, "t0": 0.0}

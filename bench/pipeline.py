@@ -203,6 +203,7 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
             first = first or last
         result["raw_consume_per_s"] = count / max(last - first, 1e-9)
         result["faust_hop_per_s"] = _faust_floor(raw, raw.topics.name("raw_news"), n_noop)
+        result["faust_hop_plain_delivery_per_s"] = _faust_floor(raw, raw.topics.name("raw_news"), n_noop, "plain")
 
         log(f"2/4 pipeline with the no-op classifier, {n_noop} documents: one per raw message, then {BULK} per message")
         result["noop_pipeline_per_s"], result["noop_store_per_s"] = _per_worker(settings, workdir, "noop.", items, 1)
@@ -346,12 +347,14 @@ def _cpu_line(result: dict) -> str:
             f"the pipeline can reach {result['cpu_bound_ratio']:.0%} of Triton alone")
 
 
-def _faust_floor(settings: Settings, topic: str, n: int) -> float:
-    """Messages/s of a bare Faust agent over ``topic`` (see :mod:`bench.faust_floor`)."""
+def _faust_floor(settings: Settings, topic: str, n: int, delivery: str = "prompt") -> float:
+    """Messages/s of a bare Faust agent over ``topic`` (see :mod:`bench.faust_floor`; ``delivery``: 'prompt'
+    as the workers deliver, 'plain' as Faust alone does)."""
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "bench.faust_floor", settings.kafka.bootstrap_servers, topic, str(n)],
+    out = subprocess.run([sys.executable, "-m", "bench.faust_floor", settings.kafka.bootstrap_servers, topic, str(n),
+                          delivery],
                          capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
     for line in out.stdout.splitlines():
         if "FLOOR " in line:  # the worker may print terminal control codes first
@@ -372,7 +375,10 @@ def _print(r: dict) -> None:
     table.add_column("target / note")
     table.add_row("raw confluent-kafka consume", f"{r['raw_consume_per_s']:,.0f} msg/s", "floor of any consumer")
     table.add_row("bare Faust agent (take + ack)", f"{r['faust_hop_per_s']:,.0f} msg/s",
-                  "Faust's own ceiling per consumed message")
+                  "the ceiling of a worker's stage per consumed message")
+    if "faust_hop_plain_delivery_per_s" in r:
+        table.add_row("the same with Faust's own per-message delivery", f"{r['faust_hop_plain_delivery_per_s']:,.0f} msg/s",
+                      "four tasks per message (streams.kafka.delivery)")
     table.add_row("pipeline worker, no-op classifier, 1 item per raw message", f"{r['noop_pipeline_per_s']:,.0f} docs/s",
                   f">= 5,000 per worker; {r['noop_pipeline_per_s'] / r['faust_hop_per_s']:.0%} of the bare Faust agent")
     table.add_row(f"pipeline worker, no-op classifier, {r['bulk_per_message']} items per raw message (JSON Lines)",

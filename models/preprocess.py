@@ -13,14 +13,28 @@ import unicodedata
 URL_RE = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 SPACE_RE = re.compile(r"\s+")
 URL_TOKEN = "http"
+# In ASCII the only "C" (control, format, ...) characters are the Cc ones, 0x00-0x1F and 0x7F: most texts
+# take these regular expressions instead of a Python loop over their characters (same result).
+ASCII_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+ASCII_CONTROL_NOT_SPACE_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def prepare(text: str) -> str:
     """Normalise one text for the model: NFKC, entities, URLs -> 'http', no control chars, single spaces."""
     text = unicodedata.normalize("NFKC", html.unescape(text))
     text = URL_RE.sub(URL_TOKEN, text)
-    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    if text.isascii():
+        text = ASCII_CONTROL_RE.sub(" ", text)
+    else:
+        text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
     return SPACE_RE.sub(" ", text).strip()
+
+
+def control_count(text: str) -> int:
+    """How many control characters (Unicode category Cc) ``text`` holds, tabs and line breaks not counted."""
+    if text.isascii():
+        return len(ASCII_CONTROL_NOT_SPACE_RE.findall(text))
+    return sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r")
 
 
 def check_text(item: object, max_chars: int) -> tuple[str | None, str | None, bool]:
@@ -42,8 +56,7 @@ def check_text(item: object, max_chars: int) -> tuple[str | None, str | None, bo
     truncated = len(item) > max_chars
     if truncated:
         item = item[:max_chars]
-    controls = sum(1 for ch in item if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r")
-    if item and controls / len(item) > 0.1:
+    if item and control_count(item) / len(item) > 0.1:
         return None, "binary input: mostly control characters", False
     text = prepare(item)
     if not text:

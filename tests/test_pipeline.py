@@ -222,8 +222,9 @@ def test_triton_killed_mid_stream_loses_nothing_and_the_pipeline_resumes_by_itse
 
 
 def test_the_bench_faust_floor_reads_every_message(broker, tmp_path):
-    """The pipeline benchmark's bare-Faust row runs (its settings reach faust.App once each) and counts
-    exactly the messages of its topic."""
+    """The pipeline benchmark's bare-Faust rows run (their settings reach faust.App once each) and count
+    exactly the messages of their topic, with the workers' delivery and with Faust's own (a consumer
+    group each)."""
     from bench.pipeline import _faust_floor
     from streams.kafka.admin import ensure_topics
 
@@ -232,3 +233,4 @@ def test_the_bench_faust_floor_reads_every_message(broker, tmp_path):
     topic = settings.topics.name("raw_news")
     publish(settings, [("news", v) for _, v in synthetic(500)])
     assert _faust_floor(settings, topic, 500) > 0
+    assert _faust_floor(settings, topic, 500, "plain") > 0

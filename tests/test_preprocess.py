@@ -1,3 +1,5 @@
+from hypothesis import given, settings, strategies as st
+
 from models.preprocess import check_text, prepare
 
 
@@ -21,3 +23,43 @@ def test_check_text_cases():
     assert check_text(None, 100)[1] == "not text: got NoneType"
     text, error, truncated = check_text("word " * 100, 50)
     assert error is None and truncated and len(text) <= 50
+
+
+# the per-character definitions the fast paths for ASCII text must match exactly
+def _reference_prepare(text: str) -> str:
+    import html
+    import unicodedata
+
+    from models.preprocess import SPACE_RE, URL_RE, URL_TOKEN
+
+    text = URL_RE.sub(URL_TOKEN, unicodedata.normalize("NFKC", html.unescape(text)))
+    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    return SPACE_RE.sub(" ", text).strip()
+
+
+def _reference_controls(text: str) -> int:
+    import unicodedata
+
+    return sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r")
+
+
+def test_every_ascii_character_is_prepared_and_counted_as_by_its_unicode_category():
+    from models.preprocess import control_count
+
+    for code in range(128):
+        ch = chr(code)
+        text = f"a{ch}b &amp;{ch}"
+        assert prepare(text) == _reference_prepare(text), repr(ch)
+        assert control_count(text) == _reference_controls(text), repr(ch)
+
+
+_ALPHABET = st.sampled_from([chr(c) for c in range(128)] + ["é", "\u200b", "\u00a0", "\u2028", "\ufeff", "ｆ", "😀"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=_ALPHABET, max_size=60) | st.text(max_size=40))
+def test_prepare_and_control_count_match_their_per_character_definition(text):
+    from models.preprocess import control_count
+
+    assert prepare(text) == _reference_prepare(text)
+    assert control_count(text) == _reference_controls(text)

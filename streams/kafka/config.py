@@ -53,7 +53,7 @@ def serve_in_turn(records: dict) -> None:
         records[first] = records.pop(first)
 
 
-def tune_faust_consumer(kafka: KafkaSettings) -> None:
+def tune_faust_consumer(kafka: KafkaSettings, prompt_delivery: bool = True) -> None:
     """Give Faust's consumers (this process only) ``kafka.fetch_max_wait_ms`` and polls of at most
     ``kafka.max_poll_records`` that take the partitions in turn.
 
@@ -66,7 +66,8 @@ def tune_faust_consumer(kafka: KafkaSettings) -> None:
       per 6,000 items, traced). With polls bounded and each starting at the next partition
       (:func:`serve_in_turn`), the documents are served within a poll per partition.
 
-    - Faust's own consumer hands each message to its streams promptly (:mod:`streams.kafka.delivery`).
+    - Faust's own consumer hands each message to its streams promptly (:mod:`streams.kafka.delivery`;
+      ``prompt_delivery=False`` only for the benchmark that measures Faust's own way).
 
     Faust offers no setting for any of them, so its driver gets consumer classes with them; everything
     else of aiokafka and Faust is untouched.
@@ -75,7 +76,8 @@ def tune_faust_consumer(kafka: KafkaSettings) -> None:
 
     from streams.kafka import delivery
 
-    delivery.install()
+    if prompt_delivery:
+        delivery.install()
 
     import aiokafka
     from faust.transport.drivers import aiokafka as driver
