@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer items per measurement (a smoke run)")
     parser.add_argument("--model", "-m", help="model name, version directory or 'auto' (default: the settings')")
     parser.add_argument("--minutes", type=float, help="soak: minutes of sustained load (default 10)")
+    parser.add_argument("--per-message", type=int, default=1, metavar="N",
+                        help="through-triton: raw items per Kafka message (N > 1: JSON Lines, as `sentimon feed "
+                        "--per-message N`; default 1)")
     parser.add_argument("--gpu", action="store_true", help="models: add the GPU rows (torch CUDA, ONNX Runtime CUDA "
                         "and TensorRT providers)")
     args = parser.parse_args(argv)
@@ -49,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         return _models(settings, out_dir, args.quick, args.gpu)
     module, function = PARTS[args.part]
     extra = {"minutes": args.minutes} if args.part == "soak" and args.minutes else {}
+    if args.part == "through-triton" and args.per_message > 1:
+        extra["per_message"] = args.per_message
     getattr(importlib.import_module(module), function)(settings, out_dir, quick=args.quick, log=log, **extra)
     return 0
 

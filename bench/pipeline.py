@@ -10,7 +10,8 @@
    times (alone, pipeline, alone, ...: the machine drifts): the median ratio says whether the pipeline
    is ever the bottleneck. Each worker has the machine to itself, as in (2); the store worker then
    stores every document. Once more with the store worker beside it (both on the same machine). Then
-   the same pairs through a local Triton server: Triton alone (the stage's own client) vs the pipeline;
+   the same pairs through a local Triton server: Triton alone (the stage's own client) vs the pipeline,
+   with one item per raw message and then with ``BULK`` items per raw message;
 4. latency at half of (3)'s capacity: live items, p50/p99 of ingested -> stored and event time ->
    stored, computed exactly from the store's ``stored_at`` column.
 """
@@ -45,12 +46,13 @@ from bench.workload import backlog, scoring_texts
 BULK = 50  # items per raw message in the JSON Lines run
 
 
-def _pipeline_alone(cluster: LocalCluster, items) -> tuple[float, dict]:
+def _pipeline_alone(cluster: LocalCluster, items, per_message: int = 1) -> tuple[float, dict]:
     """The pipeline worker's docs/s over ``items`` with the machine to itself (the store worker drains the
     scores afterwards and must store every document), and the worker's counters with ``cpu_s``: CPU
     seconds by role while it worked (:mod:`bench.cpu`). The backlog is published first, so the feed's own
-    work does not share the cores with the worker measured."""
-    publish(cluster.settings, items)
+    work does not share the cores with the worker measured. ``per_message`` > 1: raw messages of that
+    many items (JSON Lines)."""
+    publish(cluster.settings, items, per_message=per_message)
     pipeline = cluster.start_worker("pipeline")  # ready: the scorer is loaded / reachable
     before = cpu.snapshot()
     rate = drain_rate(pipeline, "ingest", "scoring", len(items), 1800)
@@ -106,12 +108,13 @@ def _paired(reps: int, alone: Callable[[], float], pipeline: Callable[[int], tup
             "counters": counters}
 
 
-def _fresh_runs(settings: Settings, workdir: Path, name: str, backend: str, items) -> Callable[[int], tuple[float, dict]]:
+def _fresh_runs(settings: Settings, workdir: Path, name: str, backend: str, items,
+                per_message: int = 1) -> Callable[[int], tuple[float, dict]]:
     """:func:`_pipeline_alone` on topics and a store of its own per run (``<name><run>.``), for :func:`_paired`."""
     def run(rep: int) -> tuple[float, dict]:
         cluster = local_cluster(settings, workdir, f"{name}{rep}.", backend)
         try:
-            return _pipeline_alone(cluster, items)
+            return _pipeline_alone(cluster, items, per_message)
         finally:
             cluster.stop()
 
@@ -230,6 +233,11 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
 
         log("3b/4 Triton alone (the scoring stage's client, same texts), then the pipeline through Triton")
         result.update(_through_triton(settings, workdir, ref, classifier, texts, model_items, _triton_pairs(quick), log))
+        log(f"3c/4 the same with the raw backlog in messages of {BULK} items (JSON Lines): Faust's cost per consumed "
+            "message shared by as many documents")
+        bulk = _through_triton(settings, workdir, ref, classifier, texts, model_items, _triton_pairs(quick), log, BULK)
+        result["triton_bulk"] = bulk
+        result["triton_bulk_pipeline_vs_triton_ratio"] = bulk["triton_pipeline_vs_triton_ratio"]
         del classifier, alone  # the model's memory goes back before the latency run starts its own
         cluster = local_cluster(settings, workdir, "latency.", "local")
         store = cluster.start_worker("store")
@@ -276,25 +284,30 @@ def _model_inputs(settings: Settings, n: int):
     return ref, classifier, items, texts
 
 
-def run_through_triton_bench(settings: Settings, out_dir: Path, *, quick: bool = False,
+def run_through_triton_bench(settings: Settings, out_dir: Path, *, quick: bool = False, per_message: int = 1,
                              log: Callable[[str], None] = print) -> dict:
     """Only part 3b of :func:`run_pipeline_bench` (the pipeline through Triton against Triton alone, paired),
-    the same code and sizes: a few minutes instead of the whole benchmark's quarter hour."""
+    the same code and sizes: a few minutes instead of the whole benchmark's quarter hour. ``per_message``
+    > 1: the raw backlog in messages of that many items (JSON Lines), so Faust's cost per consumed message
+    is shared by as many documents (saved as ``pipeline-triton-bulk``)."""
     n_model, reps = 300 if quick else 6000, _triton_pairs(quick)
-    result: dict = {"machine_note": f"{os.cpu_count()} cores shared by tansu, tritonserver and the worker", "quick": quick}
+    result: dict = {"machine_note": f"{os.cpu_count()} cores shared by tansu, tritonserver and the worker", "quick": quick,
+                    "raw_items_per_message": per_message}
     with Broker(log=out_dir / "bench-broker.log") as broker:
         settings = on_broker(settings, broker)
         ref, classifier, items, texts = _model_inputs(settings, n_model)
         result["model"] = f"{ref.name}/{ref.version} ({settings.scoring.runtime})"
-        log(f"Triton alone (the scoring stage's client, {len(texts)} texts), then the pipeline through Triton, {reps} pairs")
-        result.update(_through_triton(settings, out_dir / "pipeline-run", ref, classifier, texts, items, reps, log))
+        log(f"Triton alone (the scoring stage's client, {len(texts)} texts), then the pipeline through Triton, {reps} pairs"
+            f" ({per_message} raw item(s) per message)")
+        result.update(_through_triton(settings, out_dir / "pipeline-run", ref, classifier, texts, items, reps, log,
+                                      per_message))
     tp = result["triton_pipeline"]
     log(f"pipeline through Triton {result['triton_pipeline_per_s']:,.0f} docs/s vs Triton alone "
         f"{result['triton_alone_per_s']:,.0f} texts/s ({result['triton_config']}): {result['triton_pipeline_vs_triton']:.0%} "
         f"(target >= 90%; median of the pairs {', '.join(f'{x:.0%}' for x in tp['ratios'])}; once filled "
         f"{', '.join(f'{x:.0%}' for x in tp['steady_ratios'])}; fill {', '.join(f'{x:.2f}' for x in tp['fill_s'])} s)")
     log(_cpu_line(result))
-    save_result(out_dir, "pipeline-triton", result, log)
+    save_result(out_dir, "pipeline-triton" if per_message == 1 else "pipeline-triton-bulk", result, log)
     return result
 
 
@@ -305,10 +318,10 @@ def _triton_pairs(quick: bool) -> int:
 
 
 def _through_triton(settings: Settings, workdir: Path, ref, classifier, texts: list[str], items, reps: int,
-                    log: Callable[[str], None]) -> dict:
+                    log: Callable[[str], None], per_message: int = 1) -> dict:
     """Triton alone (the scoring stage's own client over ``texts``) paired with the pipeline worker through
     Triton over ``items`` (:func:`_paired`), one local tritonserver for both; the result's triton_* keys."""
-    cluster = local_cluster(settings, workdir, "triton.", "local")
+    cluster = local_cluster(settings, workdir, "triton." if per_message == 1 else "triton-bulk.", "local")
     alone_cpu: list[dict[str, float]] = []
     try:
         triton = cluster.start_triton()
@@ -320,7 +333,8 @@ def _through_triton(settings: Settings, workdir: Path, ref, classifier, texts: l
             alone_cpu.append(cpu.by_role(before, cpu.snapshot()))
             return cell["texts_per_s"]
 
-        through = _paired(reps, triton_alone, _fresh_runs(cluster.settings, workdir, "triton", "triton", items), log)
+        name = "triton" if per_message == 1 else "triton-bulk"
+        through = _paired(reps, triton_alone, _fresh_runs(cluster.settings, workdir, name, "triton", items, per_message), log)
     finally:
         cluster.stop()
     through.pop("counters")
@@ -415,6 +429,11 @@ def _print(r: dict) -> None:
         table.add_row("CPU per document (ms), Triton alone vs the pipeline through it",
                       f"{sum(r['cpu_ms_per_doc']['triton_alone'].values()):.2f} vs {sum(r['cpu_ms_per_doc']['pipeline'].values()):.2f}",
                       _cpu_line(r).split(": ", 1)[1])
+    if "triton_bulk" in r:
+        b = r["triton_bulk"]
+        table.add_row(f"the same, {BULK} items per raw message (JSON Lines)", f"{b['triton_pipeline_per_s']:,.0f} docs/s",
+                      f"{b['triton_pipeline_vs_triton']:.0%} of Triton alone ({b['triton_alone_per_s']:,.0f} texts/s; pairs "
+                      f"{', '.join(f'{x:.0%}' for x in b['triton_pipeline']['ratios'])}); {_cpu_line(b).split(': ', 1)[1]}")
     lat = r["latency"]
     table.add_row(f"latency at {r['latency_rate_per_s']:.0f} docs/s (half of the model pipeline), ingested -> stored",
                   f"p50 {lat['pipeline_p50_s']:.2f} s, p99 {lat['pipeline_p99_s']:.2f} s", f"{lat['documents']} documents")

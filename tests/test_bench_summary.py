@@ -31,9 +31,11 @@ def test_the_summary_takes_the_pipeline_run_that_followed_the_models_run(tmp_pat
     assert early["pipeline_vs_model_ratio"] is None and early["met"]["pipeline_vs_model_ratio"] is False
     assert early["met"]["ort_int8_vs_torch_fp32_ratio"] is True
     _write(tmp_path / "pipeline-20261202T001000.json",
-           {"pipeline_vs_model_ratio": 0.95, "triton_pipeline_vs_triton_ratio": 0.89, "model": "m/1 (ort-int8)"}, 3_000)
+           {"pipeline_vs_model_ratio": 0.95, "triton_pipeline_vs_triton_ratio": 0.89, "model": "m/1 (ort-int8)",
+            "triton_bulk_pipeline_vs_triton_ratio": 0.93}, 3_000)
     result = summarise(tmp_path)
     assert result["sources"] == {"models": "models-20261202T000000.json", "pipeline": "pipeline-20261202T001000.json"}
     assert result["met"] == {"ort_int8_vs_torch_fp32_ratio": True, "pipeline_vs_model_ratio": True,
-                             "triton_pipeline_vs_triton_ratio": False}
+                             "triton_pipeline_vs_triton_ratio": False}  # the bulk ratio has no target
+    assert result["triton_bulk_pipeline_vs_triton_ratio"] == 0.93 and early["triton_bulk_pipeline_vs_triton_ratio"] is None
     assert result["accuracy"]["ort-int8"]["sentiment"]["accuracy"] == 0.88
