@@ -45,6 +45,32 @@ INT8_TOLERANCE = 0.003  # accuracy, absolute: an int8 runtime may cost at most 0
 # batched (rows sharing activation scales, which no scoring path may do: the speed per-token is held against)
 PER_TENSOR = "ort-int8-per-tensor"
 PER_TENSOR_BATCHED = "ort-int8-per-tensor-batched"
+# at two threads: the per-token file with each batch in one run on two intra-op threads (the default splits it
+# into two one-thread runs, models.runtime.SessionSettings), and torch fp32 split the same way
+ONE_RUN = "ort-int8-one-run"
+TORCH_SPLIT = "torch-fp32-split"
+
+
+class SplitTorch:
+    """torch fp32 with a batch split into ``threads`` groups of rows by length, each run at once on one torch
+    thread (:func:`models.runtime.in_groups`): the way the default ONNX Runtime session uses two cores."""
+
+    def __init__(self, runtime, threads: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.runtime, self.threads = runtime, threads
+        self.pool = ThreadPoolExecutor(threads)
+
+    def probabilities(self, input_ids, attention_mask):
+        from models.runtime import by_length, in_groups
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return in_groups(self.runtime.probabilities, input_ids, attention_mask,
+                             by_length(attention_mask, self.threads), self.pool.map)
+        finally:
+            torch.set_num_threads(previous)
 
 
 def _runners(ref: ModelRef, threads: int, cache_dir: Path, only: str | None = None) -> dict[str, object]:
@@ -62,6 +88,10 @@ def _runners(ref: ModelRef, threads: int, cache_dir: Path, only: str | None = No
     if only:
         return out
     out[PER_TENSOR_BATCHED] = OrtRuntime.open(per_tensor, model.tasks, "ort-int8", SessionSettings(threads=threads))
+    if threads > 1:
+        out[ONE_RUN] = OrtRuntime.open(onnx_file(ref.path, model, True, cache_dir), model.tasks, "ort-int8",
+                                       SessionSettings(threads=threads, split_batches=False))
+        out[TORCH_SPLIT] = SplitTorch(build(ref.path, model, "torch-fp32"), threads)
     return out
 
 
@@ -228,6 +258,9 @@ def run_models_bench(
             two["ort-int8"]["texts_per_s"] / two[PER_TENSOR_BATCHED]["texts_per_s"],
         "per_token_vs_per_tensor_batched_ratio_1_thread":
             one["ort-int8"]["texts_per_s"] / one[PER_TENSOR_BATCHED]["texts_per_s"],
+        # the default's split batches against one run on two intra-op threads; torch fp32 split the same way
+        "split_vs_one_run_ratio": two["ort-int8"]["texts_per_s"] / two[ONE_RUN]["texts_per_s"],
+        "ort_int8_vs_torch_fp32_split_ratio": two["ort-int8"]["texts_per_s"] / two[TORCH_SPLIT]["texts_per_s"],
         "accuracy": acc,
         "default_runtime": DEFAULT_RUNTIME,
         "default_within_tolerance": acc[DEFAULT_RUNTIME]["within_tolerance"],

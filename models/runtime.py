@@ -71,18 +71,39 @@ def version_suffix(runtime: RuntimeName) -> str:
 Forward = Callable[[np.ndarray, np.ndarray], dict[Task, np.ndarray]]
 
 
-def row_by_row(forward: Forward, input_ids: np.ndarray, attention_mask: np.ndarray,
-               mapper: Callable = map) -> dict[Task, np.ndarray]:
-    """``forward`` on each row alone, cut after its last attended position (no padding), rows stacked again:
-    a row's result depends on that row only. A row with nothing attended keeps its first position.
-    ``mapper`` runs the rows (``map``, or a thread pool's ``map`` to run several at once)."""
+def in_groups(forward: Forward, input_ids: np.ndarray, attention_mask: np.ndarray, groups: Sequence[np.ndarray],
+              mapper: Callable = map) -> dict[Task, np.ndarray]:
+    """``forward`` on each group of rows (row indices) alone, each cut after its group's last attended
+    position, the results put back in row order. A row with nothing attended keeps its first position.
+    ``mapper`` runs the groups (``map``, or a thread pool's ``map`` to run several at once)."""
     attended = attention_mask != 0
     last = np.where(attended.any(1), attended.shape[1] - 1 - np.argmax(attended[:, ::-1], axis=1), 0)
-    parts = list(mapper(lambda i: forward(input_ids[i:i + 1, : last[i] + 1], attention_mask[i:i + 1, : last[i] + 1]),
-                        range(len(input_ids))))
-    if not parts:
+
+    def run(rows: np.ndarray) -> dict[Task, np.ndarray]:
+        width = int(last[rows].max()) + 1
+        return forward(input_ids[rows, :width], attention_mask[rows, :width])
+
+    results = list(mapper(run, groups))
+    if not results:
         return forward(input_ids, attention_mask)
-    return {task: np.concatenate([p[task] for p in parts]) for task in parts[0]}
+    out = {task: np.empty((len(input_ids), *p.shape[1:]), p.dtype) for task, p in results[0].items()}
+    for rows, result in zip(groups, results):
+        for task, p in result.items():
+            out[task][rows] = p
+    return out
+
+
+def row_by_row(forward: Forward, input_ids: np.ndarray, attention_mask: np.ndarray,
+               mapper: Callable = map) -> dict[Task, np.ndarray]:
+    """``forward`` on each row alone, cut after its last attended position (no padding): a row's result
+    depends on that row only (:func:`in_groups` of one row each)."""
+    return in_groups(forward, input_ids, attention_mask, [np.array([i]) for i in range(len(input_ids))], mapper)
+
+
+def by_length(attention_mask: np.ndarray, parts: int) -> list[np.ndarray]:
+    """The rows in at most ``parts`` groups of consecutive lengths, as even in size as they divide."""
+    order = np.argsort((attention_mask != 0).sum(1), kind="stable")
+    return [g for g in np.array_split(order, max(1, min(parts, len(order)))) if len(g)]
 
 
 class TorchRuntime:
@@ -128,13 +149,17 @@ def quantize_torch(model: MultiTaskClassifier) -> nn.Module:
 
 @dataclass(frozen=True)
 class SessionSettings:
-    """ONNX Runtime session options, recorded with every benchmark. ``threads``: intra-op threads of a
-    batched session (one per model process is the pipeline's setting, see :class:`streams.scorer.LocalScorer`);
-    a row-wise session instead runs one intra-op thread and ``threads`` rows at once, because one short text
-    is too small a matrix product to split (two intra-op threads scored single rows slower than one). One
-    inter-op thread (the graph is a chain); every graph optimization; the memory arena on."""
+    """ONNX Runtime session options, recorded with every benchmark. ``threads``: how many cores a session
+    uses (one per model process is the pipeline's setting, see :class:`streams.scorer.LocalScorer`). With
+    ``split_batches`` (the default) a batch is split into ``threads`` groups of rows by length, each run at
+    once on one intra-op thread: on two cores that scored 414 texts/s against 353 with the whole batch on two
+    intra-op threads, which wait for each other at every operator (int8 per token, batches of 64; the
+    models benchmark records both). A row-wise session likewise runs one intra-op thread and ``threads`` rows
+    at once, because one short text is too small a matrix product to split. One inter-op thread (the graph is
+    a chain); every graph optimization; the memory arena on."""
 
     threads: int = 1
+    split_batches: bool = True
     inter_op_threads: int = 1
     graph_optimization: str = "ORT_ENABLE_ALL"
     memory_arena: bool = True
@@ -163,12 +188,14 @@ class OrtRuntime:
         self.tasks: tuple[Task, ...] = tuple(tasks)
         self.name = name
         self.row_wise = row_wise
-        # session.run releases the GIL and may be called concurrently: rows run ``row_workers`` at a time
+        # session.run releases the GIL and may be called concurrently: rows (row-wise) or groups of rows
+        # (a split batch) run ``row_workers`` at a time
+        self.row_workers = row_workers
         self._pool = None
-        if row_wise and row_workers > 1:
+        if row_workers > 1:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._pool = ThreadPoolExecutor(row_workers, thread_name_prefix="ort-row")
+            self._pool = ThreadPoolExecutor(row_workers, thread_name_prefix="ort-rows")
         outputs = [o.name for o in session.get_outputs()]
         if sorted(outputs) != sorted(self.tasks):
             raise ValueError(f"the ONNX model's outputs {outputs} are not the model's tasks {list(self.tasks)}")
@@ -178,18 +205,23 @@ class OrtRuntime:
     def open(cls, onnx_path: Path, tasks: Sequence[Task], name: RuntimeName,
              settings: SessionSettings = SessionSettings(), row_wise: bool = False) -> "OrtRuntime":
         """A session on ``onnx_path``; ``row_wise`` runs each row alone (needed for a file whose activations
-        are quantized per tensor, :func:`models.quantize.per_tensor`)."""
+        are quantized per tensor, :func:`models.quantize.per_tensor`); otherwise a batch is split across
+        ``settings.threads`` one-thread runs when ``settings.split_batches`` (see :class:`SessionSettings`)."""
         import onnxruntime as ort
         from dataclasses import replace
 
-        options = (replace(settings, threads=1) if row_wise else settings).options()
+        in_parts = row_wise or settings.split_batches
+        options = (replace(settings, threads=1) if in_parts else settings).options()
         session = ort.InferenceSession(str(onnx_path), options, providers=list(settings.providers))
-        return cls(session, tasks, name, row_wise, row_workers=settings.threads if row_wise else 1)
+        return cls(session, tasks, name, row_wise, row_workers=settings.threads if in_parts else 1)
 
     def probabilities(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[Task, np.ndarray]:
+        mapper = self._pool.map if self._pool is not None else map
         if self.row_wise:
-            return row_by_row(self._forward, np.asarray(input_ids), np.asarray(attention_mask),
-                              self._pool.map if self._pool is not None else map)
+            return row_by_row(self._forward, np.asarray(input_ids), np.asarray(attention_mask), mapper)
+        if self.row_workers > 1 and len(input_ids) > 1:
+            mask = np.asarray(attention_mask)
+            return in_groups(self._forward, np.asarray(input_ids), mask, by_length(mask, self.row_workers), mapper)
         return self._forward(input_ids, attention_mask)
 
     def _forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[Task, np.ndarray]:

@@ -175,16 +175,18 @@ def test_a_test_model_says_so_wherever_it_is_used(tiny_model, tmp_path):
 def test_bench_measures_every_runtime_and_saves_json(tiny_model, train_sets, valid_small, tmp_path):
     from models.artifact import ModelRef
     from models.runtime import RUNTIMES
-    from bench.models import PER_TENSOR, PER_TENSOR_BATCHED, THREADS, run_models_bench
+    from bench.models import ONE_RUN, PER_TENSOR, PER_TENSOR_BATCHED, THREADS, TORCH_SPLIT, run_models_bench
 
     path = tiny_model[0]
     result = run_models_bench(ModelRef(path, "sentimon-tiny", "1"), train_sets, valid_small, tmp_path, quick=True,
                               rounds=1, log=lambda _: None)
     cells = {(r["runtime"], r["threads"]) for r in result["rows"]}
-    assert cells == {(name, t) for name in (*RUNTIMES, PER_TENSOR, PER_TENSOR_BATCHED) for t in THREADS}
+    assert cells == {(name, t) for name in (*RUNTIMES, PER_TENSOR, PER_TENSOR_BATCHED) for t in THREADS} | {
+        (ONE_RUN, 2), (TORCH_SPLIT, 2)}  # the two-thread references of the split batches
     assert all(r["texts_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] for r in result["rows"])
     assert all(0.99 < r["tokenize_share"] + r["pad_share"] + r["forward_share"] <= 1.0 for r in result["rows"])
     assert result["ort_int8_vs_torch_fp32_ratio"] > 0
+    assert result["split_vs_one_run_ratio"] > 0 and result["ort_int8_vs_torch_fp32_split_ratio"] > 0
     # every runtime scored both splits; fp32 runtimes reproduce torch's decisions
     assert set(result["accuracy"]) == {*RUNTIMES, PER_TENSOR}
     ort = result["accuracy"]["ort-fp32"]

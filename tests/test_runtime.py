@@ -8,7 +8,7 @@ import pytest
 from models import artifact
 from models.batching import pad_arrays
 from models.classifier import Classifier, token_ids
-from models.runtime import RUNTIMES, build, check_export, onnx_file, row_by_row, version_suffix
+from models.runtime import RUNTIMES, build, by_length, check_export, in_groups, onnx_file, row_by_row, version_suffix
 
 TEXTS = ["Tesla shares slump after deliveries miss estimates", "Apple beats", "$NVDA to the moon 🚀🚀",
          "Fed holds rates steady; stocks rally into the close as yields fall and the dollar weakens against the yen",
@@ -58,6 +58,45 @@ def test_an_int8_score_does_not_depend_on_its_batch(loaded, tmp_path, name):
         for task in together:
             np.testing.assert_allclose(alone[task][0], together[task][i], rtol=0,
                                        atol=0.0 if name == "torch-int8" else 1e-5)
+
+
+@pytest.mark.parametrize("name", ["ort-int8", "ort-fp32"])
+def test_a_batch_split_across_threads_scores_as_one_run(loaded, tmp_path, name):
+    """Two threads run a batch as two groups of rows, each on one thread: the same scores as the whole batch
+    in one run (up to float rounding), in the rows' order."""
+    from models.runtime import OrtRuntime, SessionSettings, onnx_file
+
+    path, model, ids, mask = loaded
+    file = onnx_file(path, model, name == "ort-int8", tmp_path)
+    whole = OrtRuntime.open(file, model.tasks, name, SessionSettings(threads=1)).probabilities(ids, mask)
+    split = OrtRuntime.open(file, model.tasks, name, SessionSettings(threads=2))
+    assert split.row_workers == 2
+    calls = []
+    forward = split._forward
+    split._forward = lambda i, m: calls.append(len(i)) or forward(i, m)
+    out = split.probabilities(ids, mask)
+    assert sorted(calls) == [3, 3]
+    for task in whole:
+        np.testing.assert_allclose(out[task], whole[task], rtol=0, atol=1e-5)
+    one_row = split.probabilities(ids[:1], mask[:1])  # a single row is not split
+    np.testing.assert_allclose(one_row["topic"][0], whole["topic"][0], rtol=0, atol=1e-5)
+
+
+def test_groups_are_cut_after_their_last_attended_position_and_put_back_in_order():
+    seen = []
+
+    def forward(ids, mask):
+        seen.append(ids.tolist())
+        return {"t": ids.sum(1, keepdims=True).astype(np.float32)}
+
+    ids = np.array([[5, 6, 0, 0], [7, 7, 7, 0], [9, 9, 9, 9], [3, 0, 0, 0]])
+    mask = (ids != 0).astype(np.int64)
+    groups = by_length(mask, 2)
+    assert [g.tolist() for g in groups] == [[3, 0], [1, 2]]  # the two shortest, then the two longest
+    out = in_groups(forward, ids, mask, groups)
+    assert seen == [[[3, 0], [5, 6]], [[7, 7, 7, 0], [9, 9, 9, 9]]]
+    assert out["t"].ravel().tolist() == [11, 21, 36, 3]
+    assert [g.tolist() for g in by_length(mask, 8)] == [[3], [0], [1], [2]]  # never an empty group
 
 
 def test_per_tensor_activations_would_tie_a_score_to_its_batch(loaded, tmp_path):
