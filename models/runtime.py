@@ -152,9 +152,8 @@ class SessionSettings:
     """ONNX Runtime session options, recorded with every benchmark. ``threads``: how many cores a session
     uses (one per model process is the pipeline's setting, see :class:`streams.scorer.LocalScorer`). With
     ``split_batches`` (the default) a batch is split into ``threads`` groups of rows by length, each run at
-    once on one intra-op thread: on two cores that scored 414 texts/s against 353 with the whole batch on two
-    intra-op threads, which wait for each other at every operator (int8 per token, batches of 64; the
-    models benchmark records both). A row-wise session likewise runs one intra-op thread and ``threads`` rows
+    once on one intra-op thread, faster than the whole batch on ``threads`` intra-op threads, which wait for
+    each other at every operator (the models benchmark measures both; docs/decisions.md). A row-wise session likewise runs one intra-op thread and ``threads`` rows
     at once, because one short text is too small a matrix product to split. One inter-op thread (the graph is
     a chain); every graph optimization; the memory arena on."""
 

@@ -60,6 +60,17 @@ def test_an_int8_score_does_not_depend_on_its_batch(loaded, tmp_path, name):
                                        atol=0.0 if name == "torch-int8" else 1e-5)
 
 
+def recording_forward():
+    """A forward pass that records the token ids it was given and sums each row: (record, forward)."""
+    seen = []
+
+    def forward(ids, mask):
+        seen.append(ids.tolist())
+        return {"t": ids.sum(1, keepdims=True).astype(np.float32)}
+
+    return seen, forward
+
+
 @pytest.mark.parametrize("name", ["ort-int8", "ort-fp32"])
 def test_a_batch_split_across_threads_scores_as_one_run(loaded, tmp_path, name):
     """Two threads run a batch as two groups of rows, each on one thread: the same scores as the whole batch
@@ -83,12 +94,7 @@ def test_a_batch_split_across_threads_scores_as_one_run(loaded, tmp_path, name):
 
 
 def test_groups_are_cut_after_their_last_attended_position_and_put_back_in_order():
-    seen = []
-
-    def forward(ids, mask):
-        seen.append(ids.tolist())
-        return {"t": ids.sum(1, keepdims=True).astype(np.float32)}
-
+    seen, forward = recording_forward()
     ids = np.array([[5, 6, 0, 0], [7, 7, 7, 0], [9, 9, 9, 9], [3, 0, 0, 0]])
     mask = (ids != 0).astype(np.int64)
     groups = by_length(mask, 2)
@@ -140,12 +146,7 @@ def test_the_per_token_file_quantizes_every_weight_matrix(loaded, tmp_path):
 
 
 def test_row_by_row_cuts_each_row_after_its_last_attended_position():
-    seen = []
-
-    def forward(ids, mask):
-        seen.append(ids.tolist())
-        return {"t": ids.sum(1, keepdims=True).astype(np.float32)}
-
+    seen, forward = recording_forward()
     ids = np.array([[5, 6, 0, 0], [7, 0, 8, 0], [9, 9, 9, 9], [3, 0, 0, 0]])
     mask = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [1, 1, 1, 1], [0, 0, 0, 0]])
     out = row_by_row(forward, ids, mask)

@@ -67,7 +67,8 @@ def tune_faust_consumer(kafka: KafkaSettings, prompt_delivery: bool = True) -> N
       (:func:`serve_in_turn`), the documents are served within a poll per partition.
 
     - Faust's own consumer hands each message to its streams promptly (:mod:`streams.kafka.delivery`;
-      ``prompt_delivery=False`` only for the benchmark that measures Faust's own way).
+      ``prompt_delivery=False``, for the benchmark that measures Faust's own way, installs nothing and
+      leaves an earlier installation in this process as it is).
 
     Faust offers no setting for any of them, so its driver gets consumer classes with them; everything
     else of aiokafka and Faust is untouched.

@@ -2,14 +2,14 @@
 
 faust-streaming's drain loop delivers every message inside ``wait_first(deliver(message),
 suspend_flow.wait())``, and mode's ``wait_first`` races them against the service's stopped and crashed
-events: four tasks created, an ``asyncio.wait`` and three cancellations per message. Here that was about
-half of Faust's CPU per message (a bare agent: 0.23 ms a message, 0.12 ms with :class:`PromptDelivery`).
+events: four tasks created, an ``asyncio.wait`` and three cancellations per message, about a third of a
+bare agent's CPU per message here (docs/decisions.md).
 
-:class:`PromptDelivery` gives the first awaitable one turn of the event loop on its own. Delivery only
-waits when a stream's buffer is full (backpressure); when it has finished within that turn, the other
-waits are dropped unstarted and the loop moves on. Otherwise the running delivery joins the original race,
-so a delivery blocked on a full buffer is still abandoned when the flow is suspended (a rebalance) or the
-worker stops, exactly as before.
+:class:`PromptDelivery` gives the first awaitable one turn of the event loop on its own. A delivery waits
+only while the flow is suspended, Faust's producer buffer is full or a stream's buffer is full; when it
+has finished within that turn, the other waits are dropped unstarted and the loop moves on. Otherwise the
+running delivery joins the original race, so a waiting delivery is still abandoned when the flow is
+suspended (a rebalance) or the worker stops, exactly as before.
 """
 
 from __future__ import annotations
