@@ -321,7 +321,8 @@ def _through_triton(settings: Settings, workdir: Path, ref, classifier, texts: l
                     log: Callable[[str], None], per_message: int = 1) -> dict:
     """Triton alone (the scoring stage's own client over ``texts``) paired with the pipeline worker through
     Triton over ``items`` (:func:`_paired`), one local tritonserver for both; the result's triton_* keys."""
-    cluster = local_cluster(settings, workdir, "triton." if per_message == 1 else "triton-bulk.", "local")
+    name = "triton" if per_message == 1 else "triton-bulk"  # the topics and stores of these runs
+    cluster = local_cluster(settings, workdir, f"{name}.", "local")
     alone_cpu: list[dict[str, float]] = []
     try:
         triton = cluster.start_triton()
@@ -333,7 +334,6 @@ def _through_triton(settings: Settings, workdir: Path, ref, classifier, texts: l
             alone_cpu.append(cpu.by_role(before, cpu.snapshot()))
             return cell["texts_per_s"]
 
-        name = "triton" if per_message == 1 else "triton-bulk"
         through = _paired(reps, triton_alone, _fresh_runs(cluster.settings, workdir, name, "triton", items, per_message), log)
     finally:
         cluster.stop()
