@@ -189,10 +189,34 @@ def load(folder: Path, texts: list[str] | None = None) -> TeacherLogits:
     return TeacherLogits(logits, adjust, card["rows"], meta)
 
 
+def ensemble(members: list[TeacherLogits]) -> TeacherLogits:
+    """Several teachers as one: the mean of their raw logits (and of their adjustments) on the same rows."""
+    if not members:
+        raise ValueError("an ensemble needs at least one teacher")
+    rows = {m.rows for m in members}
+    if len(rows) != 1:
+        raise ValueError("the teachers of an ensemble must cover the same training rows in the same order")
+    tasks = [set(m.logits) for m in members]
+    if any(t != tasks[0] for t in tasks):
+        raise ValueError("the teachers of an ensemble must have the same heads")
+    if len(members) == 1:
+        return members[0]
+
+    def mean(part: str) -> dict[str, torch.Tensor]:
+        return {t: torch.stack([getattr(m, part)[t] for m in members]).mean(dim=0) for t in members[0].logits}
+
+    meta = {"teacher": "+".join(str(m.meta.get("teacher")) for m in members), "members": [m.meta for m in members]}
+    return TeacherLogits(mean("logits"), mean("adjust"), members[0].rows, meta)
+
+
 def for_rows(spec: str, texts: list[str], cache: Path, log: Callable[[str], None] = print) -> TeacherLogits:
     """The teacher's logits on ``texts``: from a teacher-logits folder when ``spec`` names one, else from
     the model version ``spec`` (a directory), computed once and kept in ``cache``, keyed by the
-    teacher's weights and the rows, so a resumed or repeated run never loads the teacher again."""
+    teacher's weights and the rows, so a resumed or repeated run never loads the teacher again.
+    ``a+b``: the ensemble of teachers ``a`` and ``b`` (the mean of their logits)."""
+    if "+" in spec and find(spec) is None:
+        parts = [p for p in spec.split("+") if p]
+        return ensemble([for_rows(p, texts, cache.parent / f"{cache.name}-{i}", log) for i, p in enumerate(parts)])
     folder = find(spec)
     if folder is not None:
         log(f"teacher logits from {folder}")

@@ -66,6 +66,27 @@ def test_a_student_learns_from_kept_logits_without_the_teacher(tiny_model, rows,
     assert not torch.allclose(adjusted["sentiment"], soft["sentiment"])
 
 
+def test_an_ensemble_of_teachers_teaches_the_mean_of_their_logits(tiny_model, rows, tmp_path, monkeypatch):
+    texts = row_texts(rows, ("sentiment", "topic"))
+    one = distill.compute(tiny_model[0], texts, progress=None)
+    shifted = distill.TeacherLogits({t: x + 2.0 * torch.arange(x.shape[1]) for t, x in one.logits.items()},
+                                    {t: -a for t, a in one.adjust.items()}, one.rows, dict(one.meta, teacher="b"))
+    distill.save(one, tmp_path / "a")
+    distill.save(shifted, tmp_path / "b")
+    monkeypatch.setattr(distill, "TEACHER_DIR", tmp_path)
+    both = distill.for_rows("a+b", texts, tmp_path / "cache", log=lambda _: None)
+    for t in ("sentiment", "topic"):
+        assert torch.allclose(both.logits[t], one.logits[t] + torch.arange(one.logits[t].shape[1]), atol=1e-5)
+        assert torch.allclose(both.adjust[t], torch.zeros_like(one.adjust[t]))
+    assert both.meta["teacher"].endswith("+b") and len(both.meta["members"]) == 2
+    cfg = profile("release-distill", teacher="a+b", train_limit=LIMIT)
+    soft = teacher_labels(cfg, rows, tmp_path / "c", log=lambda _: None)
+    assert torch.allclose(soft["topic"], both.probabilities(cfg.soft_temperature)["topic"])
+    other = distill.TeacherLogits(one.logits, one.adjust, "other rows", one.meta)
+    with pytest.raises(ValueError, match="same training rows"):
+        distill.ensemble([one, other])
+
+
 def test_a_teacher_model_is_run_once_and_its_logits_kept(tiny_model, rows, tmp_path, monkeypatch):
     cfg = profile("release-distill", teacher=str(tiny_model[0]), train_limit=LIMIT)
     cache = tmp_path / "teacher"
