@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 from models.labels import TASKS, Task
 
 
-ADDED_FIELDS = ("teacher", "distill", "teacher_adjusted", "augment")  # see TrainConfig.fingerprint
+ADDED_FIELDS = ("teacher", "distill", "teacher_adjusted", "augment", "distill_other")  # see TrainConfig.fingerprint
 
 
 class TrainConfig(BaseModel):
@@ -66,6 +66,11 @@ class TrainConfig(BaseModel):
         "every row"
     )
     distill: float = Field(0.0, ge=0, description="weight of the teacher's soft-label loss (with teacher)")
+    distill_other: float = Field(
+        1.0, ge=0, le=1, description="share of that weight on the heads of the task a row is not labelled for "
+        "(the sentiment head on topic rows and the reverse): below 1 the teacher's view of the other task's "
+        "texts counts less than of the row's own"
+    )
     teacher_adjusted: bool = Field(
         False, description="teach the teacher's calibrated, prior-corrected probabilities rather than its raw "
         "logits' (the student gets its own prior correction)"
@@ -157,7 +162,6 @@ PROFILES["teacher"] = PROFILES["release"].model_copy(update=dict(
 PROFILES["release-distill"] = PROFILES["release-continue"].model_copy(update=dict(
     profile="release-distill", cross_task=0.0, distill=1.0,
 ))
-
 
 TEST_PROFILES = ("fast",)
 

@@ -179,6 +179,23 @@ def test_distillation_teaches_every_head_of_every_row():
     assert float(distill_loss(logits, soft, tasks, temperature=2.0)) > float(loss)
 
 
+def test_the_teachers_view_of_the_other_tasks_rows_can_weigh_less():
+    from models.train import distill_loss
+
+    tasks = ("sentiment", "topic")
+    soft = {"sentiment": torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]), "topic": torch.full((2, 20), 1 / 20)}
+    logits = {"sentiment": torch.zeros(2, 3), "topic": torch.zeros(2, 20)}
+    task = torch.tensor([0, 1])  # a sentiment row, then a topic row: both sentiment heads miss by log 3 (x T^2)
+    full = distill_loss(logits, soft, tasks, 2.0, task, other=1.0)
+    half = distill_loss(logits, soft, tasks, 2.0, task, other=0.5)
+    none = distill_loss(logits, soft, tasks, 2.0, task, other=0.0)
+    one_row = float(torch.log(torch.tensor(3.0))) * 4 / 2
+    assert float(full) == pytest.approx(2 * one_row, abs=1e-5)
+    assert float(half) == pytest.approx(1.5 * one_row, abs=1e-5)
+    assert float(none) == pytest.approx(one_row, abs=1e-5)
+    assert float(distill_loss(logits, soft, tasks, 2.0)) == pytest.approx(float(full), abs=1e-6)
+
+
 def test_a_teacher_and_its_weight_come_together():
     with pytest.raises(ValueError, match="--teacher"):
         profile("release-distill")
@@ -192,6 +209,9 @@ def test_fields_added_later_change_the_fingerprint_only_when_set():
     import json
 
     cfg = profile("release")
-    older = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ("teacher", "distill", "teacher_adjusted", "augment")}
+    older = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ("teacher", "distill", "teacher_adjusted", "augment",
+                                                                              "distill_other")}
     assert cfg.fingerprint() == hashlib.sha256(json.dumps(older, sort_keys=True).encode()).hexdigest()[:12]
     assert profile("release-distill", teacher="/t/1").fingerprint() != profile("release").fingerprint()
+    plain = profile("release-distill", teacher="/t/1")
+    assert profile("release-distill", teacher="/t/1", distill_other=0.5).fingerprint() != plain.fingerprint()

@@ -29,11 +29,16 @@ def train(
         Optional[str], typer.Option(help="continue training from a model version (name or directory) instead of the backbone")
     ] = None,
     teacher: Annotated[
-        Optional[str], typer.Option(help="distil from this teacher (profile release-distill): its committed logits "
-                                    "(a name under models/teacher) or a model version (name or directory)")
+        Optional[str], typer.Option(help="distil from this teacher (profiles release-distill*): its committed logits "
+                                    "(a name under models/teacher) or a model version (name or directory); "
+                                    "a+b: the mean of several teachers' logits")
     ] = None,
     distill: Annotated[
         Optional[float], typer.Option(help="override the weight of the teacher's soft labels in the loss (release-distill: 1.0)")
+    ] = None,
+    distill_other: Annotated[
+        Optional[float], typer.Option(help="share of the teacher's weight on the head of the task a row is not "
+                                      "labelled for (0-1; default 1)")
     ] = None,
     max_length: Annotated[Optional[int], typer.Option(help="override tokens per text")] = None,
     cross_task_from_epoch: Annotated[
@@ -66,7 +71,8 @@ def train(
         teacher_path = _teacher_path(teacher, s.models_dir) if teacher else None
         cfg = make_profile(profile, epochs=epochs, lr=lr, head_lr=head_lr, max_length=max_length, seed=seed,
                            backbone=backbone or s.backbone, init_from=init_path, teacher=teacher_path,
-                           distill=distill, cross_task_from_epoch=cross_task_from_epoch, augment=augment)
+                           distill=distill, distill_other=distill_other, cross_task_from_epoch=cross_task_from_epoch,
+                           augment=augment)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     train_sets, valid_sets = _sets("train"), _sets("valid")
@@ -91,6 +97,8 @@ def _teacher_path(spec: str, models_dir: Path) -> str:
     """Committed teacher logits when ``spec`` names them (no teacher model needed), else a model version."""
     from models import artifact, distill
 
+    if "+" in spec and distill.find(spec) is None:  # an ensemble of teachers: each part resolved alike
+        return "+".join(_teacher_path(part, models_dir) for part in spec.split("+") if part)
     found = distill.find(spec)
     return str(found if found is not None else artifact.resolve(spec, models_dir).path)
 
