@@ -65,7 +65,10 @@ class TrainConfig(BaseModel):
         "(a folder under models/teacher); its tempered probabilities on every training row teach every head of "
         "every row"
     )
-    distill: float = Field(0.0, ge=0, description="weight of the teacher's soft-label loss (with teacher)")
+    distill: float | dict[Task, float] = Field(
+        0.0, description="weight of the teacher's soft-label loss (with teacher); a mapping gives each task's "
+        "head its own weight (a task left out: 0)"
+    )
     distill_other: float = Field(
         1.0, ge=0, le=1, description="share of that weight on the heads of the task a row is not labelled for "
         "(the sentiment head on topic rows and the reverse): below 1 the teacher's view of the other task's "
@@ -86,6 +89,9 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _teacher_and_weight(self) -> "TrainConfig":
+        weights = self.distill.values() if isinstance(self.distill, dict) else [self.distill]
+        if any(w < 0 for w in weights):
+            raise ValueError("distill weights are >= 0")
         if self.distill and not self.teacher:
             raise ValueError(f"profile {self.profile!r} distils from a teacher: name it with --teacher (committed teacher logits or a model version)")
         if self.teacher and not self.distill:
@@ -96,6 +102,11 @@ class TrainConfig(BaseModel):
         """The class-weight power of one task (0 when a per-task mapping leaves it out)."""
         power = self.class_weight_power
         return float(power.get(task, 0.0) if isinstance(power, dict) else power)
+
+    def distill_weight(self, task: Task) -> float:
+        """The weight of the teacher's loss on one task's head (0 when a per-task mapping leaves it out)."""
+        weight = self.distill
+        return float(weight.get(task, 0.0) if isinstance(weight, dict) else weight)
 
     def fingerprint(self) -> str:
         """Names a run's checkpoints. Fields added after checkpoints existed count only when set, so an

@@ -125,11 +125,13 @@ def cross_task_loss(
 
 
 def distill_loss(logits: dict[str, torch.Tensor], soft: dict[str, torch.Tensor], tasks: tuple[Task, ...],
-                 temperature: float, task: torch.Tensor | None = None, other: float = 1.0) -> torch.Tensor:
+                 temperature: float, task: torch.Tensor | None = None, other: float = 1.0,
+                 weights: dict[str, float] | None = None) -> torch.Tensor:
     """Mean over the batch of the distillation loss (KL, scaled by T^2) of every head of every row against
     the teacher's tempered probabilities ``soft[name]`` (the batch rows'). Rows the teacher never saw
     (NaN probabilities, e.g. counterfactual rows) count in the mean but add no loss. Given each row's
-    ``task`` (its index in ``tasks``), the heads of the tasks a row is not labelled for weigh ``other``."""
+    ``task`` (its index in ``tasks``), the heads of the tasks a row is not labelled for weigh ``other``;
+    ``weights`` weighs each head (default 1)."""
     total = logits[tasks[0]].new_zeros(())
     for t, name in enumerate(tasks):
         seen = ~torch.isnan(soft[name][:, 0])
@@ -138,7 +140,7 @@ def distill_loss(logits: dict[str, torch.Tensor], soft: dict[str, torch.Tensor],
             per_row = F.kl_div(log_student, soft[name][seen], reduction="none").sum(dim=-1) * temperature**2
             if task is not None and other != 1.0:
                 per_row = per_row * torch.where(task[seen] == t, 1.0, other)
-            total = total + per_row.sum()
+            total = total + per_row.sum() * (1.0 if weights is None else weights.get(name, 0.0))
     return total / len(logits[tasks[0]])
 
 
@@ -347,8 +349,8 @@ def train(
             loss = loss + config.cross_task * cross_task_loss(logits, task, batch_soft, tasks, config.soft_temperature)
         if taught is not None:
             batch_taught = {name: taught[name][batch] for name in tasks}
-            loss = loss + config.distill * distill_loss(logits, batch_taught, tasks, config.soft_temperature,
-                                                        task, config.distill_other)
+            loss = loss + distill_loss(logits, batch_taught, tasks, config.soft_temperature, task,
+                                       config.distill_other, {t: config.distill_weight(t) for t in tasks})
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

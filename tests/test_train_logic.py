@@ -194,6 +194,21 @@ def test_the_teachers_view_of_the_other_tasks_rows_can_weigh_less():
     assert float(half) == pytest.approx(1.5 * one_row, abs=1e-5)
     assert float(none) == pytest.approx(one_row, abs=1e-5)
     assert float(distill_loss(logits, soft, tasks, 2.0)) == pytest.approx(float(full), abs=1e-6)
+    # per head: the sentiment head weighs 0.5 and the topic head (already matching) adds nothing either way
+    weighed = distill_loss(logits, soft, tasks, 2.0, task, other=1.0, weights={"sentiment": 0.5, "topic": 1.0})
+    assert float(weighed) == pytest.approx(one_row, abs=1e-5)
+    assert float(distill_loss(logits, soft, tasks, 2.0, weights={"topic": 1.0})) == 0.0
+
+
+def test_the_distill_weight_may_be_set_per_task():
+    cfg = profile("release-distill", teacher="/t/1", distill={"topic": 1.0, "sentiment": 0.5})
+    assert (cfg.distill_weight("topic"), cfg.distill_weight("sentiment")) == (1.0, 0.5)
+    assert profile("release-distill", teacher="/t/1", distill={"topic": 1.0}).distill_weight("sentiment") == 0.0
+    assert profile("release-distill", teacher="/t/1").distill_weight("sentiment") == 1.0
+    with pytest.raises(ValueError):
+        profile("release-distill", teacher="/t/1", distill={"topics": 1.0})
+    with pytest.raises(ValueError, match=">= 0"):
+        profile("release-distill", teacher="/t/1", distill={"topic": -1.0})
 
 
 def test_a_teacher_and_its_weight_come_together():

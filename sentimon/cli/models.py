@@ -34,7 +34,8 @@ def train(
                                     "a+b: the mean of several teachers' logits")
     ] = None,
     distill: Annotated[
-        Optional[float], typer.Option(help="override the weight of the teacher's soft labels in the loss (release-distill: 1.0)")
+        Optional[str], typer.Option(help="override the weight of the teacher's soft labels in the loss (release-distill: "
+                                    "1.0); per head: 'sentiment=0.5,topic=1'")
     ] = None,
     distill_other: Annotated[
         Optional[float], typer.Option(help="share of the teacher's weight on the head of the task a row is not "
@@ -71,7 +72,7 @@ def train(
         teacher_path = _teacher_path(teacher, s.models_dir) if teacher else None
         cfg = make_profile(profile, epochs=epochs, lr=lr, head_lr=head_lr, max_length=max_length, seed=seed,
                            backbone=backbone or s.backbone, init_from=init_path, teacher=teacher_path,
-                           distill=distill, distill_other=distill_other, cross_task_from_epoch=cross_task_from_epoch,
+                           distill=_weights(distill), distill_other=distill_other, cross_task_from_epoch=cross_task_from_epoch,
                            augment=augment)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
@@ -91,6 +92,18 @@ def train(
         evaluate_artifact(out_dir, train_sets, valid_sets, s.eval_dir, log=_log)
         _print_metrics(json.loads((out_dir / "metrics.json").read_text()))
     console.print(f"[green]model written to {out_dir}[/green]")
+
+
+def _weights(spec: str | None) -> float | dict[str, float] | None:
+    """``1.0`` or ``sentiment=0.5,topic=1`` (per task)."""
+    if spec is None:
+        return None
+    try:
+        if "=" not in spec:
+            return float(spec)
+        return {k.strip(): float(v) for k, v in (part.split("=", 1) for part in spec.split(",") if part.strip())}
+    except ValueError:
+        raise ValueError(f"--distill {spec!r}: give a number or task=weight pairs, e.g. sentiment=0.5,topic=1") from None
 
 
 def _teacher_path(spec: str, models_dir: Path) -> str:
