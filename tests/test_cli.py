@@ -37,6 +37,12 @@ def test_unknown_profile_is_a_clear_error():
     assert res.exit_code == 2 and "distill weight" in res.output
     res = CliRunner().invoke(app, ["train", "--profile", "fast", "--distill", "0.5"])
     assert res.exit_code == 2 and "--teacher" in res.output
+    res = CliRunner().invoke(app, ["train", "--profile", "release-distill", "--teacher", "sentimon-teacher3",
+                                   "--distill", "sentiment=half"])
+    assert res.exit_code == 2 and "task=weight" in res.output
+    res = CliRunner().invoke(app, ["train", "--profile", "release-distill", "--teacher", "sentimon-teacher3",
+                                   "--distill", "mood=1"])
+    assert res.exit_code == 2 and "mood" in res.output
 
 
 def test_store_commands_against_real_chdb(tmp_path, monkeypatch):
