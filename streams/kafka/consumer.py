@@ -52,7 +52,7 @@ def read(kafka: KafkaSettings, topic: str, limit: int | None = None, idle_s: flo
 def _high_watermark(consumer: Consumer, tp: TopicPartition) -> int:
     """The partition's reported high watermark (-1 when the broker does not answer in time)."""
     try:
-        return consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)[1]
+        return consumer.get_watermark_offsets(tp, timeout=10)[1]  # the offset in tp plays no part
     except KafkaException:
         return -1
 
