@@ -70,3 +70,30 @@ def test_a_backlog_on_one_topic_does_not_hold_back_a_record_on_another(broker):
     for p in range(partitions):  # each partition still in its own order
         offsets = [o for topic, partition, o in records if topic == backlog and partition == p]
         assert offsets == list(range(per_partition))
+
+
+def test_a_read_up_to_now_takes_in_what_was_produced_in_its_own_millisecond(broker, monkeypatch):
+    """A replay's source is read up to "now"; a batch produced just before carries the same millisecond
+    and belongs to it, while a later one (produced as reading goes on) does not."""
+    from datetime import datetime, timezone
+
+    from streams.kafka import consumer
+
+    settings = Settings(kafka={"bootstrap_servers": broker.bootstrap}, topics={"prefix": "same-ms."})
+    ensure_topics(settings)
+    topic = settings.topics.name("raw_news")
+    now_ms = int(time.time() * 1000)
+    producer = BatchProducer(settings.kafka)
+    assert not producer.produce([OutMessage(topic, b"before", partition=0, timestamp=now_ms - 1),
+                                 OutMessage(topic, b"same millisecond", partition=0, timestamp=now_ms),
+                                 OutMessage(topic, b"after", partition=0, timestamp=now_ms + 1)])
+    producer.close()
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.fromtimestamp((now_ms + 0.4) / 1000, tz or timezone.utc)
+
+    monkeypatch.setattr(consumer, "datetime", Frozen)
+    values = [m.value() for m in consumer.read_range(settings.kafka, [topic], idle_s=2.0)]
+    assert values == [b"before", b"same millisecond"]

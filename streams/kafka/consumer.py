@@ -49,14 +49,6 @@ def read(kafka: KafkaSettings, topic: str, limit: int | None = None, idle_s: flo
         consumer.close()
 
 
-def _high_watermark(consumer: Consumer, tp: TopicPartition) -> int:
-    """The partition's reported high watermark (-1 when the broker does not answer in time)."""
-    try:
-        return consumer.get_watermark_offsets(tp, timeout=10)[1]  # the offset in tp plays no part
-    except KafkaException:
-        return -1
-
-
 def read_range(kafka: KafkaSettings, topics: list[str], start: datetime | None = None, end: datetime | None = None,
                idle_s: float = 3.0, timeout_s: float = 3600.0) -> Iterator[Message]:
     """Messages of ``topics`` with a log timestamp in [start, end), each partition in offset order.
@@ -69,8 +61,8 @@ def read_range(kafka: KafkaSettings, topics: list[str], start: datetime | None =
     now = datetime.now(timezone.utc)
     if start is not None and start >= now:
         return
-    end = now if end is None or end > now else end
-    end_ms = int(end.timestamp() * 1000)
+    # "now" takes in its own millisecond: what was produced just before reading started may carry it
+    end_ms = int(now.timestamp() * 1000) + 1 if end is None or end > now else int(end.timestamp() * 1000)
     consumer = _fresh_consumer(kafka, **{"enable.partition.eof": False})
     try:
         wanted = []
@@ -89,24 +81,17 @@ def read_range(kafka: KafkaSettings, topics: list[str], start: datetime | None =
             return
         consumer.assign(wanted)
         open_ = {(tp.topic, tp.partition) for tp in wanted}
-        # the reported high watermark is a floor of the log's end (tansu reports its last batch's first
-        # offset + 1): idleness ends the read only once every open partition has reached it, so a stalled
-        # fetch on a loaded machine cannot cut the log short
-        behind = {(tp.topic, tp.partition): high for tp in wanted
-                  if (high := _high_watermark(consumer, tp)) > max(tp.offset, 0)}
         deadline, last = time.monotonic() + timeout_s, time.monotonic()
         while open_ and time.monotonic() < deadline:
             msg = consumer.poll(0.2)
             if msg is None:
-                if time.monotonic() - last > idle_s and not (behind.keys() & open_):
+                if time.monotonic() - last > idle_s:
                     break
                 continue
             if msg.error():
                 raise RuntimeError(f"reading {msg.topic()}: {msg.error()}")
             last = time.monotonic()
             where = (msg.topic(), msg.partition())
-            if where in behind and msg.offset() + 1 >= behind[where]:
-                del behind[where]
             if where not in open_:
                 continue
             _, ts = msg.timestamp()
