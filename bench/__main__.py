@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-message", type=int, default=1, metavar="N",
                         help="through-triton: raw items per Kafka message (N > 1: JSON Lines, as `sentimon feed "
                         "--per-message N`; default 1)")
+    parser.add_argument("--triton-cores", type=int, default=0, metavar="N",
+                        help="through-triton: tritonserver on N cores of its own, the broker, worker and client on "
+                        "the rest (as on a deployment where Triton has its own machine; default 0: all share them)")
     parser.add_argument("--gpu", action="store_true", help="models: add the GPU rows (torch CUDA, ONNX Runtime CUDA "
                         "and TensorRT providers)")
     args = parser.parse_args(argv)
@@ -54,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     extra = {"minutes": args.minutes} if args.part == "soak" and args.minutes else {}
     if args.part == "through-triton" and args.per_message > 1:
         extra["per_message"] = args.per_message
+    if args.part == "through-triton" and args.triton_cores:
+        extra["triton_cores"] = args.triton_cores
     getattr(importlib.import_module(module), function)(settings, out_dir, quick=args.quick, log=log, **extra)
     return 0
 

@@ -13,7 +13,10 @@
    the same pairs through a local Triton server: Triton alone (the stage's own client) vs the pipeline,
    with one item per raw message and then with ``BULK`` items per raw message;
 4. latency at half of (3)'s capacity: live items, p50/p99 of ingested -> stored and event time ->
-   stored, computed exactly from the store's ``stored_at`` column.
+   stored, computed exactly from the store's ``stored_at`` column;
+5. the through-Triton pairs again with tritonserver on a core of its own and everything else on the rest
+   (as deployed, where Triton has its own machine): whether the pipeline keeps a Triton it does not share
+   cores with busy.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import asyncio
 import os
 import time
 from statistics import median_high
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
@@ -196,7 +200,7 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
         settings = on_broker(settings, broker)
         items = backlog(n_noop, seed=1)
 
-        log(f"1/4 raw confluent-kafka consume of {n_noop} messages")
+        log(f"1/5 raw confluent-kafka consume of {n_noop} messages")
         raw = settings.model_copy(update={"topics": settings.topics.model_copy(update={"prefix": "consume."})})
         LocalCluster(raw, workdir / "consume", start_broker=False).start()
         publish(raw, [("news", v) for _, v in items])
@@ -208,12 +212,12 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
         result["faust_hop_per_s"] = _faust_floor(raw, raw.topics.name("raw_news"), n_noop)
         result["faust_hop_plain_delivery_per_s"] = _faust_floor(raw, raw.topics.name("raw_news"), n_noop, "plain")
 
-        log(f"2/4 pipeline with the no-op classifier, {n_noop} documents: one per raw message, then {BULK} per message")
+        log(f"2/5 pipeline with the no-op classifier, {n_noop} documents: one per raw message, then {BULK} per message")
         result["noop_pipeline_per_s"], result["noop_store_per_s"] = _per_worker(settings, workdir, "noop.", items, 1)
         result["bulk_per_message"] = BULK
         result["bulk_pipeline_per_s"], result["bulk_store_per_s"] = _per_worker(settings, workdir, "bulk.", items, BULK)
 
-        log("3/4 the model alone, then the pipeline with the model")
+        log("3/5 the model alone, then the pipeline with the model")
         ref, classifier, model_items, texts = _model_inputs(settings, n_model)
 
         alone = partial(_texts_per_s, classifier, texts)
@@ -231,9 +235,9 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
         cluster.stop()
         result["model_beside_store_vs_model"] = result["model_beside_store_per_s"] / alone()
 
-        log("3b/4 Triton alone (the scoring stage's client, same texts), then the pipeline through Triton")
+        log("3b/5 Triton alone (the scoring stage's client, same texts), then the pipeline through Triton")
         result.update(_through_triton(settings, workdir, ref, classifier, texts, model_items, _triton_pairs(quick), log))
-        log(f"3c/4 the same with the raw backlog in messages of {BULK} items (JSON Lines): Faust's cost per consumed "
+        log(f"3c/5 the same with the raw backlog in messages of {BULK} items (JSON Lines): Faust's cost per consumed "
             "message shared by as many documents")
         bulk = _through_triton(settings, workdir, ref, classifier, texts, model_items, _triton_pairs(quick), log, BULK)
         result["triton_bulk"] = bulk
@@ -244,7 +248,7 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
         cluster.start_worker("pipeline")
 
         rate = max(1.0, result["model_pipeline_per_s"] / 2)
-        log(f"4/4 latency at half capacity: {rate:.0f} live documents/s for {latency_s} s")
+        log(f"4/5 latency at half capacity: {rate:.0f} live documents/s for {latency_s} s")
         since = datetime.now(timezone.utc)
         live = SyntheticFeed(seed=3, rhythm=False, live=True)
         n_live = int(rate * latency_s)
@@ -254,6 +258,11 @@ def run_pipeline_bench(settings: Settings, out_dir: Path, *, quick: bool = False
         result["latency"] = _latencies(cluster, since)
         cluster.stop()
 
+    log("5/5 the through-Triton pairs once more with Triton on a core of its own, as deployed")
+    own = run_through_triton_bench(settings, out_dir, quick=quick, triton_cores=1, log=log)
+    result["triton_own_cores"] = {k: own[k] for k in ("machine_note", "triton_config", "triton_pipeline", "cpu_ms_per_doc",
+                                                      "triton_alone_per_s", "triton_pipeline_per_s")}
+    result["triton_own_cores_pipeline_vs_triton_ratio"] = own["triton_pipeline_vs_triton_ratio"]
     _print(result)
     save_result(out_dir, "pipeline", result, log)
     return result
@@ -285,30 +294,58 @@ def _model_inputs(settings: Settings, n: int):
 
 
 def run_through_triton_bench(settings: Settings, out_dir: Path, *, quick: bool = False, per_message: int = 1,
-                             log: Callable[[str], None] = print) -> dict:
+                             triton_cores: int = 0, log: Callable[[str], None] = print) -> dict:
     """Only part 3b of :func:`run_pipeline_bench` (the pipeline through Triton against Triton alone, paired),
     the same code and sizes: a few minutes instead of the whole benchmark's quarter hour. ``per_message``
     > 1: the raw backlog in messages of that many items (JSON Lines), so Faust's cost per consumed message
-    is shared by as many documents (saved as ``pipeline-triton-bulk``)."""
+    is shared by as many documents (saved as ``pipeline-triton-bulk``). ``triton_cores`` > 0: Triton on
+    that many cores of its own (one single-thread instance each) and everything else (the broker, the
+    worker, the benchmark's client) on the rest, in both arms of every pair, as on a deployment where
+    Triton has its own machine (saved as ``pipeline-triton-own-cores``)."""
     n_model, reps = 300 if quick else 6000, _triton_pairs(quick)
-    result: dict = {"machine_note": f"{os.cpu_count()} cores shared by tansu, tritonserver and the worker", "quick": quick,
-                    "raw_items_per_message": per_message}
-    with Broker(log=out_dir / "bench-broker.log") as broker:
-        settings = on_broker(settings, broker)
-        ref, classifier, items, texts = _model_inputs(settings, n_model)
-        result["model"] = f"{ref.name}/{ref.version} ({settings.scoring.runtime})"
-        log(f"Triton alone (the scoring stage's client, {len(texts)} texts), then the pipeline through Triton, {reps} pairs"
-            f" ({per_message} raw item(s) per message)")
-        result.update(_through_triton(settings, out_dir / "pipeline-run", ref, classifier, texts, items, reps, log,
-                                      per_message))
+    result: dict = {"quick": quick, "raw_items_per_message": per_message, "triton_cores": triton_cores}
+    with _cores(settings, triton_cores) as (settings, note):
+        result["machine_note"] = note
+        with Broker(log=out_dir / "bench-broker.log") as broker:
+            settings = on_broker(settings, broker)
+            ref, classifier, items, texts = _model_inputs(settings, n_model)
+            result["model"] = f"{ref.name}/{ref.version} ({settings.scoring.runtime})"
+            log(f"Triton alone (the scoring stage's client, {len(texts)} texts), then the pipeline through Triton, "
+                f"{reps} pairs ({per_message} raw item(s) per message; {note})")
+            result.update(_through_triton(settings, out_dir / "pipeline-run", ref, classifier, texts, items, reps, log,
+                                          per_message))
     tp = result["triton_pipeline"]
     log(f"pipeline through Triton {result['triton_pipeline_per_s']:,.0f} docs/s vs Triton alone "
-        f"{result['triton_alone_per_s']:,.0f} texts/s ({result['triton_config']}): {result['triton_pipeline_vs_triton']:.0%} "
-        f"(target >= 90%; median of the pairs {', '.join(f'{x:.0%}' for x in tp['ratios'])}; once filled "
+        f"{result['triton_alone_per_s']:,.0f} texts/s ({result['triton_config']}; {note}): "
+        f"{result['triton_pipeline_vs_triton']:.0%} (target >= 90%; median of the pairs "
+        f"{', '.join(f'{x:.0%}' for x in tp['ratios'])}; once filled "
         f"{', '.join(f'{x:.0%}' for x in tp['steady_ratios'])}; fill {', '.join(f'{x:.2f}' for x in tp['fill_s'])} s)")
     log(_cpu_line(result))
-    save_result(out_dir, "pipeline-triton" if per_message == 1 else "pipeline-triton-bulk", result, log)
+    kind = "pipeline-triton" if per_message == 1 else "pipeline-triton-bulk"
+    save_result(out_dir, f"{kind}-own-cores" if triton_cores else kind, result, log)
     return result
+
+
+@contextmanager
+def _cores(settings: Settings, triton_cores: int) -> Iterator[tuple[Settings, str]]:
+    """``triton_cores`` > 0: settings that start Triton on the last that many cores (one single-thread
+    instance each), and this process pinned to the others while the block runs, so the broker and workers it
+    starts inherit them; yields (settings, a note saying where each part runs)."""
+    usable = sorted(os.sched_getaffinity(0))
+    if not triton_cores:
+        yield settings, f"{len(usable)} cores shared by tansu, tritonserver and the worker"
+        return
+    if not 0 < triton_cores < len(usable):
+        raise ValueError(f"--triton-cores {triton_cores}: give 1 to {len(usable) - 1}, so the pipeline keeps a core "
+                         f"({len(usable)} usable here)")
+    own, rest = usable[-triton_cores:], usable[:-triton_cores]
+    os.sched_setaffinity(0, rest)
+    try:
+        yield (settings.model_copy(update={"triton": settings.triton.model_copy(
+            update={"cpus": own, "instances": triton_cores, "threads": 1})}),
+            f"tritonserver on core(s) {own}; tansu, the worker and the client on {rest}")
+    finally:
+        os.sched_setaffinity(0, usable)
 
 
 def _triton_pairs(quick: bool) -> int:
@@ -356,9 +393,11 @@ def _cpu_line(result: dict) -> str:
     def roles(d: dict[str, float]) -> str:
         return ", ".join(f"{r} {v:.3f}" for r, v in sorted(d.items(), key=lambda kv: -kv[1]))
 
-    return (f"CPU ms per document: Triton alone {sum(split['triton_alone'].values()):.3f} ({roles(split['triton_alone'])}); "
-            f"pipeline {sum(split['pipeline'].values()):.3f} ({roles(split['pipeline'])}): on saturated shared cores "
-            f"the pipeline can reach {result['cpu_bound_ratio']:.0%} of Triton alone")
+    line = (f"CPU ms per document: Triton alone {sum(split['triton_alone'].values()):.3f} ({roles(split['triton_alone'])}); "
+            f"pipeline {sum(split['pipeline'].values()):.3f} ({roles(split['pipeline'])})")
+    if result.get("triton_cores"):
+        return line
+    return f"{line}: on saturated shared cores the pipeline can reach {result['cpu_bound_ratio']:.0%} of Triton alone"
 
 
 def _faust_floor(settings: Settings, topic: str, n: int, delivery: str = "prompt") -> float:
@@ -434,6 +473,11 @@ def _print(r: dict) -> None:
         table.add_row(f"the same, {BULK} items per raw message (JSON Lines)", f"{b['triton_pipeline_per_s']:,.0f} docs/s",
                       f"{b['triton_pipeline_vs_triton']:.0%} of Triton alone ({b['triton_alone_per_s']:,.0f} texts/s; pairs "
                       f"{', '.join(f'{x:.0%}' for x in b['triton_pipeline']['ratios'])}); {_cpu_line(b).split(': ', 1)[1]}")
+    if "triton_own_cores" in r:
+        o = r["triton_own_cores"]
+        table.add_row("the same, one item per raw message, Triton on a core of its own", f"{o['triton_pipeline_per_s']:,.0f} docs/s",
+                      f"{r['triton_own_cores_pipeline_vs_triton_ratio']:.0%} of Triton alone ({o['triton_alone_per_s']:,.0f} "
+                      f"texts/s; pairs {', '.join(f'{x:.0%}' for x in o['triton_pipeline']['ratios'])}); {o['machine_note']}")
     lat = r["latency"]
     table.add_row(f"latency at {r['latency_rate_per_s']:.0f} docs/s (half of the model pipeline), ingested -> stored",
                   f"p50 {lat['pipeline_p50_s']:.2f} s, p99 {lat['pipeline_p99_s']:.2f} s", f"{lat['documents']} documents")

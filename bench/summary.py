@@ -41,6 +41,8 @@ def summarise(out_dir: Path) -> dict:
         "triton_pipeline_vs_triton_ratio": p.get("triton_pipeline_vs_triton_ratio"),
         # the same with raw messages of 50 items (JSON Lines): Faust's cost per message shared (no target)
         "triton_bulk_pipeline_vs_triton_ratio": p.get("triton_bulk_pipeline_vs_triton_ratio"),
+        # one raw item per message again, tritonserver on a core of its own (no target)
+        "triton_own_cores_pipeline_vs_triton_ratio": p.get("triton_own_cores_pipeline_vs_triton_ratio"),
         "model_alone_per_s": p.get("model_alone_per_s"), "model_pipeline_per_s": p.get("model_pipeline_per_s"),
         "triton_alone_per_s": p.get("triton_alone_per_s"), "triton_pipeline_per_s": p.get("triton_pipeline_per_s"),
         "accuracy": {name: {task: {"accuracy": r["accuracy"], "difference_vs_torch_fp32": r["difference_vs_torch_fp32"]}
@@ -65,6 +67,9 @@ def run_summary(settings, out_dir: Path, *, quick: bool = False, log: Callable[[
     bulk = result.get("triton_bulk_pipeline_vs_triton_ratio")
     if bulk is not None:
         table.add_row("the same, 50 raw items per message", f"{bulk:.2f}", "")
+    own = result.get("triton_own_cores_pipeline_vs_triton_ratio")
+    if own is not None:
+        table.add_row("the same, one item per message, Triton on a core of its own", f"{own:.2f}", "")
     Console().print(table)
     save_result(out_dir, "summary", result, log)
     return result

@@ -126,7 +126,7 @@ class LocalCluster:
         ref = artifact.resolve(self.settings.model, self.settings.models_dir)
         t = self.settings.triton
         export_python(ref, self.workdir / "triton_repo", Serving.of(t, runtime=self.settings.scoring.runtime))
-        self.triton = TritonServer(self.workdir / "triton_repo", self.workdir / "triton", t.host).start()
+        self.triton = TritonServer(self.workdir / "triton_repo", self.workdir / "triton", t.host, cpus=t.cpus).start()
         self.settings = self.settings.model_copy(update={
             "triton": t.model_copy(update={"grpc_port": self.triton.grpc_port, "http_port": self.triton.http_port,
                                            "metrics_port": self.triton.metrics_port}),
@@ -140,7 +140,7 @@ class LocalCluster:
         old = self.triton
         old.stop()
         self.triton = TritonServer(old.repository, old.work, old.host, old.grpc_port, old.http_port,
-                                   old.metrics_port).start()
+                                   old.metrics_port, cpus=old.cpus).start()
         return self.triton
 
     def start(self) -> "LocalCluster":

@@ -3,13 +3,14 @@ readiness, clean stops, none outliving its owner."""
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -85,6 +86,14 @@ def die_with_parent() -> None:
         pass
 
 
+def _child_setup(cpus: tuple[int, ...]) -> None:
+    """In the child before exec: tied to its parent's life and, when ``cpus`` is given, to those cores (set
+    before exec, so every thread and process the child starts inherits it)."""
+    die_with_parent()
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+
+
 def child_pool(workers: int, initializer: Callable[..., None], initargs: tuple = ()) -> ProcessPoolExecutor:
     """``workers`` spawned Python processes that run ``initializer(*initargs)`` first and get SIGTERM when
     the thread that started them ends (:func:`die_with_parent`): submit the first call from the thread
@@ -108,12 +117,13 @@ class ChildProcess:
         self.log = log
         self.process: subprocess.Popen | None = None
 
-    def spawn(self, command: list[str], env: dict[str, str]) -> None:
+    def spawn(self, command: list[str], env: dict[str, str], cpus: Collection[int] = ()) -> None:
+        """Start ``command``; with ``cpus``, it and everything it starts run on those CPU cores only."""
         if self.log:
             Path(self.log).parent.mkdir(parents=True, exist_ok=True)  # a fresh machine has no var/bench yet
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                        preexec_fn=die_with_parent)
+                                        preexec_fn=functools.partial(_child_setup, tuple(cpus)))
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, Field, SecretStr
 
@@ -107,6 +107,10 @@ class TritonSettings(BaseModel):
     max_batch_size: int = Field(256, ge=1, description="largest batch Triton forms")
     preferred_batch_sizes: list[int] = Field([32, 64], description="dynamic batching: batch sizes to aim for")
     queue_delay_us: int = Field(2000, ge=0, description="dynamic batching: longest wait to form a batch, microseconds")
+    cpus: list[Annotated[int, Field(ge=0)]] = Field(
+        [], description="CPU cores a local server (`sentimon triton`, `make demo`) runs on; empty: any. Beside workers on "
+        "one machine, cores of its own keep inference and the stream from taking turns on the same ones"
+    )
 
 
 def redact(dsn: str) -> str:

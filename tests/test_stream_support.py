@@ -4,6 +4,7 @@ import asyncio
 import json
 
 import orjson
+import pytest
 
 from prometheus_client import Histogram
 
@@ -102,6 +103,36 @@ def test_a_child_process_log_may_lie_in_a_folder_not_made_yet(tmp_path):
     child.spawn([sys.executable, "-c", "print('hello from the child')"], env={})
     child.process.wait(30)
     assert "hello from the child" in child.tail()
+
+
+def test_a_child_pinned_to_cores_runs_there_and_so_does_what_it_starts(tmp_path):
+    """triton.cpus: a local tritonserver kept on cores of its own, its python-backend stubs included."""
+    import os
+    import sys
+
+    from streams.process import ChildProcess
+
+    before = os.sched_getaffinity(0)
+    core = max(before)
+    child = ChildProcess(tmp_path / "child.log")
+    child.spawn([sys.executable, "-c", "import os, subprocess, sys; print('child', sorted(os.sched_getaffinity(0))); "
+                 "subprocess.run([sys.executable, '-c', 'import os; print(\\'grandchild\\', sorted(os.sched_getaffinity(0)))'])"],
+                env=dict(os.environ), cpus=[core])
+    child.process.wait(30)
+    assert f"child [{core}]" in child.tail() and f"grandchild [{core}]" in child.tail()
+    assert os.sched_getaffinity(0) == before  # the parent keeps its own
+
+
+def test_a_triton_server_on_cores_this_machine_lacks_says_which(tmp_path):
+    import os
+
+    from sentimon.local.triton import TritonServer, TritonUnavailable
+
+    (tmp_path / "repo" / "m").mkdir(parents=True)
+    (tmp_path / "repo" / "m" / "config.pbtxt").write_text("")
+    missing = (os.cpu_count() or 1) + 1000
+    with pytest.raises(TritonUnavailable, match=f"cores \\[{missing}\\]"):
+        TritonServer(tmp_path / "repo", tmp_path / "work", cpus=[missing]).start()
 
 
 def test_a_killed_child_takes_what_it_started_with_it(tmp_path):

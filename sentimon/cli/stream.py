@@ -31,7 +31,7 @@ def triton(
     s = get_settings()
     t = s.triton
     server = TritonServer(repository or s.triton_repository, s.var_dir / "triton", t.host, t.grpc_port, t.http_port,
-                          t.metrics_port)
+                          t.metrics_port, cpus=t.cpus)
     _log(f"starting tritonserver on {server.repository} (log: {server.log})")
     try:
         with server:

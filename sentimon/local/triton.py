@@ -9,11 +9,13 @@ packages through ``python3``). Production runs the official container against th
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import sysconfig
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Collection
 from pathlib import Path
 
 from streams.process import ChildProcess, free_ports
@@ -61,11 +63,12 @@ class TritonServer(ChildProcess):
     stop_timeout_s = 15.0
 
     def __init__(self, repository: Path, work: Path, host: str = "127.0.0.1", grpc_port: int = 0,
-                 http_port: int = 0, metrics_port: int = 0, log: Path | None = None):
+                 http_port: int = 0, metrics_port: int = 0, log: Path | None = None, cpus: Collection[int] = ()):
         work = Path(work)
         work.mkdir(parents=True, exist_ok=True)
         super().__init__(log or work / "tritonserver.log")
         self.repository, self.work, self.host = Path(repository), work, host
+        self.cpus = tuple(sorted(set(cpus)))
         spare = iter(free_ports(3, host))
         self.grpc_port, self.http_port, self.metrics_port = (p or next(spare) for p in (grpc_port, http_port, metrics_port))
 
@@ -111,7 +114,14 @@ class TritonServer(ChildProcess):
     def start(self, timeout_s: float = 180.0) -> "TritonServer":
         if not self.repository.is_dir() or not any(self.repository.glob("*/config.pbtxt")):
             raise TritonUnavailable(f"no model repository at {self.repository}: run `sentimon export` first")
-        self.spawn(self.command(), self.environment())
+        cores = os.cpu_count() or 1
+        if missing := sorted(c for c in self.cpus if c >= cores):
+            raise TritonUnavailable(f"triton.cpus names cores {missing} this machine does not have (cores 0-{cores - 1}); "
+                                    "fix SENTIMON_TRITON__CPUS or the config file")
+        try:
+            self.spawn(self.command(), self.environment(), self.cpus)
+        except subprocess.SubprocessError as exc:  # a core outside this process's cpuset
+            raise TritonUnavailable(f"tritonserver could not start on cores {list(self.cpus)}: {exc}") from exc
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not self.alive():
