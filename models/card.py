@@ -56,6 +56,9 @@ def model_card(name: str, version: str, training: dict, result: dict) -> str:
         PURPOSE,
         "",
         "## Training",
+        *([f"- the weights are the mean of {', '.join(f'`{src}`' for src in training['averaged_from'])} "
+           "(`sentimon average`), calibrated again; the lines below are the last one's training"]
+          if training.get("averaged_from") else []),
         f"- profile `{cfg.get('profile')}`, backbone `{training.get('backbone')}`, "
         f"{training.get('parameters', 0) / 1e6:.1f}M parameters",
         f"- rows: {training.get('train_rows')}; {training.get('steps')} steps of {cfg.get('batch_size')}, "
@@ -64,6 +67,9 @@ def model_card(name: str, version: str, training: dict, result: dict) -> str:
         f"- {training.get('train_seconds')} s on {training.get('threads')} CPU threads (torch {training.get('torch')}), "
         f"seed {cfg.get('seed')}",
         *([f"- continued from the weights of `{cfg['init_from']}`"] if cfg.get("init_from") else []),
+        *([f"- distilled from the teacher `{cfg['teacher']}` (its raw logits at temperature {cfg.get('soft_temperature')}, "
+           f"weight {cfg.get('distill')}, on the head of the task a row is not labelled for x{cfg.get('distill_other', 1.0)})"]
+          if cfg.get("teacher") else []),
         f"- prior correction (class weighting undone at inference) for: {', '.join(cfg.get('prior_correction') or []) or 'none'}",
         *([f"- held out {training.get('held_out_rows')} training rows (for calibration only), layer-wise lr decay "
            f"{cfg.get('layer_decay')}, weight average (EMA {cfg.get('ema_decay')}), cross-task soft labels weight "

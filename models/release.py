@@ -32,13 +32,21 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def portable(training: dict, root: Path = PROJECT_ROOT) -> dict:
-    """The training record with the machine's absolute paths (``init_from``) made relative to the
-    project, so a release says where its parent came from on any clone."""
+    """The training record with the machine's absolute paths (``init_from``, ``teacher``, ``averaged_from``) made
+    relative to the project, so a release says where its parents came from on any clone."""
+
+    def relative(path: str) -> str:
+        return str(Path(path).relative_to(root)) if Path(path).is_absolute() and Path(path).is_relative_to(root) else path
+
     config = dict(training.get("config", {}))
-    parent = config.get("init_from")
-    if parent and Path(parent).is_absolute() and Path(parent).is_relative_to(root):
-        config["init_from"] = str(Path(parent).relative_to(root))
-    return {**training, "config": config}
+    if config.get("init_from"):
+        config["init_from"] = relative(config["init_from"])
+    if config.get("teacher"):  # one teacher, or an ensemble joined with "+"
+        config["teacher"] = "+".join(relative(part) for part in config["teacher"].split("+"))
+    record = {**training, "config": config}
+    if "averaged_from" in training:
+        record["averaged_from"] = [relative(p) for p in training["averaged_from"]]
+    return record
 
 
 def package(source: Path, name: str, version: int | None = None, root: Path = artifact.RELEASED_DIR) -> Path:

@@ -1,4 +1,4 @@
-"""Model commands: train, teacher logits, calibrate, release, tune, evaluate, predict, and export a Triton model
+"""Model commands: train, teacher logits, average, calibrate, release, tune, evaluate, predict, and export a Triton model
 repository."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def train(
         Optional[str], typer.Option(help="continue training from a model version (name or directory) instead of the backbone")
     ] = None,
     teacher: Annotated[
-        Optional[str], typer.Option(help="distil from this teacher (profiles release-distill*): its committed logits "
+        Optional[str], typer.Option(help="distil from this teacher (the release-distill profile, or any with --distill): its committed logits "
                                     "(a name under models/teacher) or a model version (name or directory); "
                                     "a+b: the mean of several teachers' logits")
     ] = None,
@@ -114,6 +114,36 @@ def _teacher_path(spec: str, models_dir: Path) -> str:
         return "+".join(_teacher_path(part, models_dir) for part in spec.split("+") if part)
     found = distill.find(spec)
     return str(found if found is not None else artifact.resolve(spec, models_dir).path)
+
+
+@app.command()
+def average(
+    models: Annotated[list[str], typer.Argument(help="two or more versions of the network (names or directories), "
+                                                "trained on the same rows")],
+    name: Annotated[str, typer.Option(help="name of the averaged model")] = "sentimon-average",
+    evaluate: Annotated[bool, typer.Option(help="write metrics.json and the model card after calibrating")] = True,
+) -> None:
+    """Average the weights of several fine-tuned versions into a new one (a "model soup"), then calibrate it on
+    their held-out rows: e.g. the release and a student continued from another start. Compare it with
+    `sentimon evaluate --compare` and release it with `sentimon release`."""
+    from models import artifact
+    from models.average import average_versions
+    from models.calibrate import calibrate_artifact
+    from models.evaluate import evaluate_artifact
+
+    s = get_settings()
+    try:
+        sources = [artifact.resolve(m, s.models_dir).path for m in models]
+        out_dir = average_versions(sources, artifact.next_version_dir(s.models_dir, name))
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        _fail(str(exc))
+    _log(f"averaged {len(sources)} versions into {out_dir}: {', '.join(str(p) for p in sources)}")
+    train_sets = _sets("train")
+    calibrate_artifact(out_dir, train_sets, log=_log)
+    if evaluate:
+        evaluate_artifact(out_dir, train_sets, _sets("valid"), s.eval_dir, log=_log)
+        _print_metrics(json.loads((out_dir / "metrics.json").read_text()))
+    console.print(f"[green]model written to {out_dir}[/green]")
 
 
 @app.command()
