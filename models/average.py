@@ -17,11 +17,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from models import artifact
+from models import artifact, release
 
 # what every averaged version must share: the network's shape, its inputs, and the held-out rows
 SHARED_CONFIG = ("backbone", "tasks", "max_length", "holdout", "seed")
-COPIED = ("config.json", "labels.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
 
 def average_state(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -72,8 +71,8 @@ def average_versions(sources: Sequence[Path], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=False)
     try:
         save_file(state, str(out_dir / artifact.WEIGHTS), metadata={"format": "pt"})
-        for file in COPIED:
-            if (sources[0] / file).is_file():
+        for file in release.COPIED:
+            if (sources[0] / file).is_file() and file != "training.json":
                 shutil.copy2(sources[0] / file, out_dir / file)
         record = {k: v for k, v in trainings[-1].items() if k != "calibration"}
         record["averaged_from"] = [str(s) for s in sources]
