@@ -58,7 +58,6 @@ def train(
     Resumable: run the same command again after an interruption and it continues from the last checkpoint.
     """
     from models import artifact
-    from models.evaluate import evaluate_artifact
     from models.profiles import profile as make_profile
     from models.train import train as run_training
 
@@ -88,8 +87,15 @@ def train(
         # the version before calibration stays beside the run, for the paired test of what calibration gained
         shutil.copytree(out_dir, run_dir / "uncalibrated", dirs_exist_ok=True)
         calibrate_artifact(out_dir, train_sets, log=_log)
+    _written(out_dir, train_sets, valid_sets, evaluate)
+
+
+def _written(out_dir: Path, train_sets, valid_sets, evaluate: bool) -> None:
+    """A new version is written: its metrics and model card (unless ``evaluate`` is off), then where it is."""
     if evaluate:
-        evaluate_artifact(out_dir, train_sets, valid_sets, s.eval_dir, log=_log)
+        from models.evaluate import evaluate_artifact
+
+        evaluate_artifact(out_dir, train_sets, valid_sets, get_settings().eval_dir, log=_log)
         _print_metrics(json.loads((out_dir / "metrics.json").read_text()))
     console.print(f"[green]model written to {out_dir}[/green]")
 
@@ -129,7 +135,6 @@ def average(
     from models import artifact
     from models.average import average_versions
     from models.calibrate import calibrate_artifact
-    from models.evaluate import evaluate_artifact
 
     s = get_settings()
     try:
@@ -140,10 +145,7 @@ def average(
     _log(f"averaged {len(sources)} versions into {out_dir}: {', '.join(str(p) for p in sources)}")
     train_sets = _sets("train")
     calibrate_artifact(out_dir, train_sets, log=_log)
-    if evaluate:
-        evaluate_artifact(out_dir, train_sets, _sets("valid"), s.eval_dir, log=_log)
-        _print_metrics(json.loads((out_dir / "metrics.json").read_text()))
-    console.print(f"[green]model written to {out_dir}[/green]")
+    _written(out_dir, train_sets, _sets("valid") if evaluate else {}, evaluate)
 
 
 @app.command()
