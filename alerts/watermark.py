@@ -89,6 +89,38 @@ class Watermark:
         return min(holding) - self.lateness if holding else None
 
 
+class InputEnd:
+    """Where a finite input ends (a replay's raw topics: the offset after the last message published to each
+    partition, and the latest event time in it) and how far this worker has handled it.
+
+    A partition handled to its end will bring nothing more: it stops holding the watermark and counts as
+    having reached ``until``. This says "all of it was read" from offsets, not from counts of what came out
+    (a redelivered message counts twice; an offset does not), so the last windows are evaluated exactly
+    when their data is complete. A partition not named in ``offsets`` had nothing published to it."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[Hashable, int] | None = None
+        self.until: datetime | None = None
+        self.handled: dict[Hashable, int] = {}  # partition -> the offset after the last message handled
+
+    def set(self, offsets: dict[Hashable, int], until: datetime) -> None:
+        """The end of the input (offsets: the next offset of each partition once everything was published)."""
+        if any(o < 0 for o in offsets.values()):
+            raise ValueError("offsets are never negative")
+        self.offsets, self.until = dict(offsets), until
+
+    def handle(self, partition: Hashable, offset: int) -> None:
+        """The message at ``offset`` of ``partition`` was handled (its output durably sent on)."""
+        if offset + 1 > self.handled.get(partition, 0):
+            self.handled[partition] = offset + 1
+
+    def finished(self, partitions: Iterable[Hashable]) -> list[Hashable]:
+        """Those of ``partitions`` handled to their end (none before the end is known)."""
+        if self.offsets is None:
+            return []
+        return [p for p in partitions if self.handled.get(p, 0) >= self.offsets.get(p, 0)]
+
+
 class StoredWatermark:
     """The sink's watermark as recorded in the store's ``watermarks`` table: how an evaluator running as
     its own service (``sentimon alerts run``) learns how far the stored data goes. The sink records it

@@ -67,8 +67,8 @@ class WorkerProcess(ChildProcess):
     def get(self, path: str, timeout_s: float = 5.0) -> dict:
         return self._call(urllib.request.Request(self.url + path, headers=self._headers), timeout_s)
 
-    def post(self, path: str, timeout_s: float = 30.0) -> dict:
-        return self._call(urllib.request.Request(self.url + path, method="POST", data=b"{}",
+    def post(self, path: str, body: dict | None = None, timeout_s: float = 30.0) -> dict:
+        return self._call(urllib.request.Request(self.url + path, method="POST", data=json.dumps(body or {}).encode(),
                                                  headers={**self._headers, "Content-Type": "application/json"}), timeout_s)
 
     @staticmethod

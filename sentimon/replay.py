@@ -16,6 +16,7 @@ then gives the same stories at any speed.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -148,11 +149,14 @@ def without_desk() -> dict[str, str]:
 
 def publish(settings: Settings, items: list[Item], speed: float | None,
             on_progress: Callable[[int, datetime], None] | None = None, batch: int = 500,
-            clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> int:
+            clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+            ends: dict[tuple[str, int], int] | None = None) -> int:
     """Publish ``items`` (in event-time order) to the run's raw topics: ``speed`` x event time (600:
-    ten minutes of history a second), or as fast as possible (None). Returns how many were sent."""
+    ten minutes of history a second), or as fast as possible (None). Returns how many were sent; ``ends``
+    receives the offset after the last message written to each partition (where the input ends)."""
     topics = {"news": settings.topics.name("raw_news"), "social": settings.topics.name("raw_social")}
     producer = BatchProducer(settings.kafka)
+    send = functools.partial(_send, ends=ends)
     sent, pending = 0, []
     started = clock()
     first = items[0].event_time if items else None
@@ -161,25 +165,26 @@ def publish(settings: Settings, items: list[Item], speed: float | None,
             if speed and first is not None:
                 due = started + (item.event_time - first).total_seconds() / speed
                 if due > clock() and pending:  # deliver what is due before waiting
-                    sent += _send(producer, pending, topics, on_progress)
+                    sent += send(producer, pending, topics, on_progress)
                 wait = due - clock()
                 if wait > 0:
                     sleep(wait)
             pending.append(item)
             if len(pending) >= batch:
-                sent += _send(producer, pending, topics, on_progress)
-        sent += _send(producer, pending, topics, on_progress)
+                sent += send(producer, pending, topics, on_progress)
+        sent += send(producer, pending, topics, on_progress)
     finally:
         producer.close()
     return sent
 
 
-def _send(producer: BatchProducer, pending: list[Item], topics: dict[str, str], on_progress) -> int:
+def _send(producer: BatchProducer, pending: list[Item], topics: dict[str, str], on_progress,
+          ends: dict[tuple[str, int], int] | None = None) -> int:
     if not pending:
         return 0
     # one partition per raw topic: ingest then reads history in event-time order, and marks the same
     # documents as re-publications of a story at any speed (the first one seen is the original)
-    errors = producer.produce([OutMessage(topics[i.kind], i.value, partition=0) for i in pending])
+    errors = producer.produce([OutMessage(topics[i.kind], i.value, partition=0) for i in pending], ends)
     if errors:
         raise RuntimeError(f"{len(errors)} of {len(pending)} messages not delivered: {errors[0]}")
     n, last = len(pending), pending[-1].event_time
@@ -246,8 +251,17 @@ def run(settings: Settings, items: list[Item], run_id: str, run_dir: Path, speed
             store = cluster.start_worker("store")
             pipelines = [cluster.start_worker("pipeline") for _ in range(workers)]
             started_at, began = now_utc(), time.monotonic()
-            sent = publish(cluster.settings, items, speed, on_progress)
+            ends: dict[tuple[str, int], int] = {}
+            sent = publish(cluster.settings, items, speed, on_progress, ends=ends)
             deadline = time.monotonic() + timeout_s
+            if items:
+                # where the input ends, by offset: each pipeline worker passes the last event time on once it
+                # has handled its raw partitions that far, so the last windows are evaluated on all their data
+                # (a count of what was stored could be reached early: a redelivered item counts twice)
+                end = {"offsets": {topic: {str(p): o for (t, p), o in ends.items() if t == topic} for topic, _ in ends},
+                       "until": max(i.event_time for i in items).isoformat()}
+                for p in pipelines:
+                    p.post("/api/input-end", end)
 
             def wait(condition: Callable[[], bool], what: str) -> None:
                 while not condition():
@@ -262,8 +276,7 @@ def run(settings: Settings, items: list[Item], run_id: str, run_dir: Path, speed
                  "every item stored or dead-lettered")
             handled_s = time.monotonic() - began
             if rs.alerts.enabled and items:
-                store.post("/api/input-complete")  # all stored: evaluate to the end of the data now
-                last = floor_minute(items[-1].event_time - timedelta(seconds=rs.alerts.lateness_s))
+                last = floor_minute(max(i.event_time for i in items) - timedelta(seconds=rs.alerts.lateness_s))
 
                 def evaluated() -> bool:
                     until = (store.health() or {}).get("evaluated_until")

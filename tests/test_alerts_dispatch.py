@@ -304,3 +304,23 @@ def test_watermark_takes_the_slowest_of_several_producers_writing_to_one_partiti
     now[0] = 61.0  # b is gone (stopped, rebalanced): after a quiet minute it no longer holds back
     w.observe(0, T + timedelta(minutes=13), "scorer-a")
     assert w.value() == T + timedelta(minutes=13)
+
+
+def test_the_end_of_a_finite_input_is_known_by_offsets_not_by_counts():
+    """A replay says where its raw partitions end; a partition is finished once the message before that
+    offset was handled, however often messages were redelivered, and one nothing was published to at once."""
+    from alerts.watermark import InputEnd
+
+    end = InputEnd()
+    assert end.finished([("news", 0), ("news", 1)]) == []  # no end announced: a live feed never ends
+    for offset in (0, 1, 2, 1, 2, 2):  # redeliveries (a rebalance, a retry) handle offsets 1 and 2 again
+        end.handle(("news", 0), offset)
+    end.set({("news", 0): 5, ("social", 0): 2}, T)
+    assert end.finished([("news", 0), ("news", 1)]) == [("news", 1)]  # 6 handled, but only up to offset 2
+    end.handle(("news", 0), 4)  # offsets may skip (transaction markers): the last handled covers those before it
+    end.handle(("social", 0), 0)
+    assert end.finished([("news", 0), ("news", 1), ("social", 0)]) == [("news", 0), ("news", 1)]
+    end.handle(("social", 0), 1)
+    assert end.finished([("social", 0)]) == [("social", 0)] and end.until == T
+    with pytest.raises(ValueError):
+        end.set({("news", 0): -1}, T)

@@ -69,7 +69,7 @@ def test_pacing_follows_event_time_at_the_given_speed(monkeypatch):
         def __init__(self, *_):
             pass
 
-        def produce(self, messages):
+        def produce(self, messages, ends=None):
             sent.append((now[0], len(messages)))
             return []
 

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import faust
+import orjson
 from mode import CrashingSupervisor
 
-from alerts.watermark import Watermark
+from alerts.watermark import InputEnd, Watermark
 from models.classifier import PredictionError
 from schemas.base import now_utc, parse_utc
 from sentimon.settings import Settings
@@ -57,10 +58,30 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
     # the watermark of the documents scored so far
     source = Watermark(timedelta(0), idle_s=settings.alerts.idle_partition_s)
     upstream = Watermark(timedelta(0), idle_s=settings.alerts.idle_partition_s)
+    end = InputEnd()  # a finite input's last offsets (POST /api/input-end), for the last windows
+    ingest_outbox: list[Callable[[], Outbox]] = []
+
+    def raw_assignment() -> list[tuple[str, int]]:
+        return [(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in kinds]
+
+    async def pass_input_end() -> None:
+        """Raw partitions handled to the input's end reach its last event time: send the watermark on (an
+        empty envelope on every documents partition) so the windows up to there are evaluated."""
+        finished = end.finished(raw_assignment())
+        if not finished or end.until is None or not ingest_outbox:
+            return
+        until = min(end.until, now_utc())
+        if all(source.latest.get((p, None)) == until for p in finished):
+            return  # passed on already
+        source.assign(raw_assignment())
+        for where in finished:
+            source.observe(where, until)
+        await producer.send(ingest_outbox[0]().messages(source.value()))
 
     @app.agent(raw, name="ingest", supervisor_strategy=CrashingSupervisor)
     async def ingest(stream):
         new_outbox = await outbox("ingest", documents_topic)
+        ingest_outbox.append(new_outbox)
         ingestor.start()  # in this thread: the helpers die with the thread that started them (PDEATHSIG)
         async for events in stream.noack_take(settings.stream.max_batch, within=within):
             started = time.perf_counter()
@@ -85,8 +106,32 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
                 source.observe(where, min(parse_utc(t), now))
             await producer.send(out.messages(source.value()))
             await ack_all(stream, events)
+            for e in events:
+                end.handle((e.message.topic, e.message.partition), e.message.offset)
+            await pass_input_end()
             record_buffered("ingest", stream)
             record_batch("ingest", len(items), out, started)
+
+    @app.timer(interval=0.5)
+    async def input_end_reached():
+        # partitions with nothing (more) to read since the end was announced: no batch comes to check them
+        await pass_input_end()
+
+    @app.page("/api/input-end")
+    class InputEndView(faust.web.View):
+        async def post(self, request):
+            """Whoever feeds this deployment a finite input (a replay) says where it ends: ``offsets``
+            ({topic: {partition: next offset}}) of the raw topics and ``until``, its latest event time."""
+            try:
+                body = orjson.loads(await request.read())
+                offsets = {(topic, int(p)): int(o) for topic, parts in body["offsets"].items() if topic in kinds
+                           for p, o in parts.items()}
+                end.set(offsets, parse_utc(body["until"]))
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                return self.json({"error": f"expected {{'offsets': {{topic: {{partition: offset}}}}, 'until': time}}: "
+                                           f"{errors.reason(exc)}"}, status=400)
+            await pass_input_end()
+            return self.json({"partitions": len(offsets)})
 
     @app.agent(documents, name="scoring", supervisor_strategy=CrashingSupervisor)
     async def scoring(stream):

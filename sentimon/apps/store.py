@@ -161,15 +161,6 @@ def store_app(settings: Settings, web_port: int | None = None) -> faust.App:
                 marks.release()
                 await watermark_moved()
 
-        @app.page("/api/input-complete")
-        class InputComplete(faust.web.View):
-            async def post(self, request):
-                """Whoever feeds this deployment says everything it sent is stored (a replay at its end):
-                evaluate up to the data's last event time now, without waiting for the input to go quiet."""
-                marks.release()
-                await watermark_moved()
-                return self.json({"released": True})
-
     @app.page("/api/summary")
     async def summary(view, request):
         q = request.query

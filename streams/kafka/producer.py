@@ -67,19 +67,24 @@ class BatchProducer:
             self._partitions[topic] = len(meta.partitions)
         return self._partitions[topic]
 
-    def produce(self, messages: Iterable[OutMessage]) -> list[KafkaError]:
-        """Produce the messages and block until all are acknowledged; returns the errors."""
-        return [e for _, e in self._produce(list(messages))]
+    def produce(self, messages: Iterable[OutMessage], ends: dict[tuple[str, int], int] | None = None) -> list[KafkaError]:
+        """Produce the messages and block until all are acknowledged; returns the errors. ``ends``, when
+        given, is updated with the offset after the last message delivered to each (topic, partition)."""
+        return [e for _, e in self._produce(list(messages), ends)]
 
-    def _produce(self, messages: list[OutMessage]) -> list[tuple[int, KafkaError]]:
+    def _produce(self, messages: list[OutMessage], ends: dict[tuple[str, int], int] | None = None
+                 ) -> list[tuple[int, KafkaError]]:
         """Produce and wait until Kafka has answered for every message; (index, error) of those that failed.
         librdkafka retries on its own until ``message.timeout.ms``; while it does, ``failing`` says so."""
         failed: list[tuple[int, KafkaError]] = []
 
         def on_delivery(index: int) -> Any:
-            def done(err: KafkaError | None, _msg: Message) -> None:
+            def done(err: KafkaError | None, msg: Message) -> None:
                 if err is not None:
                     failed.append((index, err))
+                elif ends is not None:
+                    where = (msg.topic(), msg.partition())
+                    ends[where] = max(ends.get(where, 0), msg.offset() + 1)
             return done
 
         for i, m in enumerate(messages):
