@@ -16,7 +16,6 @@ then gives the same stories at any speed.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import time
@@ -156,7 +155,6 @@ def publish(settings: Settings, items: list[Item], speed: float | None,
     receives the offset after the last message written to each partition (where the input ends)."""
     topics = {"news": settings.topics.name("raw_news"), "social": settings.topics.name("raw_social")}
     producer = BatchProducer(settings.kafka)
-    send = functools.partial(_send, ends=ends)
     sent, pending = 0, []
     started = clock()
     first = items[0].event_time if items else None
@@ -165,14 +163,14 @@ def publish(settings: Settings, items: list[Item], speed: float | None,
             if speed and first is not None:
                 due = started + (item.event_time - first).total_seconds() / speed
                 if due > clock() and pending:  # deliver what is due before waiting
-                    sent += send(producer, pending, topics, on_progress)
+                    sent += _send(producer, pending, topics, on_progress, ends)
                 wait = due - clock()
                 if wait > 0:
                     sleep(wait)
             pending.append(item)
             if len(pending) >= batch:
-                sent += send(producer, pending, topics, on_progress)
-        sent += send(producer, pending, topics, on_progress)
+                sent += _send(producer, pending, topics, on_progress, ends)
+        sent += _send(producer, pending, topics, on_progress, ends)
     finally:
         producer.close()
     return sent
