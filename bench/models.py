@@ -97,19 +97,21 @@ def _runners(ref: ModelRef, threads: int, cache_dir: Path, only: str | None = No
 
 def timed_pass(runtime, tokenizer, texts: list[str], max_length: int) -> dict:
     """Score ``texts`` once as the scoring stage does; seconds spent tokenizing, padding and in the
-    forward passes, and each batch's forward seconds."""
+    forward passes, and each batch's forward seconds. The three intervals follow each other, so they add
+    up to the pass: the batching between two forward passes is counted with padding (preparing the next)."""
     t0 = time.perf_counter()
     ids = token_ids(tokenizer, texts, max_length)
-    t1 = time.perf_counter()
+    t1 = p0 = time.perf_counter()
     pad_s, batch_s = 0.0, []
     for batch in inference_batches([len(x) for x in ids], BATCH):
-        p0 = time.perf_counter()
         input_ids, mask = pad_arrays([ids[i] for i in batch], tokenizer.pad_token_id)
         p1 = time.perf_counter()
         runtime.probabilities(input_ids, mask)
-        batch_s.append(time.perf_counter() - p1)
+        p2 = time.perf_counter()
+        batch_s.append(p2 - p1)
         pad_s += p1 - p0
-    total = time.perf_counter() - t0
+        p0 = p2
+    total = p0 - t0
     return {"seconds": total, "tokenize_s": t1 - t0, "pad_s": pad_s, "forward_s": sum(batch_s), "batch_s": batch_s}
 
 

@@ -184,7 +184,9 @@ def test_bench_measures_every_runtime_and_saves_json(tiny_model, train_sets, val
     assert cells == {(name, t) for name in (*RUNTIMES, PER_TENSOR, PER_TENSOR_BATCHED) for t in THREADS} | {
         (ONE_RUN, 2), (TORCH_SPLIT, 2)}  # the two-thread references of the split batches
     assert all(r["texts_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] for r in result["rows"])
-    assert all(0.99 < r["tokenize_share"] + r["pad_share"] + r["forward_share"] <= 1.0 for r in result["rows"])
+    # the shares partition each pass (however the machine is loaded), and the network is most of it
+    assert all(r["tokenize_share"] + r["pad_share"] + r["forward_share"] == pytest.approx(1.0) and
+               min(r["tokenize_share"], r["pad_share"]) >= 0 and r["forward_share"] > 0.5 for r in result["rows"])
     assert result["ort_int8_vs_torch_fp32_ratio"] > 0
     assert result["split_vs_one_run_ratio"] > 0 and result["ort_int8_vs_torch_fp32_split_ratio"] > 0
     # every runtime scored both splits; fp32 runtimes reproduce torch's decisions
