@@ -257,7 +257,7 @@ def run(settings: Settings, items: list[Item], run_id: str, run_dir: Path, speed
                 # has handled its raw partitions that far, so the last windows are evaluated on all their data
                 # (a count of what was stored could be reached early: a redelivered item counts twice)
                 end = {"offsets": {topic: {str(p): o for (t, p), o in ends.items() if t == topic} for topic, _ in ends},
-                       "until": max(i.event_time for i in items).isoformat()}
+                       "until": items[-1].event_time.isoformat()}
                 for p in pipelines:
                     p.post("/api/input-end", end)
 
@@ -274,7 +274,7 @@ def run(settings: Settings, items: list[Item], run_id: str, run_dir: Path, speed
                  "every item stored or dead-lettered")
             handled_s = time.monotonic() - began
             if rs.alerts.enabled and items:
-                last = floor_minute(max(i.event_time for i in items) - timedelta(seconds=rs.alerts.lateness_s))
+                last = floor_minute(items[-1].event_time - timedelta(seconds=rs.alerts.lateness_s))
 
                 def evaluated() -> bool:
                     until = (store.health() or {}).get("evaluated_until")

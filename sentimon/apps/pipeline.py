@@ -100,7 +100,7 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
                         metrics.duplicates.inc()
                 else:
                     out.dead_letter(outcome)
-            source.assign((tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in kinds)
+            source.assign(raw_assignment())
             now = now_utc()  # an event time ahead of the clock (within stream.max_future_s) does not move it further
             for where, t in latest.items():
                 source.observe(where, min(parse_utc(t), now))
