@@ -67,13 +67,14 @@ def pipeline_app(settings: Settings, web_port: int | None = None, scorer: Scorer
     async def pass_input_end() -> None:
         """Raw partitions handled to the input's end reach its last event time: send the watermark on (an
         empty envelope on every documents partition) so the windows up to there are evaluated."""
-        finished = end.finished(raw_assignment())
-        if not finished or end.until is None or not ingest_outbox:
-            return
+        if end.until is None or not ingest_outbox:
+            return  # no end announced (a live feed): nothing to look up after every batch
+        assigned = raw_assignment()
+        finished = end.finished(assigned)
         until = min(end.until, now_utc())
         if all(source.latest.get((p, None)) == until for p in finished):
-            return  # passed on already
-        source.assign(raw_assignment())
+            return  # none finished, or passed on already
+        source.assign(assigned)
         for where in finished:
             source.observe(where, until)
         await producer.send(ingest_outbox[0]().messages(source.value()))
